@@ -1,0 +1,112 @@
+"""One Celery configuration for every service (SPEC §2, §3).
+
+Each service has its own Celery app whose worker consumes only the service's queue.
+Tasks are sent by name to the owner's queue: the queue is the part of the task name
+before the dot (``certificates.render`` → queue ``certificates``).
+
+Delivery is at-least-once, so every handler is idempotent:
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only
+  after its task finished, and goes back to the queue when the worker process dies.
+- ``worker_prefetch_multiplier=1``: a worker holds one unacknowledged message per
+  process, so a dead worker strands at most that many and long renders don't queue
+  behind one busy process.
+- ``visibility_timeout`` (Redis transport): how long an unacknowledged message stays
+  invisible before Redis hands it to another worker. It must exceed the longest task
+  time limit; it is set once here for every app.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from celery.signals import setup_logging, task_prerun, task_postrun
+
+from . import config
+from .logs import configure_logging, order_id_var, request_id_var
+
+log = logging.getLogger(__name__)
+
+MESSAGE_VERSION = 1
+VISIBILITY_TIMEOUT_S = config.env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+
+
+def queue_for(task_name: str) -> str:
+    """The owner's queue of a task named ``{service}.{action}``."""
+    service, _, action = task_name.partition(".")
+    if not action:
+        raise ValueError(f"task names look like 'service.action', got {task_name!r}")
+    return service
+
+
+def make_celery(service: str, **overrides) -> Celery:
+    app = Celery(service)
+    app.conf.update(
+        broker_url=config.env("CELERY_BROKER_URL", config.redis_url()),
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        task_default_queue=service,
+        task_routes={f"{s}.*": {"queue": s} for s in config.SERVICES},
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=config.env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60),
+        task_time_limit=config.env_int("CELERY_TASK_TIME_LIMIT", 90),
+        worker_max_tasks_per_child=config.env_int("CELERY_MAX_TASKS_PER_CHILD", 1000),
+        worker_max_memory_per_child=config.env_int("CELERY_MAX_MEMORY_PER_CHILD_KB", 400_000),
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2,
+                                   "interval_step": 0.5, "interval_max": 2},
+        timezone="UTC",
+        enable_utc=True,
+    )
+    app.conf.update(overrides)
+
+    @setup_logging.connect(weak=False)
+    def _logging(**_kwargs):
+        configure_logging(f"{service}-worker")
+
+    return app
+
+
+def send(celery: Celery, task_name: str, payload: dict, **options) -> None:
+    """Send ``payload`` to the task's owner, by name (no import of its code)."""
+    if payload.get("v") != MESSAGE_VERSION:
+        payload = {"v": MESSAGE_VERSION, **payload}
+    headers = dict(options.pop("headers", None) or {})
+    rid = request_id_var.get()
+    if rid:
+        headers.setdefault("request_id", rid)
+    celery.send_task(task_name, args=[payload], queue=queue_for(task_name), headers=headers, **options)
+
+
+class UnsupportedMessage(ValueError):
+    """A payload of a version this worker does not understand."""
+
+
+def check_version(payload: dict) -> dict:
+    if not isinstance(payload, dict) or payload.get("v") != MESSAGE_VERSION:
+        raise UnsupportedMessage(f"expected a v{MESSAGE_VERSION} payload, got {payload!r}")
+    return payload
+
+
+@task_prerun.connect
+def _bind_log_context(task=None, args=None, **_kwargs):
+    payload = args[0] if args else None
+    request = getattr(task, "request", None)
+    rid = getattr(request, "request_id", None) if request else None
+    if rid is None and request is not None:
+        rid = (getattr(request, "headers", None) or {}).get("request_id")
+    request_id_var.set(rid)
+    order_id_var.set(payload.get("order_id") if isinstance(payload, dict) else None)
+
+
+@task_postrun.connect
+def _unbind_log_context(**_kwargs):
+    request_id_var.set(None)
+    order_id_var.set(None)

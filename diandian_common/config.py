@@ -1,0 +1,110 @@
+"""Configuration from environment variables, with safe local defaults.
+
+Every port the stack opens is derived from ``GATEWAY_PORT`` unless set explicitly,
+so two stacks can run side by side (SPEC §6).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SERVICES = ("calculator", "orders", "certificates", "ranking")
+
+# Offsets from GATEWAY_PORT for the other listeners of one stack.
+PORT_OFFSETS = {
+    "calculator": 1,
+    "orders": 2,
+    "certificates": 3,
+    "ranking": 4,
+    "flower": 5,
+    "redis": 9,
+}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    return int(env(name, str(default)))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def gateway_port() -> int:
+    return env_int("GATEWAY_PORT", 8000)
+
+
+def port(component: str) -> int:
+    """Port of ``component`` (``calculator``, ``redis``, ...): ``{NAME}_PORT`` or derived."""
+    return env_int(f"{component.upper()}_PORT", gateway_port() + PORT_OFFSETS[component])
+
+
+def var_dir() -> Path:
+    path = Path(env("VAR_DIR", "./var")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def public_base_url() -> str:
+    return env("PUBLIC_BASE_URL", f"http://localhost:{gateway_port()}").rstrip("/")
+
+
+def redis_url() -> str:
+    return env("REDIS_URL", f"redis://127.0.0.1:{port('redis')}/0")
+
+
+def service_url(service: str) -> str:
+    """Base URL of a service's API as seen from inside the platform."""
+    return env(f"{service.upper()}_URL", f"http://127.0.0.1:{port(service)}").rstrip("/")
+
+
+def database_url(service: str) -> str:
+    """``{SERVICE}_DATABASE_URL``, else ``DATABASE_URL``, else a SQLite file under VAR_DIR.
+
+    ``DATABASE_URL`` alone is meant for one container running one service; when several
+    services share an environment (``make run``) each gets its own SQLite file.
+    """
+    url = env(f"{service.upper()}_DATABASE_URL") or env("DATABASE_URL")
+    if url:
+        # Accept the common "postgres://" / "postgresql://" spellings and use psycopg 3.
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+    return f"sqlite:///{var_dir() / (service + '.db')}"
+
+
+def stack_exports() -> dict[str, str]:
+    """The variables one local stack's processes share (used by scripts/start-stack.sh)."""
+    values = {
+        "GATEWAY_PORT": str(gateway_port()),
+        "VAR_DIR": str(var_dir()),
+        "PUBLIC_BASE_URL": public_base_url(),
+        "REDIS_PORT": str(port("redis")),
+        "REDIS_URL": redis_url(),
+    }
+    for service in SERVICES:
+        values[f"{service.upper()}_PORT"] = str(port(service))
+        values[f"{service.upper()}_URL"] = service_url(service)
+        values[f"{service.upper()}_DATABASE_URL"] = database_url(service)
+    return values
+
+
+if __name__ == "__main__":
+    import shlex
+
+    for key, value in stack_exports().items():
+        print(f"export {key}={shlex.quote(value)}")
+    # Start our own Redis unless the caller pointed REDIS_URL elsewhere.
+    print(f"export DIANDIAN_OWN_REDIS={'0' if env('REDIS_URL') else '1'}")

@@ -1,0 +1,112 @@
+"""The one error shape of the platform (SPEC §4).
+
+``{"error": {"code": "...", "message": "...", "fields": {...}}}`` with 400 for unreadable
+JSON, 422 for invalid fields, 404 for unknown ids, 409 for conflicts, and never a bare 500.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+class ApiError(Exception):
+    """Raise anywhere in a request to answer with the platform's error shape."""
+
+    def __init__(self, status: int, code: str | None = None, message: str | None = None,
+                 fields: dict | None = None, headers: dict | None = None):
+        super().__init__(message or code)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message or self.code.replace("_", " ")
+        self.fields = fields
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str, ident):
+        super().__init__(404, "not_found", f"{what} {ident!s} not found")
+
+
+def error_body(status: int, code: str, message: str, fields: dict | None = None) -> dict:
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None,
+                   headers: dict | None = None):
+    response = jsonify(error_body(status, code, message, fields))
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _fields_from_webargs(messages) -> dict | None:
+    """webargs reports ``{"json": {...}, "query": {...}}``; callers want the fields."""
+    if not isinstance(messages, dict):
+        return None
+    fields: dict = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            fields.update(location_messages)
+        elif location_messages:
+            fields.setdefault("_schema", []).extend(location_messages)
+    return fields or None
+
+
+def http_exception_response(exc: HTTPException):
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    fields = _fields_from_webargs(messages)
+    code = CODES.get(status, "error")
+    message = exc.description or code
+    if status == 400 and fields and any("Invalid JSON" in str(m) for m in fields.get("_schema", [])):
+        code, message, fields = "invalid_json", "the request body is not valid JSON", None
+    elif status == 422:
+        message = "some fields are invalid"
+    headers = {}
+    if exc.response is not None and "Retry-After" in exc.response.headers:
+        headers["Retry-After"] = exc.response.headers["Retry-After"]
+    if status == 405 and getattr(exc, "valid_methods", None):
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return error_response(status, code, message, fields, headers)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return http_exception_response(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

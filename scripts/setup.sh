@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `make run` and `make test`: a virtualenv with the pinned
+# dependencies, and the system pieces the platform needs (redis-server, WeasyPrint's
+# Pango libraries, a CJK font). Installs through apt-get when it can; says clearly what
+# to do when it cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+APT_UPDATED=0
+apt_install() {
+  if ! can_apt; then return 1; fi
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq >/dev/null 2>&1 || true; APT_UPDATED=1; fi
+  say "installing $* with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- Python -----------------------------------------------------------------
+command -v "$PYTHON" >/dev/null || die "python3 (3.11+) not found; install it (Debian: apt-get install python3 python3-venv; macOS: brew install python@3.11)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11+ is required, found $("$PYTHON" --version)"
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  "$PYTHON" -m venv "$VENV" || { apt_install python3-venv && "$PYTHON" -m venv "$VENV"; } || die "could not create a virtualenv"
+fi
+STAMP="$VENV/.requirements.sha256"
+WANT=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  say "installing Python packages (requirements.txt)"
+  mkdir -p var
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt > var/pip-install.log 2>&1; then
+    tail -20 var/pip-install.log >&2
+    die "pip install failed (full log: var/pip-install.log)"
+  fi
+  echo "$WANT" > "$STAMP"
+fi
+# Make the platform's packages importable from the venv without installing them:
+# the repo root (diandian_common, gateway) and services/ (calculator, orders, ...).
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+printf '%s\n%s\n' "$ROOT" "$ROOT/services" > "$SITE/diandian.pth"
+
+# --- Redis ------------------------------------------------------------------
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server || true
+  # Debian starts a system Redis on 6379 when installing; we never rely on it.
+fi
+command -v redis-server >/dev/null 2>&1 || die "redis-server not found. Install it: Debian/Ubuntu 'sudo apt-get install redis-server', macOS 'brew install redis'. Or point REDIS_URL at a running Redis."
+
+# --- WeasyPrint's system libraries and a CJK font ---------------------------
+if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
+  apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 || true
+  "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1 || die "WeasyPrint cannot load Pango. Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; macOS: brew install pango"
+fi
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  apt_install fonts-wqy-microhei fontconfig || true
+  fc-list :lang=zh 2>/dev/null | grep -q . || say "WARNING: no Chinese font found; certificates will show boxes for Chinese text. Debian: apt-get install fonts-wqy-microhei; macOS ships PingFang."
+fi
+say "ready ($VENV)"

@@ -1,0 +1,1 @@
+"""Orders service: projects and credit inventory, orders, payments, retirement, ledger."""

@@ -1,0 +1,14 @@
+"""Orders service app factory (gunicorn "orders.app:create_app()")."""
+from __future__ import annotations
+
+from diandian_common.web import create_service_app
+
+from . import cli
+from .api import blp
+
+
+def create_app(database_url: str | None = None):
+    app, api = create_service_app("orders", title="Diandian orders", database_url=database_url)
+    api.register_blueprint(blp)
+    cli.register(app)
+    return app

@@ -1,0 +1,1 @@
+"""Pure rules of the orders service: no Flask, no database, no broker."""

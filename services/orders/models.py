@@ -1,0 +1,176 @@
+"""Tables of the orders service (its own database)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from diandian_common.outbox import OutboxMixin, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    """An emission-reduction project whose credits are sold by the kilogram.
+
+    ``issued_kg``, ``reserved_kg`` and ``retired_kg`` are kept in step with the serial
+    blocks, open orders and retirements in the same transactions that change those, so
+    available = issued − reserved − retired can be read without aggregating.
+    """
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("reserved_kg >= 0 AND retired_kg >= 0 AND reserved_kg + retired_kg <= issued_kg",
+                        name="inventory_adds_up"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(40))
+    location: Mapped[str] = mapped_column(String(200))
+    # "registry" is reserved by SQLAlchemy's declarative base; the column keeps the name.
+    registry_name: Mapped[str] = mapped_column("registry", String(40))
+    vintage: Mapped[int] = mapped_column(Integer)
+    price_fen_per_tonne: Mapped[int] = mapped_column(Integer)
+    issued_kg: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_kg: Mapped[int] = mapped_column(BigInteger, default=0)
+    retired_kg: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    blocks: Mapped[list[SerialBlock]] = relationship(back_populates="project", order_by="SerialBlock.first")
+
+    @property
+    def available_kg(self) -> int:
+        return self.issued_kg - self.reserved_kg - self.retired_kg
+
+
+class SerialBlock(Base):
+    """Serials issued to a project by its registry: one serial per kilogram, first..last.
+
+    ``next_serial`` is the allocation cursor: serials below it are retired.
+    """
+
+    __tablename__ = "serial_blocks"
+    __table_args__ = (
+        CheckConstraint("first >= 1 AND last >= first", name="block_bounds"),
+        CheckConstraint("next_serial >= first AND next_serial <= last + 1", name="cursor_in_block"),
+        UniqueConstraint("project_id", "first", name="uq_block_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    first: Mapped[int] = mapped_column(BigInteger)
+    last: Mapped[int] = mapped_column(BigInteger)
+    next_serial: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="blocks")
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint("quantity_kg > 0", name="positive_quantity"),
+        CheckConstraint("amount_fen >= 0", name="non_negative_amount"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    requested_kg: Mapped[str] = mapped_column(String(32))  # as asked, before rounding up
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    participant_id: Mapped[str] = mapped_column(String(64), index=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    organization: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    scene_slug: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
+    scene_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    estimate_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    payment_provider: Mapped[str] = mapped_column(String(20))
+    payment_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    certificate_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    certificate_verify_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    certificate_pdf_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    certificate_verify_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    project: Mapped[Project] = relationship()
+    retirements: Mapped[list[Retirement]] = relationship(order_by="Retirement.serial_first")
+
+
+class Retirement(Base):
+    """A retired serial range. Ranges of one project never overlap: the SQLite trigger and
+    the PostgreSQL exclusion constraint created by the migration refuse any that would."""
+
+    __tablename__ = "retirements"
+    __table_args__ = (
+        CheckConstraint("serial_last >= serial_first", name="range_bounds"),
+        UniqueConstraint("project_id", "serial_first", name="uq_retirement_first"),
+        UniqueConstraint("project_id", "serial_last", name="uq_retirement_last"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    block_id: Mapped[int] = mapped_column(ForeignKey("serial_blocks.id"))
+    serial_first: Mapped[int] = mapped_column(BigInteger)
+    serial_last: Mapped[int] = mapped_column(BigInteger)
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LedgerEntry(Base):
+    """Append-only, hash-chained public record of retirements (see domain.ledger)."""
+
+    __tablename__ = "ledger_entries"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(40), unique=True)
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    body: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """What ``POST /orders`` answered for an ``Idempotency-Key`` (kept at least 24 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(40))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxMessage(OutboxMixin, Base):
+    __tablename__ = "outbox"

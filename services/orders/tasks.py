@@ -1,0 +1,91 @@
+"""Celery tasks of the orders service (queue ``orders``) and its periodic jobs."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError
+
+from diandian_common import config
+from diandian_common.celery_app import check_version, make_celery
+from diandian_common.db import Database
+from diandian_common.outbox import relay, try_relay
+
+from . import workflows
+from .domain.allocation import InsufficientSerials
+from .models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+celery = make_celery("orders")
+celery.conf.beat_schedule = {
+    "relay-outbox": {"task": "orders.relay_outbox",
+                     "schedule": config.env_float("ORDERS_OUTBOX_RELAY_SECONDS", 2.0)},
+    "expire-unpaid": {"task": "orders.expire_unpaid",
+                      "schedule": config.env_float("ORDERS_EXPIRY_SWEEP_SECONDS", 60.0)},
+    "resend-stuck": {"task": "orders.resend_stuck",
+                     "schedule": config.env_float("ORDERS_RECONCILE_SECONDS", 60.0)},
+}
+
+_database: Database | None = None
+
+
+def database() -> Database:
+    """Created on first use, once per worker process (after the fork)."""
+    global _database
+    if _database is None:
+        _database = Database(config.database_url("orders"))
+    return _database
+
+
+# Transient database trouble (a lock timeout, a lost connection) is retried with backoff;
+# the handlers are idempotent, so a retry after a partial failure is safe.
+RETRY = dict(autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=30,
+             retry_jitter=True, max_retries=10)
+
+
+@celery.task(name="orders.retire_credits", **RETRY)
+def retire_credits(payload: dict) -> None:
+    check_version(payload)
+    try:
+        with database().transaction() as session:
+            done = workflows.retire(session, payload["order_id"])
+    except InsufficientSerials as exc:
+        # The reservation guaranteed the kilograms; only corrupted inventory gets here.
+        log.error("retirement of %s failed for good: %s", payload["order_id"], exc)
+        with database().transaction() as session:
+            workflows.fail_retirement(session, payload["order_id"], f"retirement failed: {exc}")
+        return
+    if done:
+        log.info("order retired", extra={"order_id": payload["order_id"]})
+    try_relay(database(), OutboxMessage, celery)
+
+
+@celery.task(name="orders.certificate_issued", **RETRY)
+def certificate_issued(payload: dict) -> None:
+    check_version(payload)
+    with database().transaction() as session:
+        if workflows.complete(session, payload):
+            log.info("order completed", extra={"order_id": payload["order_id"]})
+
+
+@celery.task(name="orders.relay_outbox")
+def relay_outbox(payload: dict | None = None) -> int:
+    return relay(database(), OutboxMessage, celery)
+
+
+@celery.task(name="orders.expire_unpaid", **RETRY)
+def expire_unpaid(payload: dict | None = None) -> int:
+    with database().transaction() as session:
+        return workflows.expire_unpaid(session)
+
+
+@celery.task(name="orders.resend_stuck", **RETRY)
+def resend_stuck(payload: dict | None = None) -> int:
+    threshold = timedelta(seconds=config.env_int("ORDERS_STUCK_AFTER_SECONDS", 300))
+    with database().transaction() as session:
+        count = workflows.resend_stuck(session, threshold)
+    if count:
+        log.warning("re-sent the next step of %d stuck orders", count)
+        try_relay(database(), OutboxMessage, celery)
+    return count

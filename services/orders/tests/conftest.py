@@ -1,0 +1,29 @@
+import pytest
+
+from diandian_common.testing import migrated_sqlite_url
+from orders.app import create_app
+from orders.cli import seed_demo_projects
+from diandian_common.web import db as current_db
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    url = migrated_sqlite_url("orders", tmp_path)
+    monkeypatch.setenv("ORDERS_DATABASE_URL", url)
+    application = create_app(database_url=url)
+    with application.app_context():
+        with current_db().transaction() as session:
+            seed_demo_projects(session)
+    yield application
+    application.extensions["db"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def database(app):
+    return app.extensions["db"]

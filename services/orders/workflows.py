@@ -1,0 +1,385 @@
+"""The order's life, one transaction per step (used by api.py and tasks.py).
+
+Every function takes an open session inside a transaction; the caller commits. Each
+step checks the order's current status first, so running it twice has one effect.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from diandian_common import config
+from diandian_common.errors import ApiError, NotFound
+from diandian_common.outbox import enqueue, utcnow
+
+from . import payments
+from .domain import allocation, ledger, pricing, states
+from .models import (IdempotencyRecord, LedgerEntry, Order, OutboxMessage, Project, Refund,
+                     Retirement, SerialBlock)
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL = timedelta(hours=config.env_int("IDEMPOTENCY_TTL_HOURS", 48))
+
+
+def order_ttl() -> timedelta:
+    return timedelta(minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 30))
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def _for_update(session: Session, query):
+    """Row locks on PostgreSQL; SQLite transactions already hold the write lock."""
+    if session.get_bind().dialect.name == "sqlite":
+        return query
+    return query.with_for_update()
+
+
+def lock_project(session: Session, project_id: str) -> Project | None:
+    return session.scalars(_for_update(session, select(Project).where(Project.id == project_id))).first()
+
+
+def lock_order(session: Session, order_id: str) -> Order | None:
+    return session.scalars(_for_update(session, select(Order).where(Order.id == order_id))).first()
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    from datetime import timezone
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# --- placing an order -----------------------------------------------------------------
+
+def find_idempotent(session: Session, key: str) -> IdempotencyRecord | None:
+    record = session.get(IdempotencyRecord, key)
+    if record is not None and as_utc(record.expires_at) < utcnow():
+        session.delete(record)
+        session.flush()
+        return None
+    return record
+
+
+def create_order(session: Session, *, key: str, fingerprint: str, project_id: str, requested_kg,
+                 participant: dict, scene: dict | None, estimate_id: str | None) -> dict:
+    """Reserve the kilograms and create a ``pending_payment`` order; returns the 201 body."""
+    project = lock_project(session, project_id)
+    if project is None:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"project_id": [f"unknown project {project_id}"]})
+    try:
+        quantity = pricing.round_up_kg(requested_kg)
+    except ValueError:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"quantity_kg": ["must be greater than 0"]}) from None
+    if quantity > project.available_kg:
+        raise ApiError(409, "insufficient_credits",
+                       f"{project.code} has {project.available_kg} kg available, {quantity} kg requested")
+    provider = payments.provider()
+    order = Order(
+        id=new_id("ord"), status=states.PENDING_PAYMENT, project_id=project.id,
+        quantity_kg=quantity, requested_kg=str(requested_kg),
+        amount_fen=pricing.amount_fen(quantity, project.price_fen_per_tonne), currency="CNY",
+        participant_id=participant["id"], display_name=participant["display_name"],
+        organization=participant.get("organization"),
+        scene_slug=scene["slug"] if scene else None, scene_name=scene["name"] if scene else None,
+        estimate_id=estimate_id, payment_provider=provider.name,
+        created_at=utcnow(), expires_at=utcnow() + order_ttl(),
+    )
+    project.reserved_kg += quantity
+    session.add(order)
+    body = created_view(order, provider.checkout_url(order.id))
+    session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=order.id,
+                                  response_status=201, response_body=body,
+                                  expires_at=utcnow() + IDEMPOTENCY_TTL))
+    return body
+
+
+def created_view(order: Order, checkout_url: str) -> dict:
+    return {
+        "id": order.id, "status": order.status, "project_id": order.project_id,
+        "quantity_kg": order.quantity_kg, "amount_fen": order.amount_fen, "currency": order.currency,
+        "expires_at": order.expires_at.isoformat(),
+        "payment": {"provider": order.payment_provider, "checkout_url": checkout_url},
+    }
+
+
+# --- payment --------------------------------------------------------------------------
+
+def confirm_payment(session: Session, order_id: str, reference: str | None = None) -> Order:
+    """Mark paid and, in the same transaction, queue the retirement (SPEC §3 step 2)."""
+    order = lock_order(session, order_id)
+    if order is None:
+        raise NotFound("order", order_id)
+    if order.status == states.PENDING_PAYMENT and as_utc(order.expires_at) <= utcnow():
+        _cancel(session, order, "payment window expired")
+    if order.status in (states.CANCELLED, states.FAILED):
+        raise ApiError(409, "order_not_payable", f"order {order.id} is {order.status}")
+    if order.status != states.PENDING_PAYMENT:
+        return order  # paid already: paying twice changes nothing
+    order.status = states.PAID
+    order.paid_at = utcnow()
+    order.payment_reference = reference or f"{order.payment_provider}-{secrets.token_hex(6)}"
+    enqueue(session, OutboxMessage, "orders.retire_credits", {"order_id": order.id})
+    return order
+
+
+def _cancel(session: Session, order: Order, reason: str) -> None:
+    project = lock_project(session, order.project_id)
+    project.reserved_kg -= order.quantity_kg
+    order.status = states.CANCELLED
+    order.cancelled_at = utcnow()
+    order.failure_reason = reason
+
+
+def expire_unpaid(session: Session, now: datetime | None = None, limit: int = 500) -> int:
+    """Cancel unpaid orders past their payment window, releasing their reservation."""
+    now = now or utcnow()
+    query = (select(Order.id).where(Order.status == states.PENDING_PAYMENT, Order.expires_at <= now)
+             .order_by(Order.expires_at).limit(limit))
+    expired = 0
+    for order_id in session.scalars(query).all():
+        order = lock_order(session, order_id)
+        if order.status == states.PENDING_PAYMENT:
+            _cancel(session, order, "payment window expired")
+            expired += 1
+    return expired
+
+
+# --- retirement -----------------------------------------------------------------------
+
+def _lock_ledger(session: Session) -> None:
+    """Appends to the one global chain must be serial (SQLite: already, by its lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('orders.ledger'))"))
+
+
+def retire(session: Session, order_id: str) -> bool:
+    """Allocate serials, mark ``retired``, append to the ledger and queue the next steps.
+
+    Returns False when there was nothing to do (unknown order, or not ``paid`` any more:
+    a duplicate delivery).
+    """
+    order = lock_order(session, order_id)
+    if order is None or order.status != states.PAID:
+        return False
+    project = lock_project(session, order.project_id)
+    cursors = [allocation.BlockCursor(b.id, b.next_serial, b.last)
+               for b in session.scalars(_for_update(session, select(SerialBlock)
+                                                    .where(SerialBlock.project_id == project.id,
+                                                           SerialBlock.next_serial <= SerialBlock.last)
+                                                    .order_by(SerialBlock.first)))]
+    ranges = allocation.allocate(cursors, order.quantity_kg)
+    now = utcnow()
+    blocks = {b.id: b for b in project.blocks}
+    for r in ranges:
+        session.add(Retirement(order_id=order.id, project_id=project.id, block_id=r.block_id,
+                               serial_first=r.first, serial_last=r.last, retired_at=now))
+        # A merged range can span adjacent blocks: advance every block it covers.
+        for block in blocks.values():
+            if block.first <= r.last and r.first <= block.last:
+                block.next_serial = max(block.next_serial, min(r.last, block.last) + 1)
+    project.reserved_kg -= order.quantity_kg
+    project.retired_kg += order.quantity_kg
+    order.status = states.RETIRED
+    order.retired_at = now
+    session.flush()
+    entry = _append_ledger(session, order, project, ranges, now)
+    _enqueue_followups(session, order, project, entry)
+    return True
+
+
+def serial_ranges(order: Order, project: Project) -> list[str]:
+    return [allocation.format_range(project.code, project.vintage, r.serial_first, r.serial_last)
+            for r in order.retirements]
+
+
+def _append_ledger(session: Session, order: Order, project: Project, ranges, now) -> LedgerEntry:
+    _lock_ledger(session)
+    head = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq.desc()).limit(1)).first()
+    prev_hash = head.hash if head else ledger.GENESIS_HASH
+    body = {
+        "order_id": order.id,
+        "project_id": project.id,
+        "project_code": project.code,
+        "registry": project.registry_name,
+        "vintage": project.vintage,
+        "quantity_kg": order.quantity_kg,
+        "serial_ranges": [allocation.format_range(project.code, project.vintage, r.first, r.last)
+                          for r in ranges],
+        "retired_at": now.isoformat(),
+    }
+    entry = LedgerEntry(seq=(head.seq + 1) if head else 1, order_id=order.id, project_id=project.id,
+                        body=body, prev_hash=prev_hash, hash=ledger.entry_hash(prev_hash, body),
+                        created_at=now)
+    session.add(entry)
+    return entry
+
+
+def _enqueue_followups(session: Session, order: Order, project: Project, entry: LedgerEntry | None) -> None:
+    """SPEC §3 step 3: the certificate and the ranking, through the outbox."""
+    session.flush()
+    ranges = serial_ranges(order, project)
+    issued_at = as_utc(order.retired_at).isoformat()
+    enqueue(session, OutboxMessage, "certificates.render", {
+        "order_id": order.id,
+        "holder": order.display_name,
+        "organization": order.organization,
+        "quantity_kg": order.quantity_kg,
+        "project": {"id": project.id, "code": project.code, "name": project.name,
+                    "name_en": project.name_en, "registry": project.registry_name,
+                    "vintage": project.vintage},
+        "serial_range": ", ".join(ranges),
+        "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
+        "issued_at": issued_at,
+        "ledger_hash": entry.hash if entry else None,
+    })
+    enqueue(session, OutboxMessage, "ranking.record", {
+        "order_id": order.id,
+        "participant_id": order.participant_id,
+        "display_name": order.display_name,
+        "organization": order.organization,
+        "scene": order.scene_slug,
+        "quantity_kg": order.quantity_kg,
+        "occurred_at": issued_at,
+    })
+
+
+def fail_retirement(session: Session, order_id: str, reason: str) -> bool:
+    """Retirement failed for good: release the reservation and refund the payment."""
+    order = lock_order(session, order_id)
+    if order is None or order.status != states.PAID:
+        return False
+    project = lock_project(session, order.project_id)
+    project.reserved_kg -= order.quantity_kg
+    order.status = states.FAILED
+    order.failure_reason = reason[:200]
+    provider = payments.provider(order.payment_provider)
+    session.add(Refund(order_id=order.id, amount_fen=order.amount_fen, provider=provider.name,
+                       provider_reference=provider.refund(order.id, order.amount_fen), reason=reason[:200]))
+    return True
+
+
+# --- completion -----------------------------------------------------------------------
+
+def complete(session: Session, payload: dict) -> bool:
+    """SPEC §3 step 4: the certificate exists; the order is ``completed``."""
+    order = lock_order(session, payload["order_id"])
+    if order is None:
+        log.warning("certificate issued for unknown order %s", payload["order_id"])
+        return False
+    if order.status != states.RETIRED:
+        return False  # completed already (duplicate) or not retired: nothing to do
+    order.status = states.COMPLETED
+    order.completed_at = utcnow()
+    order.certificate_id = payload["certificate_id"]
+    order.certificate_verify_code = payload.get("verify_code")
+    order.certificate_pdf_url = payload.get("pdf_url")
+    order.certificate_verify_url = payload.get("verify_url")
+    return True
+
+
+# --- repair ---------------------------------------------------------------------------
+
+def resend_stuck(session: Session, older_than: timedelta, limit: int = 200) -> int:
+    """Re-send the next step of orders stuck in ``paid`` or ``retired`` (receivers are idempotent)."""
+    cutoff = utcnow() - older_than
+    resent = 0
+    stuck_paid = select(Order).where(Order.status == states.PAID, Order.paid_at <= cutoff).limit(limit)
+    for order in session.scalars(stuck_paid).all():
+        enqueue(session, OutboxMessage, "orders.retire_credits", {"order_id": order.id})
+        resent += 1
+    stuck_retired = select(Order).where(Order.status == states.RETIRED, Order.retired_at <= cutoff).limit(limit)
+    for order in session.scalars(stuck_retired).all():
+        entry = session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.id)).first()
+        _enqueue_followups(session, order, order.project, entry)
+        resent += 1
+    return resent
+
+
+# --- reading --------------------------------------------------------------------------
+
+def order_view(session: Session, order: Order) -> dict:
+    project = order.project
+    retirement = None
+    if order.retirements:
+        ranges = serial_ranges(order, project)
+        entry = session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.id)).first()
+        retirement = {
+            "serial_range": ", ".join(ranges),
+            "serial_ranges": ranges,
+            "serial_first": order.retirements[0].serial_first,
+            "serial_last": order.retirements[-1].serial_last,
+            "retired_at": as_utc(order.retired_at).isoformat(),
+            "ledger_hash": entry.hash if entry else None,
+        }
+    certificate = None
+    if order.certificate_id:
+        certificate = {"id": order.certificate_id, "pdf_url": order.certificate_pdf_url,
+                       "verify_url": order.certificate_verify_url}
+    return {
+        "id": order.id, "status": order.status, "quantity_kg": order.quantity_kg,
+        "amount_fen": order.amount_fen, "currency": order.currency,
+        "project": {"id": project.id, "code": project.code, "name": project.name,
+                    "name_en": project.name_en, "registry": project.registry_name, "vintage": project.vintage},
+        "participant": {"id": order.participant_id, "display_name": order.display_name,
+                        "organization": order.organization},
+        "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
+        "payment": {"provider": order.payment_provider,
+                    "checkout_url": payments.provider(order.payment_provider).checkout_url(order.id)},
+        "created_at": as_utc(order.created_at).isoformat(),
+        "expires_at": as_utc(order.expires_at).isoformat(),
+        "paid_at": as_utc(order.paid_at).isoformat() if order.paid_at else None,
+        "completed_at": as_utc(order.completed_at).isoformat() if order.completed_at else None,
+        "failure_reason": order.failure_reason,
+        "retirement": retirement,
+        "certificate": certificate,
+    }
+
+
+def project_view(project: Project) -> dict:
+    return {
+        "id": project.id, "code": project.code, "name": project.name, "name_en": project.name_en,
+        "type": project.type, "location": project.location, "registry": project.registry_name,
+        "vintage": project.vintage, "price_fen_per_tonne": project.price_fen_per_tonne,
+        "issued_kg": project.issued_kg, "reserved_kg": project.reserved_kg,
+        "retired_kg": project.retired_kg, "available_kg": project.available_kg,
+    }
+
+
+def ledger_view(entry: LedgerEntry) -> dict:
+    return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash}
+
+
+def add_project(session: Session, *, code: str, name: str, name_en: str, type: str, location: str,
+                registry: str, vintage: int, price_fen_per_tonne: int) -> Project:
+    if session.scalars(select(Project).where(Project.code == code)).first():
+        raise ApiError(409, "project_code_taken", f"a project with code {code} exists")
+    project = Project(id=new_id("prj"), code=code, name=name, name_en=name_en, type=type,
+                      location=location, registry_name=registry, vintage=vintage,
+                      price_fen_per_tonne=price_fen_per_tonne, issued_kg=0, reserved_kg=0, retired_kg=0)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def issue_block(session: Session, project: Project, first: int, last: int) -> SerialBlock:
+    """Record an issuance (serials first..last); blocks of a project never overlap."""
+    if first < 1 or last < first:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"last": ["must be ≥ first, and first ≥ 1"]})
+    overlapping = session.scalars(select(func.count()).select_from(SerialBlock).where(
+        SerialBlock.project_id == project.id, SerialBlock.first <= last, SerialBlock.last >= first)).one()
+    if overlapping:
+        raise ApiError(409, "serials_overlap", f"serials {first}-{last} overlap an issued block")
+    block = SerialBlock(project_id=project.id, first=first, last=last, next_serial=first)
+    session.add(block)
+    project.issued_kg += last - first + 1
+    session.flush()
+    return block
