@@ -1,0 +1,24 @@
+# Two commands do everything on a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTEST_ARGS ?=
+
+.PHONY: run test setup unit lock clean
+
+run:            ## set up, migrate, seed and start every process; prints the URL
+	@scripts/run.sh
+
+test: setup     ## the whole suite: unit tests and end-to-end tests with real Redis and workers
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: setup     ## only the fast tests (no processes started)
+	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+setup:
+	@scripts/setup.sh
+
+lock:           ## re-pin requirements.txt from requirements.in
+	$(VENV)/bin/pip install -q -r requirements.in && $(VENV)/bin/pip freeze --exclude-editable > requirements.txt
+
+clean:
+	rm -rf var .pytest_cache

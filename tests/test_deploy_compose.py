@@ -1,0 +1,460 @@
+"""deploy/docker-compose.yml and deploy/Dockerfile agree with the code.
+
+The file is read the way Compose reads it (YAML anchors and merge keys resolved, then
+``${VAR:-default}`` interpolated with an empty environment, i.e. the defaults an operator
+gets without configuring anything) and checked against what the code expects: the
+services of ``diandian_common.config.SERVICES``, their queues, entry points, databases
+and URLs. The ``docker`` tests validate and start the stack with a real Docker engine;
+they run only where one answers and ``DIANDIAN_DOCKER_TESTS=1``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+
+from diandian_common import config
+from diandian_common.testing import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+POSTGRES_INIT = DEPLOY / "postgres-init"
+APP_PORT = 8000          # every API and the gateway listen on it inside their container
+GATEWAY = "gateway"
+COMPLETED = "service_completed_successfully"
+HEALTHY = "service_healthy"
+
+# Compose interpolation: $$ (a literal $), ${VAR}, ${VAR:-default}, ${VAR-default}, $VAR.
+_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?-)([^}]*))?\}|(\w+))")
+
+
+def interpolate(text: str, environ: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        dollar, name, operator, default, bare = match.groups()
+        if dollar:
+            return "$"
+        value = environ.get(name or bare)
+        if operator == ":-" and not value:
+            return default
+        if operator == "-" and value is None:
+            return default
+        return value or ""
+
+    return _VARIABLE.sub(replace, text)
+
+
+def interpolated(node, environ: dict[str, str]):
+    if isinstance(node, str):
+        return interpolate(node, environ)
+    if isinstance(node, dict):
+        return {key: interpolated(value, environ) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolated(item, environ) for item in node]
+    return node
+
+
+@pytest.fixture(scope="module")
+def raw_compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(raw_compose) -> dict[str, dict]:
+    return interpolated(raw_compose, {})["services"]
+
+
+def argv(service: dict) -> list[str]:
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def option(args: list[str], *names: str) -> str | None:
+    """Value of the first of ``names`` in ``args`` (``-Q x`` or ``--queues=x``)."""
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {name: "service_started" for name in deps}
+    return {name: spec["condition"] for name, spec in deps.items()}
+
+
+def celery_workers(services: dict) -> dict[str, list[str]]:
+    return {name: args for name, svc in services.items()
+            if (args := argv(svc))[:1] == ["celery"] and "worker" in args}
+
+
+def api_command(service: str, threads: int) -> list[str]:
+    """The gunicorn command line of Procfile for ``service`` (an API or the gateway)."""
+    return ["gunicorn", "--bind", f"0.0.0.0:{APP_PORT}", "--workers", "2", "--worker-class", "gthread",
+            "--threads", str(threads), "--timeout", "30", f"{service}.app:create_app()"]
+
+
+def postgres_init_databases() -> set[str]:
+    sql = "\n".join(path.read_text() for path in sorted(POSTGRES_INIT.glob("*.sql")))
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return set(re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?", sql, flags=re.IGNORECASE))
+
+
+def database_urls(services: dict) -> dict[str, set[str]]:
+    """Every database URL the containers use, by the platform service it belongs to.
+
+    ``{SERVICE}_DATABASE_URL`` names its service; a bare ``DATABASE_URL`` belongs to the
+    service the container is named after (``orders``, ``orders-worker``, ``orders-beat``).
+    """
+    urls: dict[str, set[str]] = {}
+    for name, svc in services.items():
+        for key, value in environment(svc).items():
+            if key == "DATABASE_URL":
+                owner = name.split("-")[0]
+            elif key.endswith("_DATABASE_URL"):
+                owner = key.removesuffix("_DATABASE_URL").lower()
+            else:
+                continue
+            urls.setdefault(owner, set()).add(value)
+    return urls
+
+
+# --- the services of the code are all there ------------------------------------------
+
+
+@pytest.mark.parametrize("service", config.SERVICES)
+def test_every_service_has_an_api_on_the_common_port(services, service):
+    assert service in services, f"no compose service runs the {service} API"
+    assert argv(services[service]) == api_command(service, threads=4)
+
+
+@pytest.mark.parametrize("service", config.SERVICES)
+def test_every_service_has_a_worker_consuming_exactly_its_own_queue(services, service):
+    name = f"{service}-worker"
+    assert name in services, f"no compose service runs the {service} worker"
+    args = argv(services[name])
+    assert args[:4] == ["celery", "-A", f"{service}.tasks", "worker"]
+    assert option(args, "-Q", "--queues") == service
+    # A unique node name per container, so scaled replicas don't collide.
+    assert option(args, "-n", "--hostname") == f"{service}@%h"
+
+
+def test_each_queue_has_exactly_one_worker_service(services):
+    consumers: dict[str, list[str]] = {}
+    for name, args in celery_workers(services).items():
+        for queue in (option(args, "-Q", "--queues") or "").split(","):
+            consumers.setdefault(queue, []).append(name)
+    assert consumers == {service: [f"{service}-worker"] for service in config.SERVICES}
+
+
+def test_orders_has_exactly_one_scheduler(services):
+    schedulers = {name: args for name, svc in services.items()
+                  if (args := argv(svc))[:1] == ["celery"] and "beat" in args}
+    assert list(schedulers) == ["orders-beat"]
+    assert schedulers["orders-beat"][:4] == ["celery", "-A", "orders.tasks", "beat"]
+    assert "container_name" not in services["orders-beat"]
+
+
+def test_gateway_runs_on_the_common_port(services):
+    assert argv(services[GATEWAY]) == api_command(GATEWAY, threads=8)
+
+
+# --- where the entry points live -------------------------------------------------------
+
+
+def entry_modules(services: dict) -> set[str]:
+    """Every module a compose command loads: ``-A x``, ``--app x``, ``-m x``, ``x:factory()``."""
+    modules = set()
+    for svc in services.values():
+        args = argv(svc)
+        if args[:2] == ["sh", "-c"]:
+            args = shlex.split(args[2].replace("&&", " "))
+        for index, arg in enumerate(args[:-1]):
+            if arg in ("-A", "--app", "-m"):
+                modules.add(args[index + 1])
+        modules.update(arg.split(":")[0] for arg in args if re.fullmatch(r"[\w.]+:\w+\(\)", arg))
+    return modules
+
+
+def test_compose_commands_load_every_entry_point(services):
+    expected = {"diandian_common.migrate", "gateway.app"}
+    expected |= {f"{service}.{module}" for service in config.SERVICES for module in ("app", "tasks")}
+    assert entry_modules(services) >= expected
+
+
+def test_entry_modules_exist_in_the_repository(services):
+    """The modules compose starts exist here, where the image copies them from."""
+    missing = {}
+    for module in sorted(entry_modules(services)):
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:  # its parent package does not exist
+            spec = None
+        if spec is None or spec.origin is None:
+            missing[module] = "not found"
+        elif not Path(spec.origin).resolve().is_relative_to(ROOT):
+            missing[module] = f"found outside the repository: {spec.origin}"
+    assert not missing, missing
+
+
+def test_migrations_run_once_per_service_before_its_processes(services):
+    for service in config.SERVICES:
+        job = f"{service}-migrate"
+        assert argv(services[job]) == ["python", "-m", "diandian_common.migrate", "upgrade", service]
+        assert services[job]["restart"] == "no"
+        assert depends_on(services[job]).get("postgres") == HEALTHY
+        for process in (service, f"{service}-worker"):
+            assert depends_on(services[process]).get(job) == COMPLETED, process
+    assert depends_on(services["orders-beat"]).get("orders-migrate") == COMPLETED
+
+
+def test_demo_seed_runs_after_its_migrations_and_before_the_gateway(services):
+    seed = services["seed"]
+    assert seed["restart"] == "no"
+    assert argv(seed)[:2] == ["sh", "-c"]
+    assert [cmd.split() for cmd in argv(seed)[2].split("&&")] == [
+        ["flask", "--app", "calculator.app", "seed-demo"],
+        ["flask", "--app", "orders.app", "seed-demo"],
+    ]
+    assert depends_on(seed) == {"calculator-migrate": COMPLETED, "orders-migrate": COMPLETED}
+    assert depends_on(services[GATEWAY]).get("seed") == COMPLETED
+
+
+def test_dependencies_exist_and_their_conditions_can_be_met(services):
+    for name, svc in services.items():
+        for dep, condition in depends_on(svc).items():
+            assert dep in services, f"{name} depends on unknown service {dep}"
+            if condition == HEALTHY:
+                assert "healthcheck" in services[dep], f"{name} waits for {dep}, which has no healthcheck"
+            elif condition == COMPLETED:
+                assert services[dep].get("restart") == "no", f"{name} waits for {dep} to exit"
+            else:
+                assert condition == "service_started", f"{name}: unknown condition {condition}"
+
+
+def test_gateway_waits_for_every_api_to_be_healthy(services):
+    deps = depends_on(services[GATEWAY])
+    waits = {service: deps.get(service) for service in config.SERVICES}
+    assert waits == dict.fromkeys(config.SERVICES, HEALTHY)
+
+
+def test_apis_and_gateway_are_health_checked_on_healthz(services):
+    for name in (*config.SERVICES, GATEWAY):
+        test = services[name]["healthcheck"]["test"]
+        command = " ".join(test[1:]) if isinstance(test, list) else test
+        assert f"127.0.0.1:{APP_PORT}/healthz" in command, name
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+def test_every_service_has_its_own_postgres_database(services):
+    urls = database_urls(services)
+    assert set(urls) == set(config.SERVICES), "database URLs for services the code doesn't know"
+    for service, found in urls.items():
+        assert len(found) == 1, f"{service}'s containers disagree on its database: {found}"
+    databases = {service: urlsplit(next(iter(found))) for service, found in urls.items()}
+    names = [url.path.lstrip("/") for url in databases.values()]
+    assert len(set(names)) == len(names), f"two services share a database: {names}"
+    created = postgres_init_databases()
+    for service, url in databases.items():
+        assert url.scheme == "postgresql", service
+        assert url.hostname in services and services[url.hostname]["image"].startswith("postgres:")
+        assert url.port == 5432
+        assert url.path.lstrip("/") in created, f"postgres-init/ does not create {url.path} ({service})"
+
+
+def test_postgres_mounts_the_init_scripts(services):
+    mounts = services["postgres"]["volumes"]
+    assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in mounts
+    assert postgres_init_databases() >= set(config.SERVICES)
+
+
+# --- how the containers reach each other ----------------------------------------------
+
+
+def published_ports(service: dict) -> list[str]:
+    return [str(port) for port in service.get("ports") or []]
+
+
+@pytest.mark.parametrize("variable", ["REDIS_URL", "CELERY_BROKER_URL"])
+def test_every_container_reaches_the_same_redis(services, variable):
+    for name, svc in services.items():
+        value = environment(svc).get(variable)
+        if value:
+            url = urlsplit(value)
+            assert (url.scheme, url.hostname, url.port) == ("redis", "redis", 6379), name
+            assert services["redis"]["image"].startswith("redis:")
+
+
+def test_gateway_and_orders_reach_the_apis_by_service_name(services):
+    service_urls = {f"{service.upper()}_URL": service for service in config.SERVICES}
+    gateway_env = environment(services[GATEWAY])
+    assert set(service_urls) <= set(gateway_env), "the gateway misses a service URL"
+    assert "CALCULATOR_URL" in environment(services["orders"])
+    assert "CALCULATOR_URL" in environment(services["orders-worker"])
+    for name, svc in services.items():
+        for variable, value in environment(svc).items():
+            if variable in service_urls:
+                url = urlsplit(value)
+                assert url.hostname == service_urls[variable], f"{name}: {variable}={value}"
+                assert url.port == APP_PORT
+                assert f"--bind 0.0.0.0:{url.port}" in " ".join(argv(services[url.hostname]))
+
+
+def test_only_the_gateway_publishes_a_port(raw_compose, services):
+    publishing = {name for name, svc in services.items() if published_ports(svc)}
+    assert publishing == {GATEWAY}
+    (port,) = raw_compose["services"][GATEWAY]["ports"]
+    assert port.endswith("${GATEWAY_PORT:-8000}:8000")
+    assert published_ports(services[GATEWAY])[0].rsplit(":", 2)[1:] == ["8000", str(APP_PORT)]
+
+
+def test_no_container_has_a_fixed_name(services):
+    """Workers scale (``--scale x-worker=N``) and two stacks can run side by side."""
+    assert [name for name, svc in services.items() if "container_name" in svc] == []
+    for name in celery_workers(services):
+        assert not published_ports(services[name]), name
+
+
+def test_certificates_api_and_workers_share_the_pdf_volume(raw_compose, services):
+    def var_dir_volume(name: str) -> str:
+        var_dir = environment(services[name])["VAR_DIR"]
+        sources = [v.split(":")[0] for v in services[name]["volumes"] if v.split(":")[1] == var_dir]
+        assert len(sources) == 1, f"{name} has no volume at VAR_DIR={var_dir}"
+        return sources[0]
+
+    volume = var_dir_volume("certificates")
+    assert var_dir_volume("certificates-worker") == volume
+    assert volume in raw_compose["volumes"], "the PDFs must live in a named volume"
+
+
+def test_every_application_container_runs_the_one_image(raw_compose, services):
+    apps = {name: svc for name, svc in services.items() if name not in ("redis", "postgres")}
+    assert {svc["image"] for svc in apps.values()} == {"diandian:latest"}
+    for name, svc in apps.items():
+        assert svc["build"]["dockerfile"] == "deploy/Dockerfile", name
+        assert (COMPOSE_FILE.parent / svc["build"]["context"]).resolve() == ROOT, name
+
+
+# --- the image -------------------------------------------------------------------------
+
+
+def test_dockerfile_base_image_is_a_build_argument(services):
+    dockerfile = DOCKERFILE.read_text()
+    default = re.search(r"^ARG BASE_IMAGE=(\S+)$", dockerfile, flags=re.MULTILINE)
+    assert default and default.group(1) == "python:3.11-slim"
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, flags=re.MULTILINE)
+    assert dockerfile.index("ARG BASE_IMAGE") < dockerfile.index("FROM ")
+    # compose passes the same default, so both ways of building give the same image
+    assert services["calculator"]["build"]["args"]["BASE_IMAGE"] == default.group(1)
+
+
+def apt_installed_packages(dockerfile: str) -> set[str]:
+    """The packages every ``apt-get install`` of the Dockerfile's RUN instructions names."""
+    instructions = re.sub(r"\\\n", " ", dockerfile).splitlines()
+    packages = set()
+    for line in instructions:
+        if line.startswith("RUN "):
+            for step in re.split(r"&&|;|\bthen\b", line):
+                words = step.split()
+                if words[:2] == ["apt-get", "install"]:
+                    packages.update(word for word in words[2:] if not word.startswith("-"))
+    return packages
+
+
+def test_dockerfile_carries_what_the_processes_need():
+    dockerfile = DOCKERFILE.read_text()
+    # WeasyPrint's libraries, the certificates' CJK font, curl for the healthchecks
+    assert apt_installed_packages(dockerfile) >= {
+        "libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-wqy-microhei", "curl"}
+    assert "ENV PYTHONPATH=/app:/app/services" in dockerfile
+    assert re.search(r"^USER (?!root\b)\w+", dockerfile, flags=re.MULTILINE), "processes must not run as root"
+    for source, target in re.findall(r"^COPY (\S+) (/app/\S+)$", dockerfile, flags=re.MULTILINE):
+        assert (ROOT / source).is_dir(), f"COPY {source}: no such directory"
+        assert target == f"/app/{source}"
+
+
+# --- with a Docker engine --------------------------------------------------------------
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` (v2) where installed, else ``docker-compose`` (1.29), else skip."""
+    if os.environ.get("DIANDIAN_DOCKER_TESTS") != "1":
+        pytest.skip("Docker tests are opt-in: set DIANDIAN_DOCKER_TESTS=1")
+    if shutil.which("docker") is None:
+        pytest.skip("no docker command")
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("no Docker engine answers `docker info`")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+@pytest.mark.docker
+def test_compose_accepts_the_file():
+    compose = compose_command()
+    result = subprocess.run([*compose, "-f", str(COMPOSE_FILE), "config", "-q"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(1800)
+def test_compose_stack_starts_and_serves_the_demo_data():
+    """Build the image, start the stack under a project name of its own, wait for the
+    gateway's /healthz, read the seeded scenes through it, and always tear it down."""
+    compose = compose_command()
+    port = free_port()
+    env = {**os.environ, "GATEWAY_PORT": str(port), "GATEWAY_BIND_ADDRESS": "127.0.0.1",
+           "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    project = [*compose, "-p", f"diandian-test-{uuid.uuid4().hex[:8]}", "-f", str(COMPOSE_FILE)]
+
+    def run(*args: str, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run([*project, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+    try:
+        started = run("up", "-d", "--build", timeout=1500)
+        assert started.returncode == 0, started.stderr[-4000:]
+        deadline = time.monotonic() + 180
+        health = None
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                if health.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(2)
+        logs = run("logs", "--tail", "40", timeout=60).stdout[-6000:]
+        assert health is not None and health.status_code == 200, logs
+        scenes = requests.get(f"http://127.0.0.1:{port}/api/v1/scenes", timeout=10)
+        assert scenes.status_code == 200, logs
+        assert scenes.json()["items"], "the seed job created no scenes"
+    finally:
+        run("down", "-v", "--remove-orphans", timeout=300)
