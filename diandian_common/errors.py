@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,18 @@ CODES = {
     503: "service_unavailable",
     504: "gateway_timeout",
 }
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "each invalid field and why"})
+
+
+class ErrorSchema(Schema):
+    """The error body of every response with status ≥ 400 (for the OpenAPI document)."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 class ApiError(Exception):
@@ -105,6 +118,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         return http_exception_response(exc)
+
+    @app.errorhandler(RecursionError)
+    def _too_deeply_nested(_exc):
+        # The JSON parser recurses once per nesting level: a body of 100,000 "[" is not
+        # JSON any client means to send, and must not become a 500.
+        return error_response(400, "invalid_json", "the request body nests too deeply")
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -16,7 +16,7 @@ from flask_smorest import Api
 
 from . import config
 from .db import Database
-from .errors import http_exception_response, register_error_handlers
+from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class ServiceApi(Api):
-    """flask-smorest's Api answering HTTP errors in the platform's error shape."""
+    """flask-smorest's Api answering (and documenting) errors in the platform's shape."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)

@@ -1,0 +1,161 @@
+"""HTTP API of the calculator (SPEC §4 "Scenes", "Estimates"); routes only."""
+from __future__ import annotations
+
+import io
+
+from flask import current_app, send_file
+from flask_smorest import Blueprint
+
+from diandian_common.auth import operator_required
+from diandian_common.errors import NotFound
+from diandian_common.web import db
+
+from . import estimates, scenes, tasks
+from .domain.factors import version_key
+from .factor_sets import default_version, get_factor_set, stored_versions
+from .estimates import factor_json
+from .rendering import RenderCache
+from .schemas import (EstimateRequestSchema, EstimateSchema, FactorSetSchema, FactorsQuerySchema,
+                      FootprintSchema, SceneCreateSchema, SceneListQuerySchema, SceneListSchema,
+                      SceneSchema, SceneUpdateSchema)
+
+blp = Blueprint("calculator", __name__, url_prefix="/api/v1",
+                description="Scenes, emission factors and footprint estimates")
+
+OPERATOR = {"security": [{"ApiKeyAuth": []}]}
+
+
+def _binary(content_type: str, description: str) -> dict:
+    return {"responses": {"200": {"description": description, "content": {
+        content_type: {"schema": {"type": "string", "format": "binary"}}}}}}
+
+
+def _base_url() -> str:
+    return current_app.config["PUBLIC_BASE_URL"]
+
+
+# --- scenes -----------------------------------------------------------------------------
+
+@blp.route("/scenes", methods=["GET"])
+@blp.arguments(SceneListQuerySchema, location="query")
+@blp.response(200, SceneListSchema)
+def list_scenes(query):
+    """Scenes, optionally of one type; archived ones only on request."""
+    with db().transaction() as session:
+        found = scenes.listing(session, query.get("type"), query["include_archived"])
+        return {"items": [scenes.to_json(scene, _base_url()) for scene in found]}
+
+
+@blp.route("/scenes", methods=["POST"])
+@operator_required
+@blp.doc(**OPERATOR)
+@blp.arguments(SceneCreateSchema)
+@blp.response(201, SceneSchema)
+def create_scene(data):
+    """Create a scene (operator). 409 ``slug_taken`` when the slug is in use."""
+    with db().transaction() as session:
+        scene = scenes.create(session, data)
+        body = scenes.to_json(scene, _base_url())
+    tasks.request_prerender(body["slug"])
+    return body
+
+
+@blp.route("/scenes/<slug>", methods=["GET"])
+@blp.response(200, SceneSchema)
+def get_scene(slug):
+    """A scene, archived or not."""
+    with db().transaction() as session:
+        return scenes.to_json(scenes.get(session, slug), _base_url())
+
+
+@blp.route("/scenes/<slug>", methods=["PATCH"])
+@operator_required
+@blp.doc(**OPERATOR)
+@blp.arguments(SceneUpdateSchema)
+@blp.response(200, SceneSchema)
+def update_scene(changes, slug):
+    """Change a scene's texts, type or dates, or (un)archive it (operator); the slug stays."""
+    with db().transaction() as session:
+        body = scenes.to_json(scenes.update(session, slug, changes), _base_url())
+    tasks.request_prerender(slug)
+    return body
+
+
+@blp.route("/scenes/<slug>", methods=["DELETE"])
+@operator_required
+@blp.doc(**OPERATOR)
+@blp.response(200, SceneSchema)
+def archive_scene(slug):
+    """Archive a scene (operator): hidden from the list, still readable, estimates kept."""
+    with db().transaction() as session:
+        scene = scenes.get(session, slug)
+        scenes.set_archived(scene, True)
+        return scenes.to_json(scene, _base_url())
+
+
+def _drawing(slug):
+    with db().transaction() as session:
+        return scenes.drawing(scenes.get(session, slug), _base_url())
+
+
+@blp.route("/scenes/<slug>/qr.png", methods=["GET"])
+@blp.doc(**_binary("image/png", "QR code decoding to the scene's page_url"))
+def scene_qr(slug):
+    """The scene's QR code (PNG)."""
+    render = RenderCache.default().qr(_drawing(slug))
+    return send_file(io.BytesIO(render.content), mimetype="image/png", etag=render.etag,
+                     max_age=3600, download_name=f"{slug}-qr.png")
+
+
+@blp.route("/scenes/<slug>/poster.pdf", methods=["GET"])
+@blp.doc(**_binary("application/pdf", "A4 door poster with the scene's QR code"))
+def scene_poster(slug):
+    """The scene's A4 door poster (PDF): name, QR code and a bilingual call to action."""
+    render = RenderCache.default().poster(_drawing(slug))
+    return send_file(io.BytesIO(render.content), mimetype="application/pdf", etag=render.etag,
+                     max_age=300, download_name=f"{slug}-poster.pdf")
+
+
+@blp.route("/scenes/<slug>/footprint", methods=["GET"])
+@blp.response(200, FootprintSchema)
+def scene_footprint(slug):
+    """An event's footprint for its organisers: participants who estimated, total, average
+    and categories (each participant's latest trip estimate counts)."""
+    return estimates.footprint(db(), slug)
+
+
+# --- estimates --------------------------------------------------------------------------
+
+@blp.route("/estimates", methods=["POST"])
+@blp.arguments(EstimateRequestSchema)
+@blp.response(201, EstimateSchema)
+def create_estimate(data):
+    """Compute and store a trip or life footprint, itemised with factors and sources."""
+    return estimates.create(db(), data)
+
+
+@blp.route("/estimates/<estimate_id>", methods=["GET"])
+@blp.response(200, EstimateSchema)
+def get_estimate(estimate_id):
+    """A stored estimate, exactly as computed (with the factor set it used)."""
+    return estimates.get(db(), estimate_id)
+
+
+# --- factors ----------------------------------------------------------------------------
+
+@blp.route("/factors", methods=["GET"])
+@blp.arguments(FactorsQuerySchema, location="query")
+@blp.response(200, FactorSetSchema)
+def list_factors(query):
+    """The current factor set (or a stored older one) with every factor's source."""
+    current = default_version()
+    version = query.get("version", current)
+    factor_set = get_factor_set(db(), version)
+    if factor_set is None:
+        raise NotFound("factor set", version)
+    return {
+        "version": factor_set.version, "title": factor_set.title,
+        "description": factor_set.description, "current": factor_set.version == current,
+        "versions": sorted(set(stored_versions(db())) | {current}, key=version_key),
+        "items": [{**factor_json(factor), "citation": factor.citation} for factor in factor_set],
+    }

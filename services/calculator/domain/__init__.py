@@ -1,0 +1,1 @@
+"""Pure calculator logic: no Flask, no SQLAlchemy, no Redis."""

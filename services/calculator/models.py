@@ -1,0 +1,90 @@
+"""The calculator's own tables: scenes, factor sets with their factors, and estimates."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Scene(Base):
+    __tablename__ = "scenes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(20), index=True)
+    location: Mapped[str | None] = mapped_column(String(200))
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+
+class FactorSetRecord(Base):
+    """A factor file as loaded; never changed afterwards (estimates point at it)."""
+
+    __tablename__ = "factor_sets"
+
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # sha256 of the file's canonical JSON: a file edited without a new version is detected.
+    checksum: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    factors: Mapped[list[FactorRecord]] = relationship(back_populates="factor_set",
+                                                       order_by="FactorRecord.id")
+
+
+class FactorRecord(Base):
+    __tablename__ = "factors"
+    __table_args__ = (UniqueConstraint("factor_set_version", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    factor_set_version: Mapped[str] = mapped_column(ForeignKey("factor_sets.version"))
+    key: Mapped[str] = mapped_column(String(64))
+    # Decimal text, exactly as published (SQLite has no exact decimal type).
+    value: Mapped[str] = mapped_column(String(40))
+    unit: Mapped[str] = mapped_column(String(80))
+    publisher: Mapped[str] = mapped_column(String(300))
+    document: Mapped[str] = mapped_column(String(300))
+    table_ref: Mapped[str] = mapped_column(String(300))
+    citation: Mapped[str] = mapped_column(String(200))
+    year: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    factor_set: Mapped[FactorSetRecord] = relationship(back_populates="factors")
+
+
+class Estimate(Base):
+    """An estimate with everything needed to show it again exactly as computed."""
+
+    __tablename__ = "estimates"
+    __table_args__ = (Index("ix_estimates_scene_kind", "scene_slug", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    scene_slug: Mapped[str | None] = mapped_column(ForeignKey("scenes.slug"))
+    participant_id: Mapped[str | None] = mapped_column(String(128))
+    factor_set_version: Mapped[str] = mapped_column(ForeignKey("factor_sets.version"))
+    # Kilograms with 3 decimals are whole grams: stored as integers, exact on every database.
+    total_g: Mapped[int] = mapped_column(BigInteger)
+    categories_g: Mapped[dict] = mapped_column(JSON)
+    activities: Mapped[list] = mapped_column(JSON)
+    items: Mapped[list] = mapped_column(JSON)
+    benchmark: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,61 @@
+"""Calculator worker: pre-renders scene QR codes and posters into the render cache.
+
+    celery -A calculator.tasks worker -Q calculator
+"""
+from __future__ import annotations
+
+import logging
+
+from diandian_common import config
+from diandian_common.celery_app import check_version, make_celery, send
+from diandian_common.db import Database
+
+from . import scenes
+from .rendering import RenderCache
+
+log = logging.getLogger(__name__)
+
+celery = make_celery("calculator")
+
+PRERENDER_SCENE = "calculator.prerender_scene"
+
+_database: Database | None = None
+
+
+def database() -> Database:
+    """Created on first use, so importing this module touches nothing."""
+    global _database
+    if _database is None:
+        _database = Database(config.database_url("calculator"))
+    return _database
+
+
+@celery.task(name=PRERENDER_SCENE, bind=True)
+def prerender_scene(self, payload: dict) -> None:
+    """``{"v": 1, "slug"}`` → the scene's QR PNG and poster PDF in the cache.
+
+    Idempotent: a render already cached for the same content is not drawn again."""
+    check_version(payload)
+    slug = payload.get("slug")
+    if not isinstance(slug, str):
+        log.warning("prerender_scene without a slug: %r", payload)
+        return
+    with database().transaction() as session:
+        scene = scenes.find(session, slug)
+        drawing = scenes.drawing(scene, config.public_base_url()) if scene else None
+    if drawing is None:
+        log.warning("prerender_scene: no scene %r", slug)
+        return
+    cache = RenderCache.default()
+    cache.qr(drawing)
+    cache.poster(drawing)
+    log.info("pre-rendered QR code and poster of scene %s", slug)
+
+
+def request_prerender(slug: str) -> None:
+    """Best effort: without a broker the API still renders on the first request."""
+    try:
+        send(celery, PRERENDER_SCENE, {"slug": slug})
+    except Exception:
+        log.warning("could not queue %s for scene %s; it will render on demand",
+                    PRERENDER_SCENE, slug, exc_info=True)
