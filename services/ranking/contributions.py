@@ -1,0 +1,165 @@
+"""Recording and revoking contributions: the database first (the truth), then the boards.
+
+Both operations are safe to repeat at any point: the row is written once (UNIQUE
+order id), and the Redis side is guarded by the per-order marker of :mod:`ranking.store`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from diandian_common.db import Database
+
+from . import settings, store
+from .domain.boards import Board, Kind
+from .domain.contribution import Contribution, parse_record
+from .domain.scores import earliness
+from .models import ContributionRow
+
+log = logging.getLogger(__name__)
+
+
+class RebuildInProgress(RuntimeError):
+    """The boards are being rebuilt; try again shortly."""
+
+
+class UnknownOrder(LookupError):
+    """A revocation for an order that was never recorded (yet)."""
+
+
+def to_contribution(row: ContributionRow) -> Contribution:
+    return Contribution(order_id=row.order_id, participant_id=row.participant_id,
+                        display_name=row.display_name, mask_name=row.mask_name,
+                        organization=row.organization, scene=row.scene, grams=row.quantity_g,
+                        occurred_at=row.occurred_at)
+
+
+def member_column(kind: Kind):
+    return ContributionRow.participant_id if kind is Kind.INDIVIDUAL else ContributionRow.organization_key
+
+
+def on_board(board: Board) -> list[ColumnElement[bool]]:
+    """Conditions selecting the rows that fall on ``board`` (revocation aside)."""
+    conditions = [member_column(board.kind).is_not(None)]
+    if board.scene is not None:
+        conditions.append(ContributionRow.scene == board.scene)
+    if board.bucket.start is not None:
+        conditions += [ContributionRow.occurred_at >= board.bucket.start,
+                       ContributionRow.occurred_at < board.bucket.end]
+    return conditions
+
+
+NOT_REVOKED = ContributionRow.revoked_at.is_(None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    order_id: str
+    stored: bool      # this call inserted / revoked the row (False: it already was)
+    boards: str       # "applied", "already", "skipped" (revoked before it was counted), "nothing"
+
+
+_BOARD_OUTCOMES = {store.APPLIED: "applied", store.ALREADY: "already", store.NOTHING_TO_REVOKE: "nothing"}
+
+
+def _store_row(session: Session, contribution: Contribution, now: datetime) -> ContributionRow:
+    row = ContributionRow(order_id=contribution.order_id, participant_id=contribution.participant_id,
+                          display_name=contribution.display_name, mask_name=contribution.mask_name,
+                          organization=contribution.organization,
+                          organization_key=contribution.organization_key, scene=contribution.scene,
+                          quantity_g=contribution.grams, occurred_at=contribution.occurred_at,
+                          recorded_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def record(database: Database, client: redis.Redis, payload: dict, now: datetime) -> Outcome:
+    """``ranking.record``: store the contribution (once), then count it on its boards (once)."""
+    contribution = parse_record(payload, now)
+    stored = True
+    try:
+        with database.transaction() as session:
+            row = _store_row(session, contribution, now)
+    except IntegrityError:
+        stored = False
+        with database.transaction() as session:
+            row = session.scalars(select(ContributionRow)
+                                  .where(ContributionRow.order_id == contribution.order_id)).one()
+        if to_contribution(row) != contribution:
+            log.warning("ranking.record for order %s differs from the recorded contribution; "
+                        "keeping the first", contribution.order_id)
+    if row.revoked_at is not None:
+        _apply_names(client, row)
+        return Outcome(row.order_id, stored, "skipped")
+    return Outcome(row.order_id, stored, _apply_record(client, row, now))
+
+
+def _check(result: int) -> int:
+    if result == store.BUSY:
+        raise RebuildInProgress("boards are being rebuilt")
+    return result
+
+
+def _names(row: ContributionRow) -> list[tuple[Kind, str, str, int]]:
+    """A member's name comes from its latest contribution (highest id), revoked or not:
+    the latest choice to be shown masked or not is the participant's current choice."""
+    contribution = to_contribution(row)
+    names = [(Kind.INDIVIDUAL, contribution.participant_id, contribution.shown_name, row.id)]
+    if contribution.organization_key:
+        names.append((Kind.ORGANIZATION, contribution.organization_key, contribution.organization, row.id))
+    return names
+
+
+def _apply_names(client: redis.Redis, row: ContributionRow) -> None:
+    _check(store.set_names(client, _names(row)))
+
+
+def _apply_record(client: redis.Redis, row: ContributionRow, now: datetime) -> str:
+    contribution = to_contribution(row)
+    memberships = contribution.memberships(settings.tz(), now, settings.period_grace())
+    return _BOARD_OUTCOMES[_check(store.record(client, row.order_id, row.quantity_g,
+                                               earliness(row.occurred_at), memberships, _names(row)))]
+
+
+def revoke(database: Database, client: redis.Redis, payload: dict, now: datetime) -> Outcome:
+    """``ranking.revoke``: mark the contribution revoked (once), then take it off its boards (once)."""
+    order_id = payload.get("order_id")
+    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 128:
+        raise ValueError(f"ranking.revoke needs an order_id string, got {order_id!r}")
+    with database.transaction() as session:
+        row = session.scalars(select(ContributionRow).where(ContributionRow.order_id == order_id)).one_or_none()
+        if row is None:
+            raise UnknownOrder(f"order {order_id} has no contribution")
+        stored = row.revoked_at is None
+        if stored:
+            row.revoked_at = now
+    return Outcome(order_id, stored, _apply_revoke(database, client, row, now))
+
+
+def _apply_revoke(database: Database, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
+    contribution = to_contribution(row)
+    memberships = []
+    with database.transaction() as session:
+        for board, member in contribution.memberships(settings.tz(), now, settings.period_grace()):
+            latest = session.scalar(select(func.max(ContributionRow.occurred_at)).where(
+                and_(*on_board(board), NOT_REVOKED, member_column(board.kind) == member)))
+            memberships.append((board, member, None if latest is None else earliness(latest)))
+    # A record of the same member committed between this read and the script would leave
+    # the tie-break time one contribution early (never the kilograms); rebuild and the
+    # reconciliation recompute it from the database.
+    _apply_names(client, row)   # in case the order's record never ran
+    return _BOARD_OUTCOMES[_check(store.revoke(client, row.order_id, row.quantity_g, memberships))]
+
+
+def apply_row(database: Database, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
+    """Bring the boards in line with one row's state (used by the reconciliation)."""
+    if row.revoked_at is None:
+        return _apply_record(client, row, now)
+    return _apply_revoke(database, client, row, now)

@@ -1,0 +1,1 @@
+"""Pure board maths of the ranking service: periods, board keys, scores, names."""

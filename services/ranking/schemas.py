@@ -1,0 +1,55 @@
+"""Request and response schemas of the ranking API (SPEC §4 "Rankings")."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, pre_load, validate
+
+from .domain.boards import SLUG_PATTERN, Kind
+from .domain.periods import Period
+
+MAX_LIMIT = 100
+
+
+class _Query(Schema):
+    @pre_load
+    def _blank_is_absent(self, data, **_kwargs):
+        # "?scene=&period=" means "no scene, default period", as a form would send it.
+        return {key: value for key, value in data.items() if value != ""}
+
+
+class BoardScopeQuery(_Query):
+    scene = fields.String(load_default=None, validate=validate.Regexp(
+        SLUG_PATTERN, error="must be a scene slug (lower-case letters, digits, '-' and '_')"),
+        metadata={"description": "scene slug; omit for the global board"})
+    period = fields.String(load_default=Period.ALL.value, validate=validate.OneOf([p.value for p in Period]),
+                           metadata={"description": "the current day, ISO week or month, or all time"})
+
+
+class BoardQuery(BoardScopeQuery):
+    board = fields.String(load_default=Kind.INDIVIDUAL.value, validate=validate.OneOf([k.value for k in Kind]))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
+class ParticipantQuery(BoardScopeQuery):
+    pass
+
+
+class RankingItem(Schema):
+    rank = fields.Integer(required=True, metadata={"description": "1 is the top"})
+    participant_id = fields.String(metadata={"description": "individual boards"})
+    organization = fields.String(metadata={"description": "organisation boards"})
+    display_name = fields.String(required=True, metadata={"description": "masked when the participant chose so"})
+    kg = fields.Float(required=True, metadata={"description": "kg CO2e, at most 3 decimals"})
+
+
+class BoardPage(Schema):
+    items = fields.List(fields.Nested(RankingItem), required=True)
+    total = fields.Integer(required=True, metadata={"description": "members on the board"})
+
+
+class ParticipantStanding(Schema):
+    rank = fields.Integer(required=True)
+    kg = fields.Float(required=True)
+    total = fields.Integer(required=True)
+    display_name = fields.String(required=True)
+    neighbours = fields.List(fields.Nested(RankingItem), required=True,
+                             metadata={"description": "up to two above and two below"})
