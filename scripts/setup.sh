@@ -52,6 +52,11 @@ fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found. Install it: Debian/Ubuntu 'sudo apt-get install redis-server', macOS 'brew install redis'. Or point REDIS_URL at a running Redis."
 
 # --- WeasyPrint's system libraries and a CJK font ---------------------------
+# libharfbuzz-subset makes WeasyPrint subset the CJK font natively (~10x faster than
+# its pure-Python fallback): certificates render in ~0.15 s instead of ~1.4 s.
+if ! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset; then
+  apt_install libharfbuzz-subset0 || say "WARNING: libharfbuzz-subset0 not installed; certificate rendering will be slow"
+fi
 if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
   apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 || true
   "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1 || die "WeasyPrint cannot load Pango. Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; macOS: brew install pango"

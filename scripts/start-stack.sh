@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start one whole stack in the foreground: migrations, demo data, then Redis, the four
-# APIs, the four workers, the scheduler and the gateway under honcho (Procfile).
+# APIs, the four workers, the schedulers (one per service with periodic tasks) and the
+# gateway under honcho (Procfile).
 # Expects the virtualenv from scripts/setup.sh. Ctrl-C (SIGINT/SIGTERM) stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ export CELERY_WORKER_OPTS=${CELERY_WORKER_OPTS:---concurrency 2 --loglevel INFO}
 mkdir -p "$VAR_DIR/redis"
 
 processes=(calculator orders certificates ranking calculator-worker orders-worker
-           certificates-worker ranking-worker orders-beat gateway)
+           certificates-worker ranking-worker orders-beat certificates-beat ranking-beat gateway)
 if [ "$DIANDIAN_OWN_REDIS" = 1 ]; then
   processes=(redis "${processes[@]}")
 fi

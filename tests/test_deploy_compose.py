@@ -170,12 +170,24 @@ def test_each_queue_has_exactly_one_worker_service(services):
     assert consumers == {service: [f"{service}-worker"] for service in config.SERVICES}
 
 
-def test_orders_has_exactly_one_scheduler(services):
+def services_with_periodic_tasks() -> list[str]:
+    """The services whose Celery app has a beat schedule (read from the code)."""
+    import importlib
+    return [s for s in config.SERVICES if importlib.import_module(f"{s}.tasks").celery.conf.beat_schedule]
+
+
+def test_each_service_with_periodic_tasks_has_exactly_one_scheduler(services):
     schedulers = {name: args for name, svc in services.items()
                   if (args := argv(svc))[:1] == ["celery"] and "beat" in args}
-    assert list(schedulers) == ["orders-beat"]
-    assert schedulers["orders-beat"][:4] == ["celery", "-A", "orders.tasks", "beat"]
-    assert "container_name" not in services["orders-beat"]
+    expected = services_with_periodic_tasks()
+    assert "orders" in expected
+    assert sorted(schedulers) == sorted(f"{s}-beat" for s in expected)
+    for service in expected:
+        name = f"{service}-beat"
+        assert schedulers[name][:4] == ["celery", "-A", f"{service}.tasks", "beat"]
+        assert "container_name" not in services[name]
+        assert "deploy" not in services[name], "a scheduler must not be replicated"
+        assert depends_on(services[name]).get(f"{service}-migrate") == COMPLETED
 
 
 def test_gateway_runs_on_the_common_port(services):
@@ -228,7 +240,6 @@ def test_migrations_run_once_per_service_before_its_processes(services):
         assert depends_on(services[job]).get("postgres") == HEALTHY
         for process in (service, f"{service}-worker"):
             assert depends_on(services[process]).get(job) == COMPLETED, process
-    assert depends_on(services["orders-beat"]).get("orders-migrate") == COMPLETED
 
 
 def test_demo_seed_runs_after_its_migrations_and_before_the_gateway(services):

@@ -1,0 +1,1 @@
+"""Certificates service: renders the bilingual certificate of honour, stores it, verifies it."""

@@ -1,0 +1,13 @@
+"""Flask app factory of the certificates service (gunicorn "certificates.app:create_app()")."""
+from diandian_common.web import create_service_app
+
+from . import cli
+from .api import blp
+
+
+def create_app(database_url: str | None = None):
+    app, api = create_service_app("certificates", title="Diandian certificates",
+                                  database_url=database_url)
+    api.register_blueprint(blp)
+    cli.register(app)
+    return app

@@ -1,0 +1,39 @@
+"""Maintenance commands: ``flask --app certificates.app <command>``."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from diandian_common.outbox import relay
+from diandian_common.web import db
+
+from . import tasks
+from .issuance import pdf_key, render_pdf
+from .models import Certificate, OutboxMessage
+from .storage import storage_from_env
+
+
+def register(app: Flask) -> None:
+    @app.cli.command("relay-outbox")
+    def relay_outbox_command():
+        """Publish the outbox rows that are still unsent."""
+        click.echo(f"published {relay(db(), OutboxMessage, tasks.celery)} message(s)")
+
+    @app.cli.command("rerender")
+    @click.argument("certificate_ids", nargs=-1)
+    @click.option("--all", "everything", is_flag=True, help="re-render every certificate")
+    def rerender_command(certificate_ids, everything):
+        """Render stored PDFs again (for example after a template change)."""
+        if not certificate_ids and not everything:
+            raise click.UsageError("name certificate ids or pass --all")
+        storage = storage_from_env()
+        query = select(Certificate).order_by(Certificate.created_at)
+        if not everything:
+            query = query.where(Certificate.id.in_(certificate_ids))
+        with db().transaction() as session:
+            certificates = list(session.scalars(query))
+        for cert in certificates:
+            storage.put(pdf_key(cert.id), render_pdf(cert))
+            click.echo(f"{cert.id} {cert.number}")
+        click.echo(f"re-rendered {len(certificates)} certificate(s)")

@@ -1,0 +1,1 @@
+"""Pure logic of the certificates service (no Flask, no SQLAlchemy, no Redis)."""

@@ -1,0 +1,209 @@
+"""Issuing, re-rendering and revoking certificates (shared by the task and the API).
+
+Order of work when a certificate is issued: render the PDF, store it, then commit the
+certificate row together with the ``orders.certificate_issued`` outbox row. A row
+therefore never exists without its PDF having been written once, and the message is
+never lost once the row exists. If the file is lost later, it is re-rendered from the
+row on demand.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from diandian_common.db import Database
+from diandian_common.outbox import enqueue, utcnow
+
+from . import settings
+from .domain.formatting import certificate_number, local_date, mask_name, new_certificate_id
+from .domain.verification import new_verify_token
+from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage, as_utc
+from .render import CertificateContent, render_certificate
+from .schemas import RenderPayloadSchema
+from .storage import Storage
+
+log = logging.getLogger(__name__)
+
+CERTIFICATE_ISSUED_TASK = "orders.certificate_issued"
+RANKING_REVOKE_TASK = "ranking.revoke"
+# Fresh identifiers are drawn again when a new row collides on a random unique value.
+CREATE_ATTEMPTS = 3
+
+
+class InvalidPayload(ValueError):
+    """A ``certificates.render`` message that can never succeed (retrying will not help)."""
+
+
+@dataclass(frozen=True)
+class IssueOutcome:
+    certificate_id: str
+    created: bool
+
+
+def pdf_key(certificate_id: str) -> str:
+    return f"{certificate_id}.pdf"
+
+
+def content_of(cert: Certificate) -> CertificateContent:
+    return CertificateContent(
+        number=cert.number, holder=cert.holder, organization=cert.organization,
+        quantity_kg=cert.quantity_kg, project=cert.project, serial_range=cert.serial_range,
+        scene=cert.scene, issued_at=as_utc(cert.issued_at),
+        verify_url=settings.verify_url(cert.verify_code), ledger_hash=cert.ledger_hash,
+    )
+
+
+def render_pdf(cert: Certificate) -> bytes:
+    return render_certificate(content_of(cert), settings.display_timezone())
+
+
+def stored_pdf(storage: Storage, cert: Certificate) -> bytes:
+    """The certificate's PDF, re-rendered from the row (and stored again) if the file is gone."""
+    pdf = storage.get(pdf_key(cert.id))
+    if pdf is None:
+        log.warning("PDF of certificate %s is missing from storage; re-rendering it", cert.id)
+        pdf = render_pdf(cert)
+        storage.put(pdf_key(cert.id), pdf)
+    return pdf
+
+
+def ensure_pdf_stored(storage: Storage, cert: Certificate) -> None:
+    if not storage.exists(pdf_key(cert.id)):
+        stored_pdf(storage, cert)
+
+
+def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
+    """The certificate as the API shows it (see ``schemas.CertificateSchema``)."""
+    return {
+        "id": cert.id,
+        "number": cert.number,
+        "order_id": cert.order_id,
+        "holder": mask_name(cert.holder) if mask_holder else cert.holder,
+        "organization": cert.organization,
+        "quantity_kg": cert.quantity_kg,
+        "project": cert.project,
+        "serial_range": cert.serial_range,
+        "scene": cert.scene,
+        "ledger_hash": cert.ledger_hash,
+        "issued_at": as_utc(cert.issued_at),
+        "status": cert.status,
+        "revoked_at": as_utc(cert.revoked_at),
+        "verify_url": settings.verify_url(cert.verify_code),
+        "pdf_url": settings.pdf_url(cert.id),
+    }
+
+
+def issued_message(cert: Certificate) -> dict:
+    """Payload of ``orders.certificate_issued`` (``v`` is added by the outbox)."""
+    return {
+        "order_id": cert.order_id,
+        "certificate_id": cert.id,
+        "verify_code": cert.verify_code,
+        "verify_url": settings.verify_url(cert.verify_code),
+        "pdf_url": settings.pdf_url(cert.id),
+    }
+
+
+def find_by_order(session: Session, order_id: str) -> Certificate | None:
+    return session.scalars(select(Certificate).where(Certificate.order_id == order_id)).one_or_none()
+
+
+def find_by_code(session: Session, code: str) -> Certificate | None:
+    """The certificate a genuine verification code names; None for altered or unknown codes."""
+    token = settings.verification_codes().token_of(code)
+    if token is None:
+        return None
+    return session.scalars(select(Certificate).where(Certificate.verify_token == token)).one_or_none()
+
+
+def _new_certificate(facts: dict) -> Certificate:
+    token = new_verify_token()
+    issued_at = facts["issued_at"]
+    return Certificate(
+        id=new_certificate_id(),
+        number=certificate_number(local_date(issued_at, settings.display_timezone())),
+        order_id=facts["order_id"],
+        holder=facts["holder"],
+        organization=facts["organization"],
+        quantity_kg=facts["quantity_kg"],
+        project=facts["project"],
+        serial_range=facts["serial_range"],
+        scene=facts["scene"],
+        ledger_hash=facts["ledger_hash"],
+        issued_at=issued_at,
+        verify_token=token,
+        verify_code=settings.verification_codes().code_for(token),
+        status=STATUS_VALID,
+        created_at=utcnow(),
+    )
+
+
+def _load_facts(payload: dict) -> dict:
+    try:
+        return RenderPayloadSchema().load(payload)
+    except ValidationError as exc:
+        raise InvalidPayload(f"certificates.render payload is invalid: {exc.messages}") from exc
+
+
+def issue_certificate(database: Database, storage: Storage, payload: dict) -> IssueOutcome:
+    """Handle one ``certificates.render`` message; safe to run any number of times per order.
+
+    The first run creates the certificate; every later run (a redelivery, or a duplicate
+    that lost the race on ``order_id``) makes sure the PDF exists and announces the
+    existing certificate again, which repairs a lost ``orders.certificate_issued``.
+    """
+    facts = _load_facts(payload)
+    order_id = facts["order_id"]
+    with database.transaction() as session:
+        existing = find_by_order(session, order_id)
+
+    attempt = 0
+    while existing is None and attempt < CREATE_ATTEMPTS:
+        attempt += 1
+        cert = _new_certificate(facts)
+        storage.put(pdf_key(cert.id), render_pdf(cert))
+        try:
+            with database.transaction() as session:
+                session.add(cert)
+                enqueue(session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(cert))
+        except IntegrityError:
+            # Another delivery of this message won the race, or a random number collided.
+            storage.delete(pdf_key(cert.id))
+            with database.transaction() as session:
+                existing = find_by_order(session, order_id)
+            continue
+        except BaseException:
+            storage.delete(pdf_key(cert.id))
+            raise
+        log.info("issued certificate %s (%s) for order %s", cert.id, cert.number, order_id)
+        return IssueOutcome(cert.id, created=True)
+
+    if existing is None:
+        raise RuntimeError(f"could not create a certificate for order {order_id} "
+                           f"after {CREATE_ATTEMPTS} attempts")
+    ensure_pdf_stored(storage, existing)
+    with database.transaction() as session:
+        enqueue(session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(existing))
+    log.info("certificate %s already exists for order %s; announced it again", existing.id, order_id)
+    return IssueOutcome(existing.id, created=False)
+
+
+def revoke_certificate(session: Session, certificate_id: str, reason: str) -> Certificate | None:
+    """Mark the certificate revoked and tell ranking to drop the order's kilograms.
+
+    Revoking a revoked certificate changes nothing and sends nothing. None if unknown.
+    """
+    cert = session.get(Certificate, certificate_id)
+    if cert is None or cert.status == STATUS_REVOKED:
+        return cert
+    cert.status = STATUS_REVOKED
+    cert.revoked_at = utcnow()
+    cert.revocation_reason = reason.strip()
+    enqueue(session, OutboxMessage, RANKING_REVOKE_TASK, {"order_id": cert.order_id})
+    log.info("revoked certificate %s of order %s", cert.id, cert.order_id)
+    return cert

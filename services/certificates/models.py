@@ -1,0 +1,52 @@
+"""Tables of the certificates service: issued certificates and the outbox."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, BigInteger, DateTime, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from diandian_common.outbox import OutboxMixin, utcnow
+
+STATUS_VALID = "valid"
+STATUS_REVOKED = "revoked"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every stored datetime is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    # Unique: one order never gets two certificates, even when its message is redelivered.
+    order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    holder: Mapped[str] = mapped_column(String(500))
+    organization: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    # A snapshot of what was retired, as the orders service described it at retirement.
+    project: Mapped[dict] = mapped_column(JSON)
+    serial_range: Mapped[str] = mapped_column(Text)
+    scene: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    ledger_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    verify_token: Mapped[str] = mapped_column(String(32), unique=True)
+    # The signed code printed in the QR code, kept so the URL stays the same after key rotation.
+    verify_code: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=STATUS_VALID)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxMessage(OutboxMixin, Base):
+    __tablename__ = "outbox"

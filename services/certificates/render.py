@@ -1,0 +1,159 @@
+"""HTML → PDF for the certificate of honour (Jinja2 + WeasyPrint).
+
+Safety: the templates are the service's own with autoescaping on, so whatever a guest
+types as their name is printed as text; and WeasyPrint fetches resources only through
+:class:`AssetsOnlyFetcher`, which serves files from the package's ``assets/`` directory
+and refuses everything else (other files, the network, ``data:`` URLs).
+
+Speed: the font configuration and the parsed stylesheet are built once per process and
+reused by every render; the QR code is inline SVG (no image to fetch or decode).
+"""
+from __future__ import annotations
+
+import mimetypes
+import threading
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import qrcode
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
+
+from .domain.formatting import format_date, format_quantity, local_date
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+ASSETS_DIR = PACKAGE_DIR / "assets"
+STYLESHEET = ASSETS_DIR / "certificate.css"
+
+
+class FetchRefused(ValueError):
+    """A resource outside the packaged assets was requested."""
+
+
+class AssetsOnlyFetcher(URLFetcher):
+    """Serves ``file:`` URLs inside ``root`` and refuses every other URL."""
+
+    def __init__(self, root: Path = ASSETS_DIR):
+        super().__init__(allowed_protocols={"file"})  # in case the base fetch is ever reached
+        self.root = Path(root).resolve()
+
+    def fetch(self, url: str, headers=None) -> URLFetcherResponse:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost"):
+            raise FetchRefused(f"refusing to fetch {url[:200]!r}: only packaged assets are served")
+        try:
+            path = Path(url2pathname(parts.path)).resolve()
+            packaged = path.is_relative_to(self.root) and path.is_file()
+        except (OSError, ValueError):  # e.g. a NUL byte in the path
+            packaged = False
+        if not packaged:
+            raise FetchRefused(f"refusing to fetch {url[:200]!r}: not a packaged asset")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(path2url(path), path.read_bytes(), {"Content-Type": content_type})
+
+
+@dataclass(frozen=True)
+class CertificateContent:
+    """Everything printed on a certificate."""
+
+    number: str
+    holder: str
+    organization: str | None
+    quantity_kg: int
+    project: dict
+    serial_range: str
+    scene: dict | None
+    issued_at: datetime
+    verify_url: str
+    ledger_hash: str | None = None
+
+
+def qr_svg(data: str) -> Markup:
+    """An inline SVG QR code of ``data``: one path, adjacent dark modules merged into runs."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+    code.add_data(data)
+    code.make(fit=True)
+    matrix = code.get_matrix()
+    runs = []
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < len(row):
+            if row[x]:
+                start = x
+                while x < len(row) and row[x]:
+                    x += 1
+                runs.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+            else:
+                x += 1
+    size = len(matrix)
+    # shape-rendering crispEdges avoids hairline seams between runs in rasterised output.
+    return Markup(
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
+        f'shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/>'
+        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
+    )
+
+
+_jinja = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                     undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def certificate_html(content: CertificateContent, zone: tzinfo) -> str:
+    issued_on = local_date(content.issued_at, zone)
+    return _jinja.get_template("certificate.html").render(
+        number=content.number,
+        holder=content.holder,
+        organization=content.organization,
+        quantity_zh=format_quantity(content.quantity_kg, "zh"),
+        quantity_en=format_quantity(content.quantity_kg, "en"),
+        project={"name_en": None, **content.project},
+        serial_range=content.serial_range,
+        scene=content.scene,
+        issued_zh=format_date(issued_on, "zh"),
+        issued_en=format_date(issued_on, "en"),
+        ledger_hash=content.ledger_hash,
+        verify_url=content.verify_url,
+        qr_svg=qr_svg(content.verify_url),
+    )
+
+
+# One font configuration and one parsed stylesheet per process, built on first use (after
+# a worker forks, see tasks.py) and reused by every render. WeasyPrint's shared state is
+# not documented as thread-safe, so renders in one process take turns.
+_render_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _font_config() -> FontConfiguration:
+    return FontConfiguration()
+
+
+@lru_cache(maxsize=1)
+def _stylesheet() -> CSS:
+    return CSS(filename=STYLESHEET, font_config=_font_config(), url_fetcher=AssetsOnlyFetcher())
+
+
+def prepare() -> None:
+    """Build the per-process font configuration and stylesheet ahead of the first render."""
+    with _render_lock:
+        _stylesheet()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Render trusted template output; relative URLs resolve inside ``assets/``."""
+    with _render_lock:
+        document = HTML(string=html, base_url=path2url(ASSETS_DIR) + "/",
+                        url_fetcher=AssetsOnlyFetcher())
+        return document.write_pdf(stylesheets=[_stylesheet()], font_config=_font_config())
+
+
+def render_certificate(content: CertificateContent, zone: tzinfo) -> bytes:
+    return html_to_pdf(certificate_html(content, zone))

@@ -1,0 +1,76 @@
+"""Celery tasks of the certificates service.
+
+Worker: ``celery -A certificates.tasks worker -Q certificates``.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from diandian_common import config
+from diandian_common.celery_app import check_version, make_celery
+from diandian_common.db import Database
+from diandian_common.outbox import relay, try_relay
+
+from . import render as pdf_renderer
+from .issuance import issue_certificate
+from .models import OutboxMessage
+from .storage import storage_from_env
+
+log = logging.getLogger(__name__)
+
+celery = make_celery("certificates")
+
+# Unsent outbox rows (the broker was down right after a commit) are published by this
+# periodic task where a beat scheduler runs (``celery -A certificates.tasks beat``).
+OUTBOX_RELAY_SECONDS = config.env_float("CERTIFICATES_OUTBOX_RELAY_SECONDS", 5.0)
+celery.conf.beat_schedule = {
+    "relay-outbox": {"task": "certificates.relay_outbox", "schedule": OUTBOX_RELAY_SECONDS,
+                     "args": [{"v": 1}], "options": {"expires": OUTBOX_RELAY_SECONDS}},
+}
+
+# Failures worth another try: the database or the storage briefly unavailable, or a
+# render cut short by the soft time limit on an overloaded worker.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
+
+_database: Database | None = None
+
+
+@worker_process_init.connect(weak=False)
+def _prepare_renderer(**_kwargs):
+    """Each worker child builds its fonts and stylesheet before taking its first message."""
+    pdf_renderer.prepare()
+
+
+def database() -> Database:
+    """The worker's database, created on first use (importing this module opens nothing)
+    and again if the configured URL changes (as it does between tests)."""
+    global _database
+    url = config.database_url("certificates")
+    if _database is None or _database.url != url:
+        if _database is not None:
+            _database.dispose()
+        _database = Database(url)
+    return _database
+
+
+@celery.task(name="certificates.render", bind=True, soft_time_limit=30, time_limit=45,
+             autoretry_for=TRANSIENT_ERRORS, max_retries=6, retry_backoff=2, retry_backoff_max=300,
+             retry_jitter=True)
+def render(self, payload: dict) -> dict:
+    """Issue the order's certificate (once) and announce it with ``orders.certificate_issued``."""
+    check_version(payload)
+    outcome = issue_certificate(database(), storage_from_env(), payload)
+    try_relay(database(), OutboxMessage, celery)
+    return {"certificate_id": outcome.certificate_id, "created": outcome.created}
+
+
+@celery.task(name="certificates.relay_outbox", soft_time_limit=30, time_limit=45)
+def relay_outbox(payload: dict | None = None) -> int:
+    """Publish outbox rows that were not sent right after their commit."""
+    if payload is not None:
+        check_version(payload)
+    return relay(database(), OutboxMessage, celery)

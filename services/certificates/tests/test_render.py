@@ -1,0 +1,231 @@
+"""The rendered PDF, read back: text, page, QR code; autoescaping and the URL fetcher."""
+from __future__ import annotations
+
+import http.server
+import io
+import re
+import threading
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pypdf
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+
+from certificates.render import (ASSETS_DIR, AssetsOnlyFetcher, CertificateContent, FetchRefused,
+                                 certificate_html, html_to_pdf, render_certificate)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+VERIFY_URL = "https://diandian.example/v/Qm9Z3kW_x-7a.k2VqXU0b7w1d-c9F"
+
+
+def content(**overrides) -> CertificateContent:
+    values = dict(
+        number="DD-20261125-7KQ3M9XA", holder="张三丰 Zhang Sanfeng", organization="成都绿色会展有限公司",
+        quantity_kg=12_345,
+        project={"id": "prj_longquan", "code": "CDCER-0042", "name": "成都龙泉山林业碳汇项目",
+                 "name_en": "Chengdu Longquan Mountain Forestry Carbon Sink", "registry": "CDCER",
+                 "vintage": 2023},
+        serial_range="CDCER-0042-2023:000001001-000013345",
+        scene={"slug": "green-expo-2026", "name": "2026 成都国际绿色博览会"},
+        issued_at=datetime(2026, 11, 24, 18, 30, tzinfo=timezone.utc),
+        verify_url=VERIFY_URL, ledger_hash="9f2c" * 16,
+    )
+    values.update(overrides)
+    return CertificateContent(**values)
+
+
+def pdf_text(pdf: bytes) -> str:
+    reader = pypdf.PdfReader(io.BytesIO(pdf))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def squeezed(text: str) -> str:
+    """Text without whitespace: letter-spacing and line wrapping insert spaces and newlines."""
+    return re.sub(r"\s+", "", text)
+
+
+def qr_codes(pdf: bytes) -> list[str]:
+    image = pdfium.PdfDocument(pdf)[0].render(scale=3).to_pil()
+    return [barcode.text for barcode in zxingcpp.read_barcodes(image)]
+
+
+@pytest.fixture(scope="module")
+def full_pdf() -> bytes:
+    return render_certificate(content(), SHANGHAI)
+
+
+class TestRenderedCertificate:
+    def test_one_a4_landscape_page(self, full_pdf):
+        reader = pypdf.PdfReader(io.BytesIO(full_pdf))
+        assert len(reader.pages) == 1
+        box = reader.pages[0].mediabox
+        assert (round(float(box.width)), round(float(box.height))) == (842, 595)
+
+    def test_says_what_was_retired_in_both_languages(self, full_pdf):
+        text = squeezed(pdf_text(full_pdf))
+        for expected in ["碳中和荣誉证书", "CARBONNEUTRALCERTIFICATEOFHONOUR", "张三丰ZhangSanfeng",
+                         "成都绿色会展有限公司", "12.345吨", "12.345t", "成都龙泉山林业碳汇项目",
+                         "ChengduLongquanMountainForestryCarbonSink", "CDCER", "2023",
+                         "CDCER-0042-2023:000001001-000013345", "2026成都国际绿色博览会",
+                         "DD-20261125-7KQ3M9XA", "9f2c" * 16, VERIFY_URL]:
+            assert expected in text, expected
+
+    def test_issue_date_is_the_local_date(self, full_pdf):
+        text = squeezed(pdf_text(full_pdf))
+        assert "2026年11月25日" in text and "25November2026" in text
+
+    def test_the_qr_code_decodes_to_the_verify_url(self, full_pdf):
+        assert qr_codes(full_pdf) == [VERIFY_URL]
+
+    def test_the_cjk_font_is_embedded_as_a_subset(self, full_pdf):
+        reader = pypdf.PdfReader(io.BytesIO(full_pdf))
+        fonts = {font["/BaseFont"] for font in _fonts(reader.pages[0])}
+        assert any("WenQuanYi" in name and re.match(r"/[A-Z]{6}\+", name) for name in fonts), fonts
+
+    def test_optional_parts_are_left_out(self):
+        pdf = render_certificate(content(holder="Jane Doe", organization=None, scene=None,
+                                         quantity_kg=850, ledger_hash=None,
+                                         project={**content().project, "name_en": None}), SHANGHAI)
+        text = squeezed(pdf_text(pdf))
+        assert "JaneDoe" in text and "850千克" in text and "850kg" in text
+        assert "活动场景" not in text and "Ledgerhash" not in text and "Chengdu" not in text
+        assert qr_codes(pdf) == [VERIFY_URL]
+
+    def test_long_texts_stay_on_one_page_with_a_readable_qr_code(self):
+        # At the limits orders accepts: a 100-character name, a 200-character organisation.
+        holder = ("国际可持续场馆大会组委会 Organising Committee of the Sustainable Venues Conference "
+                  "and Friends")[:100]
+        organization = ("Chengdu Municipal Bureau of Ecology and Environment, Department of Climate "
+                        "Change and International Cooperation, Low-Carbon Events Office 成都市生态环境局")
+        serials = ", ".join(f"CDCER-0042-2023:{i * 1000 + 1:09d}-{i * 1000 + 37:09d}" for i in range(6))
+        project = {**content().project, "name": "四川省成都市龙泉山城市森林公园林业碳汇项目（第二期）",
+                   "name_en": "Longquan Mountain Urban Forest Park Forestry Carbon Sink Project, "
+                              "Chengdu, Sichuan (Phase II)"}
+        scene = {"slug": "expo", "name": "2026 成都国际绿色低碳博览会暨第五届可持续场馆论坛 "
+                                         "Chengdu International Green Expo 2026"}
+        pdf = render_certificate(content(holder=holder, organization=organization, serial_range=serials,
+                                         project=project, scene=scene, quantity_kg=1_234_567), SHANGHAI)
+        assert len(pypdf.PdfReader(io.BytesIO(pdf)).pages) == 1
+        text = squeezed(pdf_text(pdf))
+        for part in [holder, organization, serials, project["name"], project["name_en"], scene["name"],
+                     "1,234.567t"]:
+            assert squeezed(part) in text, part
+        assert qr_codes(pdf) == [VERIFY_URL]
+
+
+def _fonts(page):
+    resources = page["/Resources"]["/Font"]
+    return [resources[name].get_object() for name in resources]
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server that records every request it gets."""
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fetched(monkeypatch) -> list[str]:
+    """Every URL WeasyPrint asks the fetcher for during the test."""
+    urls: list[str] = []
+    original = AssetsOnlyFetcher.fetch
+
+    def spy(self, url, headers=None):
+        urls.append(url)
+        return original(self, url, headers)
+
+    monkeypatch.setattr(AssetsOnlyFetcher, "fetch", spy)
+    return urls
+
+
+class TestInjection:
+    def test_markup_in_names_is_escaped_in_the_html(self):
+        html = certificate_html(content(holder='<img src="file:///etc/passwd">',
+                                        organization="<script>alert(1)</script>"), SHANGHAI)
+        assert "&lt;img src=&#34;file:///etc/passwd&#34;&gt;" in html
+        assert "&lt;script&gt;" in html
+        assert "<img" not in html and "<script" not in html
+
+    def test_markup_in_names_prints_as_text_and_fetches_nothing(self, http_server, fetched):
+        base, requests = http_server
+        holder = '<img src="file:///etc/passwd">'
+        organization = f'<img src="{base}/tracker.png">'
+        pdf = render_certificate(content(holder=holder, organization=organization), SHANGHAI)
+        text = pdf_text(pdf)
+        assert holder in text
+        assert organization in text
+        assert "root:" not in text
+        assert requests == []
+        # Only the stylesheet's own background was requested.
+        assert fetched and all(url.startswith(ASSETS_DIR.as_uri() + "/") for url in fetched), fetched
+
+
+class TestFetcher:
+    def test_serves_packaged_assets(self):
+        response = AssetsOnlyFetcher().fetch((ASSETS_DIR / "pattern.svg").as_uri())
+        assert response.content_type == "image/svg+xml"
+        assert response.read().startswith(b"<svg")
+
+    @pytest.mark.parametrize("url", [
+        "file:///etc/passwd",
+        (ASSETS_DIR / ".." / "render.py").as_uri(),
+        (ASSETS_DIR / "%2e%2e" / "render.py").as_uri().replace("%25", "%"),
+        (ASSETS_DIR / "missing.svg").as_uri(),
+        ASSETS_DIR.as_uri(),
+        "file://evil.example/" + str(ASSETS_DIR / "pattern.svg"),
+        "http://127.0.0.1:9/pattern.svg",
+        "https://example.com/pattern.svg",
+        "ftp://example.com/pattern.svg",
+        "data:image/svg+xml;base64,PHN2Zy8+",
+        "pattern.svg",
+        "file:///%00",
+        (ASSETS_DIR / "pattern.svg").as_uri() + "%00.txt",
+    ])
+    def test_refuses_everything_else(self, url):
+        with pytest.raises(FetchRefused):
+            AssetsOnlyFetcher().fetch(url)
+
+    def test_refuses_symlinks_leading_out_of_the_assets(self, tmp_path):
+        root = tmp_path / "assets"
+        root.mkdir()
+        secret = tmp_path / "secret.txt"
+        secret.write_text("secret")
+        (root / "link.svg").symlink_to(secret)
+        with pytest.raises(FetchRefused):
+            AssetsOnlyFetcher(root).fetch((root / "link.svg").as_uri())
+
+    def test_untrusted_html_reaches_neither_files_nor_network(self, http_server, fetched):
+        base, requests = http_server
+        pdf = html_to_pdf(f"""<html><head>
+            <link rel="stylesheet" href="{base}/style.css">
+            <link rel="stylesheet" href="file:///etc/passwd">
+            <style>@import url("{base}/import.css"); body {{ background: url("{base}/bg.png"); }}</style>
+            </head><body><p>hello</p>
+            <img src="{base}/pixel.png"><img src="file:///etc/hostname">
+            <img src="data:image/svg+xml,%3Csvg/%3E">
+            <object data="{base}/object.svg"></object><iframe src="{base}/frame"></iframe>
+            </body></html>""")
+        assert pdf.startswith(b"%PDF")
+        assert "hello" in pdf_text(pdf)
+        assert requests == []
+        refused = [url for url in fetched if not url.startswith(ASSETS_DIR.as_uri())]
+        assert f"{base}/pixel.png" in refused and "file:///etc/passwd" in refused
