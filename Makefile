@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test setup unit lock clean
+.PHONY: run test setup unit bench lock clean
 
 run:            ## set up, migrate, seed and start every process; prints the URL
 	@scripts/run.sh
@@ -13,6 +13,9 @@ test: setup     ## the whole suite: unit tests and end-to-end tests with real Re
 
 unit: setup     ## only the fast tests (no processes started)
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+bench: setup    ## benchmarks with ratios against baselines measured in the same run (BENCH=name for one)
+	$(VENV)/bin/python -m bench $(BENCH)
 
 setup:
 	@scripts/setup.sh

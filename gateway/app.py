@@ -7,7 +7,7 @@ from diandian_common.errors import ApiError, register_error_handlers
 from diandian_common.logs import configure_logging
 from diandian_common.web import install_request_id
 
-from . import health, pages
+from . import health, pages, participants
 from .proxy import Upstreams
 from .routes import owner_of
 
@@ -38,4 +38,5 @@ def create_app() -> Flask:
         return jsonify({"status": "ok" if ok else "error", "services": statuses}), (200 if ok else 503)
 
     pages.register(app, upstreams)
+    app.after_request(participants.set_cookie)
     return app

@@ -1,0 +1,2 @@
+"""Benchmarks (`make bench`): each prints its figures and a ratio against a baseline
+measured in the same run, and writes them to bench/results/."""

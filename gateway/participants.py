@@ -1,0 +1,50 @@
+"""Anonymous guests: a signed cookie gives each browser a stable participant id.
+
+The id is random (no personal data), signed with ``GATEWAY_SECRET_KEY`` (itsdangerous) so
+a guest cannot claim someone else's place on a leaderboard by editing the cookie.
+"""
+from __future__ import annotations
+
+import secrets
+
+from flask import Request, Response, g, request
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from diandian_common import config
+
+COOKIE_NAME = "dd_participant"
+COOKIE_MAX_AGE = 400 * 24 * 3600  # browsers cap cookies at 400 days
+
+
+def _serializer() -> URLSafeSerializer:
+    secret = config.env("GATEWAY_SECRET_KEY", "diandian-local-development-secret")
+    return URLSafeSerializer(secret, salt="participant")
+
+
+def participant_id_from_request(req: Request) -> str | None:
+    """The verified participant id of the request's cookie, or None (absent or forged)."""
+    raw = req.cookies.get(COOKIE_NAME)
+    if not raw:
+        return None
+    try:
+        value = _serializer().loads(raw)
+    except BadSignature:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def current_participant_id() -> str:
+    """This browser's participant id, minting one (sent back by :func:`set_cookie`)."""
+    if "participant_id" not in g:
+        existing = participant_id_from_request(request)
+        g.participant_id = existing or f"p_{secrets.token_urlsafe(12)}"
+        g.participant_is_new = existing is None
+    return g.participant_id
+
+
+def set_cookie(response: Response) -> Response:
+    """After-request hook: persist a freshly minted participant id."""
+    if g.get("participant_is_new"):
+        response.set_cookie(COOKIE_NAME, _serializer().dumps(g.participant_id), max_age=COOKIE_MAX_AGE,
+                            httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
