@@ -1,6 +1,7 @@
 """Orders service app factory (gunicorn "orders.app:create_app()")."""
 from __future__ import annotations
 
+from diandian_common.auth import API_KEY_HEADER
 from diandian_common.web import create_service_app
 
 from . import cli
@@ -9,6 +10,8 @@ from .api import blp
 
 def create_app(database_url: str | None = None):
     app, api = create_service_app("orders", title="Diandian orders", database_url=database_url)
+    api.spec.components.security_scheme(
+        "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
     api.register_blueprint(blp)
     cli.register(app)
     return app

@@ -95,7 +95,7 @@ class Order(Base):
     estimate_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     payment_provider: Mapped[str] = mapped_column(String(20))
     payment_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -170,6 +170,26 @@ class Refund(Base):
     provider_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PaymentEvent(Base):
+    """A provider's webhook call that was acted on. ``(provider, event_id)`` is unique, so
+    a retried or replayed call finds its first answer here instead of acting again."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_payment_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reference: Mapped[str] = mapped_column(String(100))
+    body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the raw body
+    response_body: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy.exc import DBAPIError
 
 from diandian_common import config
-from diandian_common.celery_app import check_version, make_celery
+from diandian_common.celery_app import UnsupportedMessage, check_version, make_celery
 from diandian_common.db import Database
 from diandian_common.outbox import relay, try_relay
 
@@ -25,16 +25,22 @@ celery.conf.beat_schedule = {
                       "schedule": config.env_float("ORDERS_EXPIRY_SWEEP_SECONDS", 60.0)},
     "resend-stuck": {"task": "orders.resend_stuck",
                      "schedule": config.env_float("ORDERS_RECONCILE_SECONDS", 60.0)},
+    "purge-idempotency-keys": {"task": "orders.purge_idempotency_keys",
+                               "schedule": config.env_float("ORDERS_IDEMPOTENCY_PURGE_SECONDS", 3600.0)},
 }
 
 _database: Database | None = None
 
 
 def database() -> Database:
-    """Created on first use, once per worker process (after the fork)."""
+    """Created on first use, once per worker process (after the fork), and again when the
+    configured URL changes (as it does between tests)."""
     global _database
-    if _database is None:
-        _database = Database(config.database_url("orders"))
+    url = config.database_url("orders")
+    if _database is None or _database.url != url:
+        if _database is not None:
+            _database.dispose()
+        _database = Database(url)
     return _database
 
 
@@ -44,7 +50,29 @@ RETRY = dict(autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=
              retry_jitter=True, max_retries=10)
 
 
-@celery.task(name="orders.retire_credits", **RETRY)
+class RetirementTask(celery.Task):
+    """``orders.retire_credits`` that failed for good — its retries exhausted, or an error
+    no retry can fix — must not leave a paid order waiting: the order becomes ``failed``,
+    its reservation is released and the payment refunded (``on_failure`` runs once, after
+    the last attempt; a retry is not a failure)."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        payload = args[0] if args else None
+        if isinstance(exc, UnsupportedMessage) or not isinstance(payload, dict) or "order_id" not in payload:
+            return  # not a message about an order we can name
+        reason = f"retirement failed: {exc.__class__.__name__}: {exc}"
+        try:
+            with database().transaction() as session:
+                failed = workflows.fail_retirement(session, payload["order_id"], reason)
+        except Exception:
+            # The database is still away: the order stays paid and the reconciler re-sends it.
+            log.exception("could not mark order %s failed", payload["order_id"])
+            return
+        if failed:
+            log.error("order failed and refunded: %s", reason, extra={"order_id": payload["order_id"]})
+
+
+@celery.task(name="orders.retire_credits", base=RetirementTask, **RETRY)
 def retire_credits(payload: dict) -> None:
     check_version(payload)
     try:
@@ -89,3 +117,13 @@ def resend_stuck(payload: dict | None = None) -> int:
         log.warning("re-sent the next step of %d stuck orders", count)
         try_relay(database(), OutboxMessage, celery)
     return count
+
+
+@celery.task(name="orders.purge_idempotency_keys", **RETRY)
+def purge_idempotency_keys(payload: dict | None = None) -> int:
+    """Idempotency keys past their TTL (at least 24 h) are forgotten."""
+    with database().transaction() as session:
+        purged = workflows.purge_idempotency_keys(session)
+    if purged:
+        log.info("purged %d expired idempotency keys", purged)
+    return purged

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy.orm import Session, selectinload
 
 from diandian_common import config
 from diandian_common.errors import ApiError, NotFound
@@ -18,12 +18,16 @@ from diandian_common.outbox import enqueue, utcnow
 
 from . import payments
 from .domain import allocation, ledger, pricing, states
-from .models import (IdempotencyRecord, LedgerEntry, Order, OutboxMessage, Project, Refund,
-                     Retirement, SerialBlock)
+from .models import (IdempotencyRecord, LedgerEntry, Order, OutboxMessage, PaymentEvent, Project,
+                     Refund, Retirement, SerialBlock)
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_TTL = timedelta(hours=config.env_int("IDEMPOTENCY_TTL_HOURS", 48))
+MIN_IDEMPOTENCY_TTL_HOURS = 24  # clients retrying the next day must still get their order back
+
+
+def idempotency_ttl() -> timedelta:
+    return timedelta(hours=max(MIN_IDEMPOTENCY_TTL_HOURS, config.env_int("IDEMPOTENCY_TTL_HOURS", 48)))
 
 
 def order_ttl() -> timedelta:
@@ -51,7 +55,6 @@ def lock_order(session: Session, order_id: str) -> Order | None:
 
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything we store is UTC."""
-    from datetime import timezone
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -81,7 +84,7 @@ def create_order(session: Session, *, key: str, fingerprint: str, project_id: st
     if quantity > project.available_kg:
         raise ApiError(409, "insufficient_credits",
                        f"{project.code} has {project.available_kg} kg available, {quantity} kg requested")
-    provider = payments.provider()
+    provider = payments.for_new_orders()
     order = Order(
         id=new_id("ord"), status=states.PENDING_PAYMENT, project_id=project.id,
         quantity_kg=quantity, requested_kg=str(requested_kg),
@@ -97,8 +100,14 @@ def create_order(session: Session, *, key: str, fingerprint: str, project_id: st
     body = created_view(order, provider.checkout_url(order.id))
     session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=order.id,
                                   response_status=201, response_body=body,
-                                  expires_at=utcnow() + IDEMPOTENCY_TTL))
+                                  expires_at=utcnow() + idempotency_ttl()))
     return body
+
+
+def purge_idempotency_keys(session: Session, now: datetime | None = None) -> int:
+    """Forget keys past their TTL (a periodic task); returns how many were deleted."""
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= (now or utcnow())))
+    return result.rowcount or 0
 
 
 def created_view(order: Order, checkout_url: str) -> dict:
@@ -112,12 +121,17 @@ def created_view(order: Order, checkout_url: str) -> dict:
 
 # --- payment --------------------------------------------------------------------------
 
-def confirm_payment(session: Session, order_id: str, reference: str | None = None) -> Order:
-    """Mark paid and, in the same transaction, queue the retirement (SPEC §3 step 2)."""
+def confirm_payment(session: Session, order_id: str, reference: str | None = None, *,
+                    accept_late: bool = False) -> Order:
+    """Mark paid and, in the same transaction, queue the retirement (SPEC §3 step 2).
+
+    ``accept_late``: a provider captured the money after the payment window but before
+    the sweep cancelled the order; the reservation is still held, so deliver.
+    """
     order = lock_order(session, order_id)
     if order is None:
         raise NotFound("order", order_id)
-    if order.status == states.PENDING_PAYMENT and as_utc(order.expires_at) <= utcnow():
+    if order.status == states.PENDING_PAYMENT and not accept_late and as_utc(order.expires_at) <= utcnow():
         _cancel(session, order, "payment window expired")
     if order.status in (states.CANCELLED, states.FAILED):
         raise ApiError(409, "order_not_payable", f"order {order.id} is {order.status}")
@@ -128,6 +142,67 @@ def confirm_payment(session: Session, order_id: str, reference: str | None = Non
     order.payment_reference = reference or f"{order.payment_provider}-{secrets.token_hex(6)}"
     enqueue(session, OutboxMessage, "orders.retire_credits", {"order_id": order.id})
     return order
+
+
+def apply_payment_notification(session: Session, provider: str, note: payments.PaymentNotification,
+                               body_hash: str) -> dict:
+    """Act once on an authentic provider notification; returns the webhook's answer.
+
+    The same event again (a provider retry, or a replay inside the signature tolerance)
+    gets the first answer and changes nothing; the same event id with another body is
+    refused. Only events that were acted on are stored, so a refused call (unknown
+    order, wrong amount) is refused again when retried.
+    """
+    order = lock_order(session, note.order_id)  # serialises twin deliveries of one event
+    if order is None:
+        raise NotFound("order", note.order_id)
+    seen = session.scalars(select(PaymentEvent).where(PaymentEvent.provider == provider,
+                                                      PaymentEvent.event_id == note.event_id)).first()
+    if seen is not None:
+        if seen.body_hash != body_hash:
+            raise ApiError(409, "event_id_reused", f"{provider} event {note.event_id} arrived with another body")
+        return seen.response_body
+    if order.payment_provider != provider:
+        raise ApiError(409, "provider_mismatch", f"order {order.id} is paid through {order.payment_provider}")
+    action = "ignored"
+    if note.succeeded:
+        if (note.amount_fen, note.currency) != (order.amount_fen, order.currency):
+            raise ApiError(409, "amount_mismatch",
+                           f"{provider} reports {note.amount_fen} {note.currency}; "
+                           f"order {order.id} is {order.amount_fen} {order.currency}")
+        action = _apply_captured_payment(session, order, note.reference)
+    body = {"event_id": note.event_id, "order_id": order.id, "status": order.status, "action": action}
+    session.add(PaymentEvent(provider=provider, event_id=note.event_id, event_type=note.event_type,
+                             order_id=order.id, amount_fen=note.amount_fen, currency=note.currency,
+                             reference=note.reference, body_hash=body_hash, response_body=body,
+                             received_at=utcnow()))
+    return body
+
+
+def _apply_captured_payment(session: Session, order: Order, reference: str) -> str:
+    if order.status == states.PENDING_PAYMENT:
+        confirm_payment(session, order.id, reference, accept_late=True)
+        return "paid"
+    if order.status == states.CANCELLED:
+        # The money arrived after the sweep released the credits: give it back.
+        if session.scalars(select(Refund).where(Refund.order_id == order.id)).first() is not None:
+            log.error("order %s: a second late payment %s needs a manual refund", order.id, reference)
+            return "manual_refund"
+        order.payment_reference = reference
+        _refund(session, order, "payment arrived after the order was cancelled")
+        return "refunded"
+    if reference != order.payment_reference:
+        log.warning("order %s was paid as %s; %s also reports payment %s",
+                    order.id, order.payment_reference, order.payment_provider, reference)
+    return "already_paid"  # paying twice changes nothing
+
+
+def _refund(session: Session, order: Order, reason: str) -> Refund:
+    provider = payments.provider(order.payment_provider)
+    refund = Refund(order_id=order.id, amount_fen=order.amount_fen, provider=provider.name,
+                    provider_reference=provider.refund(order.id, order.amount_fen), reason=reason[:200])
+    session.add(refund)
+    return refund
 
 
 def _cancel(session: Session, order: Order, reason: str) -> None:
@@ -260,9 +335,7 @@ def fail_retirement(session: Session, order_id: str, reason: str) -> bool:
     project.reserved_kg -= order.quantity_kg
     order.status = states.FAILED
     order.failure_reason = reason[:200]
-    provider = payments.provider(order.payment_provider)
-    session.add(Refund(order_id=order.id, amount_fen=order.amount_fen, provider=provider.name,
-                       provider_reference=provider.refund(order.id, order.amount_fen), reason=reason[:200]))
+    _refund(session, order, reason)
     return True
 
 
@@ -305,19 +378,22 @@ def resend_stuck(session: Session, older_than: timedelta, limit: int = 200) -> i
 
 # --- reading --------------------------------------------------------------------------
 
-def order_view(session: Session, order: Order) -> dict:
+def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | None = None) -> dict:
+    """The public order; ``ledger_hashes`` (order id → hash) saves a query per order in lists."""
     project = order.project
     retirement = None
     if order.retirements:
         ranges = serial_ranges(order, project)
-        entry = session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.id)).first()
+        if ledger_hashes is None:
+            ledger_hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
+                                                 .where(LedgerEntry.order_id == order.id)).all())
         retirement = {
             "serial_range": ", ".join(ranges),
             "serial_ranges": ranges,
             "serial_first": order.retirements[0].serial_first,
             "serial_last": order.retirements[-1].serial_last,
             "retired_at": as_utc(order.retired_at).isoformat(),
-            "ledger_hash": entry.hash if entry else None,
+            "ledger_hash": ledger_hashes.get(order.id),
         }
     certificate = None
     if order.certificate_id:
@@ -353,6 +429,53 @@ def project_view(project: Project) -> dict:
     }
 
 
+def find_project(session: Session, ref: str) -> Project | None:
+    """A project by id or by code."""
+    return session.scalars(select(Project).where(or_(Project.id == ref, Project.code == ref))).first()
+
+
+def list_orders(session: Session, *, status: str | None = None, project: str | None = None,
+                scene: str | None = None, limit: int = 50, after: str | None = None) -> dict:
+    """Orders oldest first, ``limit`` a page; ``after`` is the last id of the previous page."""
+    query = (select(Order).options(selectinload(Order.project), selectinload(Order.retirements))
+             .order_by(Order.created_at, Order.id))
+    if status:
+        query = query.where(Order.status == status)
+    if project:
+        found = find_project(session, project)
+        if found is None:
+            raise NotFound("project", project)
+        query = query.where(Order.project_id == found.id)
+    if scene:
+        query = query.where(Order.scene_slug == scene)
+    if after:
+        anchor = session.get(Order, after)
+        if anchor is None:
+            raise ApiError(422, "validation_error", "some fields are invalid", {"after": [f"unknown order {after}"]})
+        query = query.where(or_(Order.created_at > anchor.created_at,
+                                and_(Order.created_at == anchor.created_at, Order.id > anchor.id)))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    page = rows[:limit]
+    hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
+                                  .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
+    return {"items": [order_view(session, o, hashes) for o in page],
+            "next_after": page[-1].id if len(rows) > limit else None}
+
+
+def ledger_entries(session: Session, *, project: str | None = None, after: int = 0,
+                   limit: int | None = None) -> list[LedgerEntry]:
+    """Entries in chain order after ``seq`` ``after``; all of them when ``limit`` is None."""
+    query = select(LedgerEntry).where(LedgerEntry.seq > after).order_by(LedgerEntry.seq)
+    if project:
+        found = find_project(session, project)
+        if found is None:
+            raise NotFound("project", project)
+        query = query.where(LedgerEntry.project_id == found.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
 def ledger_view(entry: LedgerEntry) -> dict:
     return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash}
 
@@ -367,6 +490,34 @@ def add_project(session: Session, *, code: str, name: str, name_en: str, type: s
     session.add(project)
     session.flush()
     return project
+
+
+def update_project(session: Session, project_id: str, changes: dict) -> Project:
+    """Change the price or descriptive fields. Orders keep the amount they were created
+    with, so a new price applies to new orders only."""
+    project = lock_project(session, project_id)
+    if project is None:
+        raise NotFound("project", project_id)
+    for field in ("name", "name_en", "type", "location", "price_fen_per_tonne"):
+        if field in changes:
+            setattr(project, field, changes[field])
+    session.flush()
+    return project
+
+
+def record_issuance(session: Session, project_id: str, first: int, last: int) -> SerialBlock:
+    """An operator records serials the registry issued; the project lock keeps two
+    overlapping issuances from both passing the overlap check."""
+    project = lock_project(session, project_id)
+    if project is None:
+        raise NotFound("project", project_id)
+    return issue_block(session, project, first, last)
+
+
+def issuance_view(block: SerialBlock) -> dict:
+    return {"id": block.id, "project_id": block.project_id, "first": block.first, "last": block.last,
+            "quantity_kg": block.last - block.first + 1, "issued_at": as_utc(block.issued_at).isoformat(),
+            "project": project_view(block.project)}
 
 
 def issue_block(session: Session, project: Project, first: int, last: int) -> SerialBlock:

@@ -27,3 +27,13 @@ def client(app):
 @pytest.fixture
 def database(app):
     return app.extensions["db"]
+
+
+OPERATOR_KEY = "orders-test-operator-key"
+
+
+@pytest.fixture
+def operator(monkeypatch):
+    """Headers of an operator's request."""
+    monkeypatch.setenv("OPERATOR_API_KEY", OPERATOR_KEY)
+    return {"X-API-Key": OPERATOR_KEY}

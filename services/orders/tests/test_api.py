@@ -222,3 +222,65 @@ def test_inventory_always_adds_up(client, database):
         assert p.retired_kg == retired == 39
         assert p.reserved_kg == reserved == 100
         assert session.scalars(select(func.count()).select_from(LedgerEntry)).one() == 3
+
+
+def test_ledger_pages_explain_how_to_recompute_the_hash(client, database):
+    pay_and_retire(client, database, kg=4)
+    page = client.get("/api/v1/ledger").get_json()
+    recipe = page["verification"]
+    assert recipe["algorithm"] == "sha256" and recipe["genesis_prev_hash"] == ledger.GENESIS_HASH
+    assert "seq, prev_hash and hash" in recipe["body"]
+    import hashlib
+    (entry,) = page["items"]
+    text = ledger.canonical_json(ledger.body_of(entry))
+    assert hashlib.sha256((entry["prev_hash"] + text).encode("utf-8")).hexdigest() == entry["hash"]
+
+
+def test_ledger_csv_export_for_auditors(client, database):
+    import csv
+    import hashlib
+    import io
+    orders = [pay_and_retire(client, database, kg=kg) for kg in (2, 3, 5)]
+    response = client.get("/api/v1/ledger?limit=1", headers={"Accept": "text/csv"})
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert [r["order_id"] for r in rows] == [o["id"] for o in orders]  # every entry, not one page
+    prev = ledger.GENESIS_HASH
+    for row in rows:  # the chain recomputes from the CSV alone
+        assert row["prev_hash"] == prev
+        assert hashlib.sha256((prev + row["canonical_body"]).encode("utf-8")).hexdigest() == row["hash"]
+        prev = row["hash"]
+    assert [int(r["quantity_kg"]) for r in rows] == [2, 3, 5]
+    json_items = client.get("/api/v1/ledger").get_json()["items"]
+    assert [r["hash"] for r in rows] == [e["hash"] for e in json_items]
+
+    later = client.get("/api/v1/ledger?after=2", headers={"Accept": "text/csv"}).get_data(as_text=True)
+    assert len(later.splitlines()) == 2  # the header and entry 3
+    project = client.get("/api/v1/projects?").get_json()["items"][0]["code"]
+    by_project = client.get(f"/api/v1/ledger?project={project}", headers={"Accept": "text/csv"})
+    assert len(by_project.get_data(as_text=True).splitlines()) == 4
+    unknown = client.get("/api/v1/ledger?project=nope", headers={"Accept": "text/csv"})
+    assert unknown.status_code == 404 and unknown.get_json()["error"]["code"] == "not_found"
+    assert client.get("/api/v1/ledger", headers={"Accept": "text/html,*/*"}).mimetype == "application/json"
+
+
+def test_ledger_cli_exports_and_verifies(app, client, database, tmp_path):
+    for kg in (1, 2):
+        pay_and_retire(client, database, kg=kg)
+    runner = app.test_cli_runner()
+    exported = runner.invoke(args=["ledger", "export"])
+    assert exported.exit_code == 0, exported.output
+    assert exported.output.splitlines()[0] == ",".join(ledger.CSV_COLUMNS)
+    assert len(exported.output.splitlines()) == 3
+    target = tmp_path / "ledger.csv"
+    code = first_project(client)["code"]  # every order above is of this project
+    to_file = runner.invoke(args=["ledger", "export", "--project", code, "-o", str(target)])
+    assert to_file.exit_code == 0 and target.read_text().splitlines()[1:] == exported.output.splitlines()[1:]
+    assert runner.invoke(args=["ledger", "export", "--project", "nope"]).exit_code != 0
+    assert "ledger ok: 2 entries" in runner.invoke(args=["ledger", "verify"]).output
+
+    with database.transaction() as session:  # tamper with entry 2
+        entry = session.get(LedgerEntry, 2)
+        entry.body = {**entry.body, "quantity_kg": 999}
+    broken = runner.invoke(args=["ledger", "verify"])
+    assert broken.exit_code != 0 and "entry 2" in broken.output

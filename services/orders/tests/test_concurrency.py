@@ -80,3 +80,48 @@ def test_no_oversell_and_no_overlapping_serials(database_url):
             assert last < first, ranges
         assert all(1 <= f and (l <= 60 or f >= 1001) for f, l in ranges)
     database.dispose()
+
+
+def test_twin_webhook_deliveries_pay_once(database_url, monkeypatch):
+    """A provider delivering one event several times at once: one payment, one answer."""
+    import json
+    import time
+
+    from sqlalchemy import func
+
+    from orders.domain import signatures
+    from orders.models import OutboxMessage, PaymentEvent
+
+    monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")
+    monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", "whsec_race")
+    app = create_app(database_url=database_url)
+    database = app.extensions["db"]
+    with database.transaction() as session:
+        project = workflows.add_project(session, code="TEST-WEBHOOK", name="网钩", name_en="Webhook",
+                                        type="clean_transport", location="Chengdu", registry="CDCER",
+                                        vintage=2024, price_fen_per_tonne=5000)
+        workflows.issue_block(session, project, 1, 100)
+        project_id = project.id
+    order = app.test_client().post("/api/v1/orders", headers={"Idempotency-Key": "race"}, json={
+        "project_id": project_id, "quantity_kg": 10, "participant": {"id": "p", "display_name": "P"}}).get_json()
+    raw = json.dumps({"id": "evt_race", "type": "payment.succeeded", "data": {
+        "order_id": order["id"], "amount_fen": order["amount_fen"], "currency": "CNY",
+        "transaction_id": "tp_race"}}).encode()
+    twins = 12
+    start = threading.Barrier(twins)
+
+    def deliver(_):
+        client = app.test_client()
+        start.wait()
+        return client.post("/api/v1/payments/testpay/webhook", data=raw, headers={
+            "Content-Type": "application/json",
+            "Payment-Signature": signatures.header_value("whsec_race", int(time.time()), raw)})
+
+    with ThreadPoolExecutor(max_workers=twins) as pool:
+        responses = list(pool.map(deliver, range(twins)))
+    assert [r.status_code for r in responses] == [200] * twins
+    assert {r.get_json()["action"] for r in responses} == {"paid"}
+    with database.transaction() as session:
+        assert session.scalars(select(func.count()).select_from(PaymentEvent)).one() == 1
+        assert session.scalars(select(func.count()).select_from(OutboxMessage)).one() == 1
+    database.dispose()

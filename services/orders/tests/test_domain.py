@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.domain import allocation, idempotency, ledger, pricing, states
+from orders.domain import allocation, idempotency, ledger, pricing, signatures, states
 from orders.domain.allocation import BlockCursor, SerialRange
 
 
@@ -128,3 +128,78 @@ def test_order_state_machine():
     assert not states.can_move(states.COMPLETED, states.PAID)
     assert not states.can_move(states.CANCELLED, states.PAID)
     assert set(states.ALL) == {"pending_payment", "paid", "retired", "completed", "cancelled", "failed"}
+
+
+class TestWebhookSignatures:
+    SECRET = "whsec_test"
+    BODY = b'{"id":"evt_1","type":"payment.succeeded"}'
+
+    def test_signature_is_hmac_sha256_of_timestamp_dot_body(self):
+        import hashlib
+        import hmac
+        expected = hmac.new(b"whsec_test", b"1700000000." + self.BODY, hashlib.sha256).hexdigest()
+        assert signatures.sign(self.SECRET, 1700000000, self.BODY) == expected
+        assert signatures.header_value(self.SECRET, 1700000000, self.BODY) == f"t=1700000000,v1={expected}"
+
+    def test_a_fresh_authentic_call_verifies(self):
+        header = signatures.header_value(self.SECRET, 1000, self.BODY)
+        assert signatures.verify(self.SECRET, header, self.BODY, now=1100, tolerance_s=300) == 1000
+
+    def test_any_of_several_signatures_may_match(self):
+        good = signatures.sign(self.SECRET, 1000, self.BODY)
+        header = f"t=1000,v1={'0' * 64},v1={good}"
+        assert signatures.verify(self.SECRET, header, self.BODY, now=1000, tolerance_s=300) == 1000
+
+    @pytest.mark.parametrize("header", [None, "", "v1=abc", "t=1000", "t=soon,v1=abc", "garbage"])
+    def test_a_missing_or_malformed_header_is_named(self, header):
+        with pytest.raises(signatures.SignatureError) as raised:
+            signatures.verify(self.SECRET, header, self.BODY, now=1000, tolerance_s=300)
+        assert raised.value.code == "signature_missing"
+
+    @pytest.mark.parametrize("secret, body, timestamp", [
+        ("another secret", BODY, 1000),                    # signed with someone else's secret
+        (SECRET, BODY + b" ", 1000),                         # body altered after signing
+        (SECRET, BODY, 999),                                 # timestamp altered after signing
+    ])
+    def test_anything_altered_is_an_invalid_signature(self, secret, body, timestamp):
+        header = signatures.header_value(secret, timestamp, body)
+        header = header.replace(f"t={timestamp}", "t=1000")
+        with pytest.raises(signatures.SignatureError) as raised:
+            signatures.verify(self.SECRET, header, self.BODY, now=1000, tolerance_s=300)
+        assert raised.value.code == "invalid_signature"
+
+    @pytest.mark.parametrize("now", [1301, 699])
+    def test_outside_the_tolerance_either_way_is_stale(self, now):
+        header = signatures.header_value(self.SECRET, 1000, self.BODY)
+        with pytest.raises(signatures.SignatureError) as raised:
+            signatures.verify(self.SECRET, header, self.BODY, now=now, tolerance_s=300)
+        assert raised.value.code == "stale_signature"
+
+    def test_the_signature_is_checked_before_the_clock(self):
+        header = signatures.header_value("wrong", 1, self.BODY)
+        with pytest.raises(signatures.SignatureError) as raised:
+            signatures.verify(self.SECRET, header, self.BODY, now=10_000, tolerance_s=300)
+        assert raised.value.code == "invalid_signature"
+
+
+class TestLedgerPublication:
+    BODY = {"order_id": "ord_1", "project_id": "prj_1", "project_code": "CDCER-X", "registry": "CDCER",
+            "vintage": 2023, "quantity_kg": 13,
+            "serial_ranges": ["CDCER-X-2023:000000001-000000010", "CDCER-X-2023:000000101-000000103"],
+            "retired_at": "2026-01-01T00:00:00+00:00"}
+
+    def test_the_body_is_the_published_entry_without_the_chain_fields(self):
+        published = {"seq": 4, **self.BODY, "prev_hash": "a" * 64, "hash": "b" * 64}
+        assert ledger.body_of(published) == self.BODY
+
+    def test_a_csv_row_carries_the_exact_hashed_text(self):
+        import hashlib
+        prev = "c" * 64
+        stored = ledger.entry_hash(prev, self.BODY)
+        row = dict(zip(ledger.CSV_COLUMNS, ledger.csv_row(7, prev, stored, self.BODY)))
+        assert row["seq"] == 7 and row["quantity_kg"] == 13 and row["vintage"] == 2023
+        assert row["serial_ranges"] == "CDCER-X-2023:000000001-000000010 CDCER-X-2023:000000101-000000103"
+        assert hashlib.sha256((row["prev_hash"] + row["canonical_body"]).encode()).hexdigest() == row["hash"]
+
+    def test_the_published_recipe_names_the_genesis_hash(self):
+        assert ledger.VERIFICATION["genesis_prev_hash"] == ledger.GENESIS_HASH == "0" * 64
