@@ -1,9 +1,11 @@
 """Alembic, configured in code for each service (no alembic.ini to keep in sync).
 
-    python -m diandian_common.migrate upgrade [service ...]     # all services by default
+    python -m diandian_common.migrate upgrade [name ...]        # every database by default
     python -m diandian_common.migrate revision orders -m "add refunds"
 
-A service's ``migrations/env.py`` calls :func:`run_env` with its metadata.
+The databases are the four services' and the gateway's own (its operator API keys); each
+is a package with a ``migrations/`` directory whose ``env.py`` calls :func:`run_env` with
+its metadata.
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ from sqlalchemy import pool
 
 from . import config
 from .db import make_engine
+
+# Every package with migrations of its own: the services, then the gateway.
+DATABASES = (*config.SERVICES, "gateway")
 
 
 def alembic_config(service: str, url: str | None = None) -> Config:
@@ -58,12 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diandian_common.migrate")
     sub = parser.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("upgrade", help="upgrade databases to the newest revision")
-    up.add_argument("services", nargs="*", default=list(config.SERVICES))
+    up.add_argument("services", nargs="*", default=list(DATABASES), metavar="name",
+                    help=f"any of {', '.join(DATABASES)}")
     rev = sub.add_parser("revision", help="autogenerate a new revision for one service")
-    rev.add_argument("service", choices=config.SERVICES)
+    rev.add_argument("service", choices=DATABASES)
     rev.add_argument("-m", "--message", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "upgrade":
+        unknown = sorted(set(args.services) - set(DATABASES))
+        if unknown:
+            parser.error(f"no database named {', '.join(unknown)} (choose from {', '.join(DATABASES)})")
         for service in args.services:
             upgrade(service)
             print(f"[migrate] {service}: at head", file=sys.stderr)

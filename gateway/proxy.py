@@ -3,7 +3,12 @@
 Reads (GET/HEAD) are retried once on a connection failure; writes never are, since the
 service may have acted before the connection broke (clients retry writes with their
 ``Idempotency-Key``). A service that does not answer gives 503 naming it, one that is
-too slow 504; the other services keep working.
+too slow 504; the other services keep working. Routes that render a PDF get the longer
+``GATEWAY_RENDER_TIMEOUT``.
+
+The client's ``X-API-Key`` never travels further: an authenticated operator is passed on
+as a signed operator assertion (diandian_common.auth), and an assertion a client sent
+itself is dropped.
 """
 from __future__ import annotations
 
@@ -15,8 +20,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from diandian_common import config
+from diandian_common.auth import API_KEY_HEADER, OPERATOR_ASSERTION_HEADER, Operator, sign_operator_assertion
 from diandian_common.errors import ApiError
 from diandian_common.web import REQUEST_ID_HEADER
+
+from .routes import renders_document
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +32,8 @@ log = logging.getLogger(__name__)
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
               "content-encoding"}
+# Credentials meant for the gateway alone.
+NOT_FORWARDED = HOP_BY_HOP | {API_KEY_HEADER.lower(), OPERATOR_ASSERTION_HEADER.lower()}
 
 
 class Upstreams:
@@ -33,17 +43,28 @@ class Upstreams:
         self.base_urls = {s: config.service_url(s) for s in config.SERVICES}
         self.connect_timeout = config.env_float("GATEWAY_CONNECT_TIMEOUT", 2.0)
         self.read_timeout = config.env_float("GATEWAY_READ_TIMEOUT", 15.0)
+        self.render_timeout = config.env_float("GATEWAY_RENDER_TIMEOUT", 60.0)
         self.session = requests.Session()
-        retry_reads = Retry(total=1, connect=1, read=0, status=0, backoff_factor=0.1,
+        # read=False: a read timeout is raised as itself (→ 504), never retried, and not
+        # wrapped as a connection error (which would read as "down", 503).
+        retry_reads = Retry(total=1, connect=1, read=False, status=0, backoff_factor=0.1,
                             allowed_methods={"GET", "HEAD"}, raise_on_status=False)
         pool = config.env_int("GATEWAY_POOL_SIZE", 32)
-        adapter = HTTPAdapter(pool_connections=len(self.base_urls), pool_maxsize=pool, max_retries=retry_reads)
+        adapter = HTTPAdapter(pool_connections=len(self.base_urls), pool_maxsize=pool,
+                              max_retries=retry_reads)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def forward(self, service: str) -> Response:
+    def timeout_for(self, path: str) -> tuple[float, float]:
+        """(connect, read) timeouts of a request to ``path``."""
+        return self.connect_timeout, (self.render_timeout if renders_document(path) else self.read_timeout)
+
+    def forward(self, service: str, operator: Operator | None = None) -> Response:
         url = self.base_urls[service] + request.full_path.rstrip("?")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+        if operator is not None:
+            headers[OPERATOR_ASSERTION_HEADER] = sign_operator_assertion(
+                operator, request.method, request.path)
         headers[REQUEST_ID_HEADER] = g.request_id
         headers["X-Forwarded-For"] = request.remote_addr or ""
         headers["X-Forwarded-Proto"] = request.scheme
@@ -51,11 +72,13 @@ class Upstreams:
         try:
             upstream = self.session.request(
                 request.method, url, headers=headers, data=request.get_data(),
-                timeout=(self.connect_timeout, self.read_timeout), allow_redirects=False, stream=False)
+                timeout=self.timeout_for(request.path), allow_redirects=False, stream=False)
+        except requests.ConnectTimeout as exc:  # never connected: down, not slow
+            log.warning("%s unreachable: %s", service, exc)
+            raise ApiError(503, "service_unavailable", f"the {service} service is unavailable") from exc
         except requests.Timeout as exc:
             log.warning("%s timed out: %s", service, exc)
-            raise ApiError(504, "gateway_timeout", f"the {service} service did not answer in time",
-                           fields=None) from exc
+            raise ApiError(504, "gateway_timeout", f"the {service} service did not answer in time") from exc
         except requests.RequestException as exc:
             log.warning("%s unavailable: %s", service, exc)
             raise ApiError(503, "service_unavailable", f"the {service} service is unavailable") from exc

@@ -59,6 +59,13 @@ class Stack:
             "CELERY_WORKER_OPTS": "--concurrency 2 --loglevel INFO",
             "GUNICORN_OPTS": "--workers 1 --worker-class gthread --threads 8 --timeout 30 --graceful-timeout 5",
             "ORDERS_OUTBOX_RELAY_SECONDS": "1",
+            # One test client places many orders from one address in a minute; the
+            # limiter stays on (its own tests use tight limits) but won't trip here.
+            "RATE_LIMIT_ORDERS": "1000/minute",
+            "RATE_LIMIT_WRITES": "1000/minute",
+            # Webhook receivers in tests listen on plain http on 127.0.0.1.
+            "WEBHOOK_ALLOW_HTTP": "true",
+            "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "PYTHONUNBUFFERED": "1",
         })
         self.env.update(extra_env or {})

@@ -4,7 +4,7 @@ The file is read the way Compose reads it (YAML anchors and merge keys resolved,
 ``${VAR:-default}`` interpolated with an empty environment, i.e. the defaults an operator
 gets without configuring anything) and checked against what the code expects: the
 services of ``diandian_common.config.SERVICES``, their queues, entry points, databases
-and URLs. The ``docker`` tests validate and start the stack with a real Docker engine;
+(``diandian_common.migrate.DATABASES``: the services' and the gateway's) and URLs. The ``docker`` tests validate and start the stack with a real Docker engine;
 they run only where one answers (``DIANDIAN_DOCKER_TESTS=0`` switches them off).
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import requests
 import yaml
 
 from diandian_common import config
+from diandian_common.migrate import DATABASES
 from diandian_common.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,6 +243,30 @@ def test_migrations_run_once_per_service_before_its_processes(services):
             assert depends_on(services[process]).get(job) == COMPLETED, process
 
 
+def test_gateway_database_is_migrated_and_the_operator_key_ensured_before_it_starts(services):
+    migrate = services["gateway-migrate"]
+    assert argv(migrate) == ["python", "-m", "diandian_common.migrate", "upgrade", "gateway"]
+    assert migrate["restart"] == "no" and depends_on(migrate) == {"postgres": HEALTHY}
+    keys = services["gateway-keys"]
+    assert argv(keys) == ["flask", "--app", "gateway.app", "keys", "ensure-operator"]
+    assert keys["restart"] == "no" and depends_on(keys) == {"gateway-migrate": COMPLETED}
+    assert depends_on(services[GATEWAY]).get("gateway-keys") == COMPLETED
+    # the job mirrors the very key and database the gateway uses
+    for variable in ("OPERATOR_API_KEY", "DATABASE_URL"):
+        assert environment(keys)[variable] == environment(services[GATEWAY])[variable], variable
+
+
+def test_gateway_and_services_share_the_internal_secret(raw_compose):
+    """The services accept the gateway's operator assertions only when both sides sign
+    with the same INTERNAL_API_SECRET; the deployer's value reaches every one of them."""
+    def declared(name: str) -> str | None:
+        env = interpolated(raw_compose, {"INTERNAL_API_SECRET": "s3cret"})["services"][name]
+        return environment(env).get("INTERNAL_API_SECRET")
+
+    for name in (GATEWAY, *config.SERVICES):
+        assert declared(name) == "s3cret", name
+
+
 def test_demo_seed_runs_after_its_migrations_and_before_the_gateway(services):
     seed = services["seed"]
     assert seed["restart"] == "no"
@@ -284,7 +309,7 @@ def test_apis_and_gateway_are_health_checked_on_healthz(services):
 
 def test_every_service_has_its_own_postgres_database(services):
     urls = database_urls(services)
-    assert set(urls) == set(config.SERVICES), "database URLs for services the code doesn't know"
+    assert set(urls) == set(DATABASES), "database URLs for services the code doesn't know"
     for service, found in urls.items():
         assert len(found) == 1, f"{service}'s containers disagree on its database: {found}"
     databases = {service: urlsplit(next(iter(found))) for service, found in urls.items()}
@@ -301,7 +326,7 @@ def test_every_service_has_its_own_postgres_database(services):
 def test_postgres_mounts_the_init_scripts(services):
     mounts = services["postgres"]["volumes"]
     assert "./postgres-init:/docker-entrypoint-initdb.d:ro" in mounts
-    assert postgres_init_databases() >= set(config.SERVICES)
+    assert postgres_init_databases() >= set(DATABASES)
 
 
 # --- how the containers reach each other ----------------------------------------------

@@ -5,3 +5,5 @@ CREATE DATABASE calculator;
 CREATE DATABASE orders;
 CREATE DATABASE certificates;
 CREATE DATABASE ranking;
+-- The gateway's own: operator API keys (hashes only).
+CREATE DATABASE gateway;

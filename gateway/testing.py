@@ -1,0 +1,95 @@
+"""Helpers for the gateway's tests (imported by tests only): stand-in services on real
+ports, and a Redis server of the test's own."""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+import time
+from typing import Iterator
+
+import redis
+from flask import Flask, jsonify, request
+from werkzeug.serving import make_server
+
+from diandian_common.auth import check_operator
+from diandian_common.errors import ApiError, register_error_handlers
+from diandian_common.testing import free_port
+from diandian_common.web import install_request_id
+
+
+class Upstream:
+    """A service on a real port that echoes what it received, including who the operator
+    is by the services' own rule (diandian_common.auth). ``?sleep=s`` makes it slow;
+    ``openapi`` is served at /openapi.json."""
+
+    def __init__(self, name: str, healthy: bool = True, openapi: dict | None = None):
+        app = Flask(name)
+        register_error_handlers(app)
+        install_request_id(app)
+
+        @app.route("/api/v1/<path:rest>", methods=["GET", "POST", "PATCH", "DELETE"])
+        def echo(rest):
+            time.sleep(float(request.args.get("sleep", 0)))
+            try:
+                operator = check_operator()
+                seen_operator = {"key_id": operator.key_id, "scopes": sorted(operator.scopes)}
+            except ApiError as exc:
+                seen_operator = exc.code
+            return jsonify({"service": name, "path": request.path, "query": request.query_string.decode(),
+                            "body": request.get_data(as_text=True), "headers": dict(request.headers),
+                            "operator": seen_operator}), 201 if request.method == "POST" else 200
+
+        @app.get("/healthz")
+        def healthz():
+            return jsonify({"status": "ok" if healthy else "error",
+                            "checks": {"database": "ok" if healthy else "error: OperationalError"}}), \
+                200 if healthy else 503
+
+        @app.get("/openapi.json")
+        def openapi_json():
+            if openapi is None:
+                return jsonify({"error": {"code": "not_found", "message": "no document"}}), 404
+            return jsonify(openapi)
+
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str]:
+    """A throw-away redis-server on a free port (never the machine's shared one); its URL."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is required (scripts/setup.sh installs it)")
+    port = free_port()
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
