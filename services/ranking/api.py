@@ -4,20 +4,24 @@ from __future__ import annotations
 import logging
 
 import redis
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from diandian_common.errors import ApiError
 
 from . import settings, store
 from .domain.boards import Board, Kind, current_board
+from .domain.card import Card, render_card
 from .domain.contribution import MAX_ID_LENGTH, grams_to_kg
 from .domain.periods import Period
-from .domain.scores import grams_of
-from .schemas import BoardPage, BoardQuery, ParticipantQuery, ParticipantStanding
+from .schemas import BoardPage, BoardQuery, CardQuery, ParticipantQuery, ParticipantStanding
 
 log = logging.getLogger(__name__)
 
 blp = Blueprint("ranking", __name__, url_prefix="/api/v1", description="Leaderboards")
+
+# Instances, not classes: given a class, webargs builds a new schema on every request.
+BOARD_QUERY, PARTICIPANT_QUERY, CARD_QUERY = BoardQuery(), ParticipantQuery(), CardQuery()
 
 
 def _board(kind: str, scene: str | None, period: str) -> Board:
@@ -33,11 +37,11 @@ def _unavailable(exc: Exception) -> ApiError:
 def _item(entry: store.Entry, kind: Kind) -> dict:
     member_field = "participant_id" if kind is Kind.INDIVIDUAL else "organization"
     return {"rank": entry.rank, member_field: entry.member, "display_name": entry.display_name,
-            "kg": grams_to_kg(grams_of(entry.score))}
+            "kg": grams_to_kg(entry.grams)}
 
 
 @blp.get("/rankings")
-@blp.arguments(BoardQuery, location="query")
+@blp.arguments(BOARD_QUERY, location="query")
 @blp.response(200, BoardPage)
 def list_rankings(query):
     """A board's leaders: individuals or organisations, global or one scene's, per period."""
@@ -46,14 +50,12 @@ def list_rankings(query):
         total, entries = store.top(store.reader(), board, query["limit"])
     except redis.RedisError as exc:
         raise _unavailable(exc) from exc
-    return {"items": [_item(e, board.kind) for e in entries], "total": total}
+    # Built here already in the documented shape: jsonify skips flask-smorest's per-field
+    # marshmallow dump, which cost more than the whole Redis round trip for 100 items.
+    return jsonify({"items": [_item(e, board.kind) for e in entries], "total": total})
 
 
-@blp.get("/rankings/participants/<string:participant_id>")
-@blp.arguments(ParticipantQuery, location="query")
-@blp.response(200, ParticipantStanding)
-def participant_standing(query, participant_id):
-    """A participant's rank on the individual board, with neighbours and the board size."""
+def _standing(participant_id: str, query: dict) -> store.Standing:
     if len(participant_id) > MAX_ID_LENGTH:
         raise ApiError(422, "validation_error", "some fields are invalid",
                        fields={"participant_id": [f"Longer than maximum length {MAX_ID_LENGTH}."]})
@@ -64,6 +66,40 @@ def participant_standing(query, participant_id):
         raise _unavailable(exc) from exc
     if found is None:
         raise ApiError(404, "not_found", f"participant {participant_id} is not on this board")
+    return found
+
+
+@blp.get("/rankings/participants/<string:participant_id>")
+@blp.arguments(PARTICIPANT_QUERY, location="query")
+@blp.response(200, ParticipantStanding)
+def participant_standing(query, participant_id):
+    """A participant's rank on the individual board, with neighbours and the board size
+    (everything a rank card needs: "I am No. 12 of 3,456")."""
+    found = _standing(participant_id, query)
     own = _item(found.entry, Kind.INDIVIDUAL)
-    return {"rank": own["rank"], "kg": own["kg"], "total": found.total, "display_name": own["display_name"],
-            "neighbours": [_item(e, Kind.INDIVIDUAL) for e in found.neighbours]}
+    return jsonify({"participant_id": participant_id, "scene": query["scene"], "period": query["period"],
+                    "rank": own["rank"], "kg": own["kg"], "total": found.total,
+                    "display_name": own["display_name"],
+                    "neighbours": [_item(e, Kind.INDIVIDUAL) for e in found.neighbours]})
+
+
+# The card is an image a page embeds or a guest downloads; it carries no script, and the
+# policy makes sure a browser opening it directly would not run or fetch anything anyway.
+CARD_HEADERS = {"Cache-Control": "public, max-age=60",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "X-Content-Type-Options": "nosniff"}
+
+
+@blp.get("/rankings/participants/<string:participant_id>/card.svg")
+@blp.arguments(CARD_QUERY, location="query")
+@blp.response(200)
+@blp.doc(responses={"200": {
+    "description": "A 1200×630 self-contained SVG: rank, board size, scene, kilograms, name",
+    "content": {"image/svg+xml": {"schema": {"type": "string"}}}}})
+def participant_card(query, participant_id):
+    """The shareable rank card of a participant ("I am No. 12 of 3,456 at <scene_name>")."""
+    found = _standing(participant_id, query)
+    card = Card(rank=found.entry.rank, total=found.total, grams=found.entry.grams,
+                display_name=found.entry.display_name, period=Period(query["period"]),
+                scene_name=query["scene_name"], lang=query["lang"])
+    return Response(render_card(card), content_type="image/svg+xml; charset=utf-8", headers=CARD_HEADERS)

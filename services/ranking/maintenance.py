@@ -308,6 +308,11 @@ def reconcile(database: Database, client: redis.Redis, now: datetime) -> Reconci
 SYNTHETIC_ORDER_PREFIX = "synthetic-order:"
 
 
+def synthetic_participant_id(scene: str, index: int) -> str:
+    """The id of the ``index``-th (0-based) synthetic participant seeded on ``scene``."""
+    return f"synthetic:{scene}:{index:07d}"
+
+
 @dataclass
 class SeedReport:
     participants: int = 0
@@ -353,7 +358,7 @@ def seed_synthetic(database: Database, client: redis.Redis, *, participants: int
                 if organizations and rng.random() < 0.5:
                     organization = f"Synthetic organisation {rng.randrange(organizations) + 1} of {scene}"
                 rows.append(dict(
-                    order_id=f"{order_prefix}{i:07d}", participant_id=f"synthetic:{scene}:{i:07d}",
+                    order_id=f"{order_prefix}{i:07d}", participant_id=synthetic_participant_id(scene, i),
                     display_name=f"访客{i}" if rng.random() < 0.5 else f"Guest {i}",
                     mask_name=rng.random() < 0.3, organization=organization,
                     organization_key=organization_key(organization) if organization else None,

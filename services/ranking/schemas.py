@@ -1,9 +1,10 @@
 """Request and response schemas of the ranking API (SPEC §4 "Rankings")."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .domain.boards import SLUG_PATTERN, Kind
+from .domain.card import LANGUAGES, MAX_SCENE_NAME_LENGTH
 from .domain.periods import Period
 
 MAX_LIMIT = 100
@@ -33,6 +34,18 @@ class ParticipantQuery(BoardScopeQuery):
     pass
 
 
+class CardQuery(BoardScopeQuery):
+    lang = fields.String(load_default="zh", validate=validate.OneOf(LANGUAGES))
+    scene_name = fields.String(load_default=None, validate=validate.Length(max=MAX_SCENE_NAME_LENGTH), metadata={
+        "description": "the scene's display name, as the page shows it (scenes belong to the calculator)"})
+
+    @validates_schema
+    def _scene_name_needs_a_scene(self, data, **_kwargs):
+        # A scene's name on a card showing the global rank would claim a rank the guest does not have.
+        if data.get("scene_name") is not None and data.get("scene") is None:
+            raise ValidationError("needs scene: the name must be the name of the board's scene", "scene_name")
+
+
 class RankingItem(Schema):
     rank = fields.Integer(required=True, metadata={"description": "1 is the top"})
     participant_id = fields.String(metadata={"description": "individual boards"})
@@ -47,9 +60,12 @@ class BoardPage(Schema):
 
 
 class ParticipantStanding(Schema):
-    rank = fields.Integer(required=True)
+    participant_id = fields.String(required=True)
+    scene = fields.String(required=True, allow_none=True, metadata={"description": "null: the global board"})
+    period = fields.String(required=True, validate=validate.OneOf([p.value for p in Period]))
+    rank = fields.Integer(required=True, metadata={"description": "1 is the top"})
     kg = fields.Float(required=True)
-    total = fields.Integer(required=True)
-    display_name = fields.String(required=True)
+    total = fields.Integer(required=True, metadata={"description": "participants on the board"})
+    display_name = fields.String(required=True, metadata={"description": "masked when the participant chose so"})
     neighbours = fields.List(fields.Nested(RankingItem), required=True,
                              metadata={"description": "up to two above and two below"})

@@ -9,6 +9,7 @@ scripts change nothing and answer BUSY; the caller retries later (see
 """
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -165,25 +166,40 @@ end
 return 1
 """
 
-# KEYS: board, names; ARGV: limit
-_TOP_LUA = """
+# The reads answer with one JSON document built by Lua's cjson: a single bulk string
+# is far cheaper for the API to receive than hundreds of RESP elements (the top 100
+# would be 300). Grams travel as strings (cjson prints numbers with 14 digits only) and
+# are taken from the exact scores here, where they are still doubles.
+_ENTRIES_LUA = """
+local function entries(rows, names)
+  local out = {}
+  for i = 1, #rows, 2 do
+    out[#out + 1] = {rows[i], string.format('%.0f', math.floor(tonumber(rows[i + 1]))), names[(i + 1) / 2]}
+  end
+  return out
+end
+"""
+
+# KEYS: board, names; ARGV: limit → {total, entries}
+_TOP_LUA = _ENTRIES_LUA + """
 local rows = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 local members = {}
 for i = 1, #rows, 2 do members[#members + 1] = rows[i] end
 local names = {}
 if #members > 0 then names = redis.call('HMGET', KEYS[2], unpack(members)) end
-return {redis.call('ZCARD', KEYS[1]), rows, names}
+return cjson.encode({redis.call('ZCARD', KEYS[1]), entries(rows, names)})
 """
 
-# KEYS: board, names; ARGV: member, neighbours on each side
-_STANDING_LUA = """
+# KEYS: board, names; ARGV: member, neighbours on each side → {total, rank, first, entries} or nil
+_STANDING_LUA = _ENTRIES_LUA + """
 local rank = redis.call('ZREVRANK', KEYS[1], ARGV[1])
 if not rank then return false end
 local first = math.max(0, rank - tonumber(ARGV[2]))
 local rows = redis.call('ZREVRANGE', KEYS[1], first, rank + tonumber(ARGV[2]), 'WITHSCORES')
 local members = {}
 for i = 1, #rows, 2 do members[#members + 1] = rows[i] end
-return {redis.call('ZCARD', KEYS[1]), rank, first, rows, redis.call('HMGET', KEYS[2], unpack(members))}
+local names = redis.call('HMGET', KEYS[2], unpack(members))
+return cjson.encode({redis.call('ZCARD', KEYS[1]), rank, first, entries(rows, names)})
 """
 
 # KEYS: lock; ARGV: token, milliseconds
@@ -256,22 +272,24 @@ class Entry:
     rank: int       # 1-based
     member: str
     display_name: str
-    score: float
+    grams: int
 
 
-def _entries(rows: list[bytes], names: list[bytes | None], first_rank: int) -> list[Entry]:
-    entries = []
-    for i in range(0, len(rows), 2):
-        member = rows[i].decode()
-        name = names[i // 2]
-        entries.append(Entry(first_rank + i // 2, member, name.decode() if name else member, float(rows[i + 1])))
-    return entries
+def _decoded(reply: bytes):
+    # Members and names are validated text, but a stray byte in Redis must not become a 500.
+    return json.loads(reply.decode("utf-8", "replace"))
+
+
+def _entries(items: list, first_rank: int) -> list[Entry]:
+    # an empty Lua table comes back as {} (cjson cannot tell it from an empty array)
+    return [Entry(first_rank + i, member, name or member, int(grams))
+            for i, (member, grams, name) in enumerate(items or [])]
 
 
 def top(client: redis.Redis, board: Board, limit: int) -> tuple[int, list[Entry]]:
     """(members on the board, the first ``limit`` entries)."""
-    total, rows, names = _run(client, _TOP_LUA, keys=[board.key, names_key(board.kind)], args=[limit])
-    return int(total), _entries(rows, names, 1)
+    total, items = _decoded(_run(client, _TOP_LUA, keys=[board.key, names_key(board.kind)], args=[limit]))
+    return int(total), _entries(items, 1)
 
 
 @dataclass(frozen=True)
@@ -286,8 +304,8 @@ def standing(client: redis.Redis, board: Board, member: str, around: int = 2) ->
     reply = _run(client, _STANDING_LUA, keys=[board.key, names_key(board.kind)], args=[member, around])
     if not reply:
         return None
-    total, rank, first, rows, names = reply
-    entries = _entries(rows, names, int(first) + 1)
+    total, rank, first, items = _decoded(reply)
+    entries = _entries(items, int(first) + 1)
     own = next(e for e in entries if e.rank == int(rank) + 1)
     return Standing(int(total), own, [e for e in entries if e is not own])
 

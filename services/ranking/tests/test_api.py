@@ -9,6 +9,7 @@ import pytest
 
 from ranking import tasks
 from ranking.app import create_app
+from ranking.schemas import BoardPage, ParticipantStanding
 from ranking.tests.helpers import minutes_before, order
 
 
@@ -88,6 +89,7 @@ def test_a_participant_with_neighbours(forum):
     response = forum.get("/api/v1/rankings/participants/bob?scene=forum-2025&period=day")
     assert response.status_code == 200
     assert response.get_json() == {
+        "participant_id": "bob", "scene": "forum-2025", "period": "day",
         "rank": 3, "kg": 20.0, "total": 6, "display_name": "Bob",
         "neighbours": [{"rank": 1, "participant_id": "alice", "display_name": "A***", "kg": 30.0},
                        {"rank": 2, "participant_id": "carol", "display_name": "张*", "kg": 20.0},
@@ -101,7 +103,25 @@ def test_neighbours_at_the_edges_of_the_board(forum):
     bottom = forum.get("/api/v1/rankings/participants/frank?scene=forum-2025&period=day").get_json()
     assert (bottom["rank"], [n["rank"] for n in bottom["neighbours"]]) == (6, [4, 5])
     alone = forum.get("/api/v1/rankings/participants/frank?scene=west-lake").get_json()
-    assert alone == {"rank": 1, "kg": 100.0, "total": 1, "display_name": "Frank", "neighbours": []}
+    assert alone == {"participant_id": "frank", "scene": "west-lake", "period": "all", "rank": 1, "kg": 100.0,
+                     "total": 1, "display_name": "Frank", "neighbours": []}
+
+
+def test_responses_are_exactly_what_the_schemas_document(forum):
+    # The views build their JSON themselves (no per-field dump): loading it back with the
+    # documented schemas, which refuse unknown fields, keeps the OpenAPI document true.
+    for query in ("board=individual&scene=forum-2025&period=day", "board=organization&period=month"):
+        BoardPage().load(forum.get(f"/api/v1/rankings?{query}").get_json())
+    for query in ("scene=forum-2025&period=day", ""):
+        ParticipantStanding().load(forum.get(f"/api/v1/rankings/participants/bob?{query}").get_json())
+
+
+def test_a_member_without_a_stored_name_is_shown_by_its_id(forum, redis_client):
+    redis_client.hdel("rank:names:individual", "bob")
+    body = forum.get("/api/v1/rankings?scene=forum-2025&limit=3").get_json()
+    assert [(i["participant_id"], i["display_name"]) for i in body["items"]] == [
+        ("alice", "A***"), ("bob", "bob"), ("carol", "张*")]
+    assert forum.get("/api/v1/rankings/participants/bob?scene=forum-2025").get_json()["display_name"] == "bob"
 
 
 def test_a_participant_not_on_the_board_is_404(forum):
