@@ -23,6 +23,7 @@ from celery.signals import setup_logging, task_prerun, task_postrun
 
 from . import config
 from .logs import configure_logging, order_id_var, request_id_var
+from .metrics import install_celery_metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def make_celery(service: str, **overrides) -> Celery:
     def _logging(**_kwargs):
         configure_logging(f"{service}-worker")
 
+    install_celery_metrics(app, service)
     return app
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+import redis
 from celery import Celery
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -67,9 +70,28 @@ def relay(database: Database, model, celery: Celery, limit: int = 200, retry: bo
     return sent
 
 
+def broker_reachable(celery: Celery, timeout: float = 0.5) -> bool:
+    """One quick PING without retries. Publishing to a Redis that is down takes seconds
+    (the client retries its connection with backoff), too long for a request's fast path."""
+    url = celery.conf.broker_url or ""
+    if not url.startswith(("redis://", "rediss://")):
+        return True
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                                  retry=Retry(NoBackoff(), 0))
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def try_relay(database: Database, model, celery: Celery) -> int:
     """Best-effort relay right after a commit, failing fast: a broker that is down is
     left to the periodic relay rather than holding up the caller."""
+    if not broker_reachable(celery):
+        log.warning("broker unreachable; the periodic relay will publish the outbox")
+        return 0
     try:
         return relay(database, model, celery, retry=False)
     except Exception as exc:

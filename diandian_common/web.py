@@ -18,6 +18,7 @@ from . import config
 from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
+from .metrics import install_flask_metrics
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
     api = ServiceApi(app)
     register_error_handlers(app)
     install_request_id(app)
+    install_flask_metrics(app, service)
     app.add_url_rule("/healthz", "healthz", healthz)
     return app, api
 

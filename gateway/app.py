@@ -10,6 +10,7 @@ from diandian_common.auth import DEVELOPMENT_INTERNAL_SECRET, internal_secret
 from diandian_common.db import Database
 from diandian_common.errors import ApiError, register_error_handlers
 from diandian_common.logs import configure_logging
+from diandian_common.metrics import install_flask_metrics
 from diandian_common.web import install_request_id
 
 from . import apidocs, cli, health, limits, pages, participants, security
@@ -32,6 +33,7 @@ def create_app(database_url: str | None = None) -> Flask:
     security.install_proxy_fix(app)
     register_error_handlers(app)
     install_request_id(app)
+    install_flask_metrics(app, "gateway")
     # Order matters: CORS preflights are answered before the limiter counts anything.
     security.install_cors(app, security.cors_origins())
     app.extensions["keys"] = KeyStore(Database(database_url or config.database_url("gateway")))

@@ -66,6 +66,9 @@ class Stack:
             # Webhook receivers in tests listen on plain http on 127.0.0.1.
             "WEBHOOK_ALLOW_HTTP": "true",
             "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            # Webhook retries within seconds instead of minutes.
+            "WEBHOOK_RETRY_SCHEDULE": "1,2,4",
+            "WEBHOOK_DISPATCH_SECONDS": "1",
             "PYTHONUNBUFFERED": "1",
         })
         self.env.update(extra_env or {})

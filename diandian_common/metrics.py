@@ -1,0 +1,310 @@
+"""Prometheus metrics of the APIs and the Celery workers.
+
+- APIs (and the gateway): :func:`install_flask_metrics` counts requests by method, route
+  rule and status, times them, counts 5xx answers, and serves ``GET /metrics``.
+- Workers: :func:`install_celery_metrics` counts tasks by state and times them through
+  Celery's signals; a worker started with ``WORKER_METRICS_PORT`` serves them on that port,
+  together with the depth of its queue, read from Redis at each scrape.
+
+Several processes: gunicorn's workers and Celery's prefork children each count on their
+own, and a scrape reaches only one process. With ``PROMETHEUS_MULTIPROC_DIR`` set (before
+the process starts, to an empty directory of its own per container), every process writes
+its samples to files there and the exposition sums them: prometheus_client's multiprocess
+mode. Without it each process exposes its own registry, which is right for one process
+(``flask run``, tests). Counters and histograms only, so no gunicorn ``child_exit`` hook is
+needed: a finished process's counts stay part of the totals, as counters must.
+
+``METRICS_TOKEN``, when set, is required as ``Authorization: Bearer <token>`` on
+``/metrics``: the gateway is public, and its route counts are nobody else's business.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import os
+import time
+import weakref
+from urllib.parse import urlsplit
+
+import redis
+from celery import signals
+from flask import Flask, Response, g, request
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest,
+                               start_http_server, values)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from . import config
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+METRICS_PATH = "/metrics"
+# Probes and scrapes hit these every few seconds: counted, they would drown the traffic
+# that matters in both the rates and the latency histogram.
+UNMEASURED_ROUTES = frozenset({METRICS_PATH, "/healthz"})
+# A request no route matched (a 404 or 405) is labelled with this instead of its path, so
+# scanners can't create a time series per URL they try.
+UNMATCHED_ROUTE = "<unmatched>"
+TASK_STATES = ("received", "started", "succeeded", "failed", "retried")
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+# kombu's Redis transport keeps a queue's messages in a list named after it, and messages
+# sent with a priority in sibling lists named queue + separator + step (its defaults).
+KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (3, 6, 9)
+KOMBU_UNACKED_KEY = "unacked"
+BROKER_TIMEOUT_S = 1.0
+
+
+def multiprocess_mode() -> bool:
+    """Whether this process's metrics live in PROMETHEUS_MULTIPROC_DIR's files.
+
+    prometheus_client chooses once, when it is first imported; this reports its choice.
+    """
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+class _Metrics:
+    """The metric objects: one set per process, whatever the number of apps installed."""
+
+    def __init__(self):
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests answered, by route rule and status",
+            ["service", "method", "route", "status"])
+        self.http_errors = Counter(
+            "http_request_errors", "HTTP requests answered with a 5xx status",
+            ["service", "method", "route"])
+        self.http_duration = Histogram(
+            "http_request_duration_seconds", "Time to produce the response (not to send a streamed body)",
+            ["service", "method", "route"], buckets=HTTP_BUCKETS)
+        self.tasks = Counter(
+            "celery_tasks", "Celery tasks by state (received, started, succeeded, failed, retried)",
+            ["service", "task", "state"])
+        self.task_duration = Histogram(
+            "celery_task_duration_seconds", "Run time of a task execution, whatever its outcome",
+            ["service", "task"], buckets=TASK_BUCKETS)
+
+
+@functools.cache
+def _metrics() -> _Metrics:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and multiprocess_mode():
+        # The samples' files are opened when the first labelled value is created.
+        os.makedirs(directory, exist_ok=True)
+    return _Metrics()
+
+
+def _process_metrics():
+    """What this process should expose: every process's samples, or its own registry."""
+    if multiprocess_mode():
+        return MultiProcessCollector(None)
+    return REGISTRY
+
+
+class _Exposition:
+    """Collectors exposed together (start_http_server and generate_latest only call collect)."""
+
+    def __init__(self, *collectors):
+        self.collectors = collectors
+
+    def collect(self):
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+# --- Flask ------------------------------------------------------------------------------
+
+
+def install_flask_metrics(app: Flask, service: str) -> None:
+    """Count and time ``app``'s requests, labelled ``service``, and serve ``GET /metrics``."""
+    metrics = _metrics()
+
+    # First of the app's before_request functions, so answers the others give (a rate
+    # limit's 429, a CORS preflight) are timed and counted too.
+    def _start():
+        g._metrics_started = time.perf_counter()
+
+    app.before_request_funcs.setdefault(None, []).insert(0, _start)
+
+    @app.after_request
+    def _observe(response):
+        started = g.pop("_metrics_started", None)
+        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
+        if started is None or route in UNMEASURED_ROUTES:
+            return response
+        method, status = request.method, response.status_code
+        metrics.http_requests.labels(service, method, route, str(status)).inc()
+        metrics.http_duration.labels(service, method, route).observe(time.perf_counter() - started)
+        if status >= 500:
+            metrics.http_errors.labels(service, method, route).inc()
+        return response
+
+    app.add_url_rule(METRICS_PATH, "metrics", _metrics_view)
+
+
+def _metrics_view():
+    token = config.env("METRICS_TOKEN")
+    if token:
+        presented = request.headers.get("Authorization")
+        if not presented:
+            raise ApiError(401, "unauthorized", "the metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
+        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+            raise ApiError(403, "forbidden", "the metrics token is not valid")
+    return Response(generate_latest(_Exposition(_process_metrics())), content_type=CONTENT_TYPE_LATEST)
+
+
+# --- Celery -----------------------------------------------------------------------------
+
+
+class QueueDepthCollector:
+    """Messages waiting in Celery queues on a Redis broker, read when scraped.
+
+    ``celery_queue_length{queue}`` is LLEN of the queue's lists; ``celery_unacked_messages``
+    counts messages handed to a worker and not yet acknowledged (all queues of the broker's
+    database); ``celery_broker_up`` is 0 when Redis did not answer (no lengths then).
+    """
+
+    def __init__(self, broker_url: str, queues: tuple[str, ...]):
+        self.broker_url = broker_url
+        self.queues = queues
+
+    def collect(self):
+        up = GaugeMetricFamily("celery_broker_up", "1 when the broker answered the queue-depth scrape")
+        length = GaugeMetricFamily("celery_queue_length", "Messages waiting in the queue", labels=["queue"])
+        unacked = GaugeMetricFamily("celery_unacked_messages",
+                                    "Messages delivered to a worker and not yet acknowledged")
+        try:
+            depths, in_flight = self._read()
+        except redis.RedisError as exc:
+            log.warning("queue depth not read: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for queue, depth in depths.items():
+            length.add_metric([queue], depth)
+        unacked.add_metric([], in_flight)
+        yield from (up, length, unacked)
+
+    def _read(self) -> tuple[dict[str, int], int]:
+        client = redis.Redis.from_url(self.broker_url, socket_timeout=BROKER_TIMEOUT_S,
+                                      socket_connect_timeout=BROKER_TIMEOUT_S)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for queue in self.queues:
+                pipe.llen(queue)
+                for step in KOMBU_PRIORITY_STEPS:
+                    pipe.llen(f"{queue}{KOMBU_PRIORITY_SEPARATOR}{step}")
+            pipe.hlen(KOMBU_UNACKED_KEY)
+            replies = pipe.execute()
+        finally:
+            client.close()
+        per_queue = 1 + len(KOMBU_PRIORITY_STEPS)
+        depths = {queue: sum(replies[i * per_queue:(i + 1) * per_queue])
+                  for i, queue in enumerate(self.queues)}
+        return depths, replies[-1]
+
+
+def is_redis_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url.split(";")[0]).scheme in ("redis", "rediss")
+
+
+def worker_exposition(celery_app, service: str) -> _Exposition:
+    """What a worker's metrics port serves: the task metrics, plus its queue's depth."""
+    broker_url = celery_app.conf.broker_url
+    collectors = [_process_metrics()]
+    if is_redis_url(broker_url):
+        collectors.append(QueueDepthCollector(broker_url.split(";")[0], (service,)))
+    return _Exposition(*collectors)
+
+
+# The Celery apps whose tasks are counted, with their service label. Signals are
+# process-wide: the handlers count only tasks of an app installed here. Weak keys, so an
+# app dropped (as tests do by the hundred) takes its entry with it.
+_celery_services: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Start of each running task, by task id, in the process running it.
+_started_at: dict[str, float] = {}
+
+
+def install_celery_metrics(celery_app, service: str) -> None:
+    """Count and time ``celery_app``'s tasks; a worker of it serves them on WORKER_METRICS_PORT.
+
+    Installing twice is harmless. Only a worker sends ``worker_init``, so an API process
+    sending tasks and ``celery beat`` open no port.
+    """
+    _metrics()
+    _celery_services[celery_app] = service
+    _connect_celery_signals()
+
+
+def _service_of(app) -> str | None:
+    try:
+        return _celery_services.get(app)
+    except TypeError:  # None, or something that is no Celery app
+        return None
+
+
+def _count(app, task_name: str, state: str) -> None:
+    service = _service_of(app)
+    if service is not None:
+        _metrics().tasks.labels(service, task_name, state).inc()
+
+
+# In a prefork worker task_received fires in the main process, which reads the queue; the
+# others fire in the child that runs the task.
+def _on_received(sender=None, request=None, **_):
+    if request is not None:
+        _count(getattr(sender, "app", None), request.name, "received")
+
+
+def _on_prerun(task_id=None, task=None, **_):
+    if _service_of(getattr(task, "app", None)) is not None:
+        _started_at[task_id] = time.perf_counter()
+        _count(task.app, task.name, "started")
+
+
+def _on_postrun(task_id=None, task=None, **_):
+    started = _started_at.pop(task_id, None)
+    service = _service_of(getattr(task, "app", None))
+    if service is not None and started is not None:
+        _metrics().task_duration.labels(service, task.name).observe(time.perf_counter() - started)
+
+
+def _on_success(sender=None, **_):
+    _count(getattr(sender, "app", None), getattr(sender, "name", None), "succeeded")
+
+
+def _on_failure(sender=None, **_):
+    _count(getattr(sender, "app", None), getattr(sender, "name", None), "failed")
+
+
+def _on_retry(sender=None, **_):
+    _count(getattr(sender, "app", None), getattr(sender, "name", None), "retried")
+
+
+def _on_worker_init(sender=None, **_):
+    app = getattr(sender, "app", None)
+    service = _service_of(app)
+    port = config.env("WORKER_METRICS_PORT")
+    if port and service is not None:
+        try:
+            start_http_server(int(port), registry=worker_exposition(app, service))
+        except OSError as exc:
+            # Two workers sharing a network namespace need a port each; the worker itself
+            # runs on without metrics rather than not at all.
+            log.error("worker metrics not served: port %s: %s", port, exc)
+            return
+        log.info("worker metrics on port %s", port)
+
+
+@functools.cache
+def _connect_celery_signals() -> None:
+    for signal, handler in ((signals.task_received, _on_received), (signals.task_prerun, _on_prerun),
+                            (signals.task_postrun, _on_postrun), (signals.task_success, _on_success),
+                            (signals.task_failure, _on_failure), (signals.task_retry, _on_retry),
+                            (signals.worker_init, _on_worker_init)):
+        signal.connect(handler, weak=False)
