@@ -10,6 +10,7 @@ from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from sqlalchemy.exc import IntegrityError
 
 from diandian_common.auth import operator_required
@@ -21,7 +22,7 @@ from . import calculator_client, payments, workflows
 from .domain import idempotency, ledger, signatures
 from .models import Order, OutboxMessage, Project
 from .schemas import (IssuanceCreateSchema, IssuanceSchema, LedgerPageWithVerificationSchema,
-                      LedgerQuerySchema, OrderCreatedSchema, OrderCreateSchema, OrderListQuerySchema,
+                      LedgerQuerySchema, LedgerSummarySchema, OrderCreatedSchema, OrderCreateSchema, OrderListQuerySchema,
                       OrderPageSchema, OrderSchema, PaymentAcceptedSchema, PaymentConfirmSchema,
                       ProjectCreateSchema, ProjectListSchema, ProjectSchema, ProjectUpdateSchema,
                       WebhookAcceptedSchema)
@@ -38,13 +39,16 @@ def _relay() -> None:
     try_relay(db(), OutboxMessage, celery)
 
 
+def _projects(session) -> list[Project]:
+    return list(session.scalars(select(Project).options(selectinload(Project.owner)).order_by(Project.code)))
+
+
 @blp.route("/projects")
 class Projects(MethodView):
     @blp.response(200, ProjectListSchema)
     def get(self):
         with db().transaction() as session:
-            projects = session.scalars(select(Project).order_by(Project.code)).all()
-            return {"items": [workflows.project_view(p) for p in projects]}
+            return {"items": workflows.project_views(session, _projects(session))}
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -230,7 +234,7 @@ def payment_webhook(provider):
     return body
 
 
-def _wants_csv() -> bool:
+def wants_csv() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
 
 
@@ -271,7 +275,7 @@ class Ledger(MethodView):
         without seq, prev_hash and hash)``; ``verification`` spells it out. With
         ``Accept: text/csv``: every entry (``after`` and ``project`` apply, not ``limit``) as CSV
         for auditors, with the exact hashed text in ``canonical_body``."""
-        if _wants_csv():
+        if wants_csv():
             return _ledger_csv(args.get("project"), args["after"])
         with db().transaction() as session:
             entries = workflows.ledger_entries(session, project=args.get("project"), after=args["after"],
@@ -280,3 +284,18 @@ class Ledger(MethodView):
             next_after = page[-1].seq if len(entries) > args["limit"] else None
             return {"items": [workflows.ledger_view(e) for e in page], "next_after": next_after,
                     "verification": ledger.VERIFICATION}
+
+
+@blp.route("/ledger/summary")
+class LedgerSummary(MethodView):
+    @blp.response(200, LedgerSummarySchema)
+    def get(self):
+        """Per project: kilograms retired, the owners' share of what buyers paid (less
+        refunds) and the money transferred to the owners so far; ``total`` sums them."""
+        with db().transaction() as session:
+            items = [{"project_id": v["id"], "project_code": v["code"], "name": v["name"], "name_en": v["name_en"],
+                      "owner": v["owner"], "retired_kg": v["retired_kg"], "owner_net_fen": v["owner_net_fen"],
+                      "paid_to_owner_fen": v["paid_to_owner_fen"]}
+                     for v in workflows.project_views(session, _projects(session))]
+        total = {k: sum(item[k] for item in items) for k in ("retired_kg", "owner_net_fen", "paid_to_owner_fen")}
+        return {"items": items, "total": total}

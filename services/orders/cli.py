@@ -15,10 +15,11 @@ from sqlalchemy import select
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.web import db
 
-from . import workflows
+from . import settlement, workflows
 from .domain import ledger, states
 from .models import LedgerEntry, Project
-from .schemas import IssuanceCreateSchema, OrderListQuerySchema, ProjectCreateSchema, ProjectUpdateSchema
+from .schemas import (IssuanceCreateSchema, OrderListQuerySchema, OwnerCreateSchema, PayoutCreateSchema,
+                      ProjectCreateSchema, ProjectUpdateSchema, SettlementQuerySchema)
 
 # Chengdu carbon-inclusion (CDCER-style) demo projects: (code, zh, en, type, location,
 # vintage, price in fen per tonne, issued serials).
@@ -34,8 +35,22 @@ DEMO_PROJECTS = [
 ]
 
 
+# Their (fictional) owners and the platform's fee on each: (project code, company, payout
+# account, contact, fee in basis points, minimum fee in fen). One project carries no fee.
+DEMO_OWNERS = [
+    ("CDCER-LQS-FOREST", "成都龙泉山生态林业有限公司（演示）", "DEMO 6222 0210 0000 0001", "finance@lqs-forest.example",
+     500, 1),
+    ("CDCER-PJ-BIOGAS", "蒲江县农村能源合作社（演示）", "DEMO 6228 4800 0000 0002", "accounts@pj-biogas.example",
+     300, 0),
+    ("CDCER-CD-EBUS", "成都公交新能源运营有限公司（演示）", "DEMO 6217 0038 0000 0003", "settlement@cd-ebus.example",
+     500, 10),
+    ("CDCER-XJ-PV", "新津区光伏发电有限公司（演示）", "DEMO 6214 8300 0000 0004", "pay@xj-pv.example", 0, 0),
+]
+
+
 def seed_demo_projects(session) -> int:
-    """Create the demo projects that do not exist yet; returns how many were added."""
+    """Create the demo projects that do not exist yet and give every demo project without
+    an owner its demo owner and fee; returns how many projects were added."""
     added = 0
     for code, name, name_en, type_, location, vintage, price, issued in DEMO_PROJECTS:
         if session.scalars(select(Project).where(Project.code == code)).first():
@@ -45,6 +60,14 @@ def seed_demo_projects(session) -> int:
                                         price_fen_per_tonne=price)
         workflows.issue_block(session, project, 1, issued)
         added += 1
+    for code, company, account, contact, fee_bps, fee_min_fen in DEMO_OWNERS:
+        project = session.scalars(select(Project).where(Project.code == code)).one()
+        if project.owner_id is not None:
+            continue  # an operator's choice is kept
+        owner = settlement.find_owner(session, company) or settlement.create_owner(
+            session, name=company, payout_account=account, contact=contact)
+        project.fee_bps, project.fee_min_fen = fee_bps, fee_min_fen
+        settlement.attach_owner(session, project, owner.id)
     return added
 
 
@@ -128,12 +151,39 @@ def register_projects(app: Flask) -> None:
         _echo_json(_run(lambda session: workflows.project_view(workflows.update_project(
             session, _project_id(session, project), changes))))
 
+    @projects.command("set-owner")
+    @click.argument("project")
+    @click.argument("owner")
+    def set_owner(project, owner):
+        """Payments of PROJECT from now on go to OWNER (an owner's id or exact name; "none"
+        detaches). Payments held while the project had no owner go to this first one."""
+        def attach(session):
+            owner_id = None
+            if owner.lower() != "none":
+                found = settlement.find_owner(session, owner)
+                if found is None:
+                    raise NotFound("owner", owner)
+                owner_id = found.id
+            return workflows.project_view(workflows.update_project(session, _project_id(session, project),
+                                                                   {"owner_id": owner_id}))
+        _echo_json(_run(attach))
+
+    @projects.command("set-fee")
+    @click.argument("project")
+    @click.option("--bps", type=int, required=True, help="the platform's fee in basis points (500 = 5 %)")
+    @click.option("--min-fen", type=int, default=0, show_default=True, help="minimum fee per payment")
+    def set_fee(project, bps, min_fen):
+        """The platform's fee on PROJECT's payments from now on (0 allowed)."""
+        changes = _load(ProjectUpdateSchema(), {"fee_bps": bps, "fee_min_fen": min_fen})
+        _echo_json(_run(lambda session: workflows.project_view(workflows.update_project(
+            session, _project_id(session, project), changes))))
+
     @projects.command("list")
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a tab-separated table")
     def list_(as_json):
         """Projects with their inventory."""
-        items = _run(lambda session: [workflows.project_view(p) for p in
-                                      session.scalars(select(Project).order_by(Project.code))])
+        items = _run(lambda session: workflows.project_views(
+            session, session.scalars(select(Project).order_by(Project.code)).all()))
         if as_json:
             _echo_json(items)
         else:
@@ -199,6 +249,85 @@ def register_ledger(app: Flask) -> None:
             click.echo(f"{len(entries)} ledger entries written to {output}", err=True)
 
 
+STATEMENT_COLUMNS = ("period", "status", "owner_name", "project_code", "orders", "quantity_kg", "gross_fen",
+                     "fee_fen", "net_fen", "paid_fen", "due_fen")
+
+
+def register_settlement(app: Flask) -> None:
+    owners = AppGroup("owners", help="The companies that receive projects' money (operator).")
+    app.cli.add_command(owners)
+
+    @owners.command("create")
+    @click.option("--name", required=True, help="the company")
+    @click.option("--payout-account", required=True, help="bank account or payee reference")
+    @click.option("--contact", required=True, help="who to call about payouts")
+    def create_owner(name, payout_account, contact):
+        """Register an owner; attach it with `projects set-owner`."""
+        data = _load(OwnerCreateSchema(), dict(name=name, payout_account=payout_account, contact=contact))
+        _echo_json(_run(lambda session: settlement.owner_view(settlement.create_owner(session, **data))))
+
+    @owners.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a tab-separated table")
+    def list_owners(as_json):
+        items = _run(lambda session: [settlement.owner_view(o) for o in settlement.list_owners(session)])
+        if as_json:
+            _echo_json(items)
+        else:
+            _table(("id", "name", "payout_account", "contact"), items)
+
+    group = AppGroup("settlement", help="Statements, payouts and the reconciliation of money to owners.")
+    app.cli.add_command(group)
+
+    @group.command("statements")
+    @click.option("--project", help="project id or code")
+    @click.option("--period", help="YYYY-MM (every month when absent)")
+    @click.option("--owner", help="owner id")
+    @click.option("--csv", "as_csv", is_flag=True, help="the accountants' CSV (GET /api/v1/settlements as text/csv)")
+    @click.option("--json", "as_json", is_flag=True, help="the API's JSON")
+    def statements(project, period, owner, as_csv, as_json):
+        """Statements per owner, project and month."""
+        args = _load(SettlementQuerySchema(), dict(project=project, period=period, owner=owner))
+        views = _run(lambda session: settlement.statement_views(session, settlement.statements(session, **args)))
+        if as_json:
+            _echo_json({"items": views})
+        elif as_csv:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(settlement.CSV_COLUMNS)
+            writer.writerows(settlement.csv_row(v) for v in views)
+        else:
+            _table(STATEMENT_COLUMNS, [{**v, "owner_name": (v["owner"] or {}).get("name")} for v in views])
+
+    @group.command("payout")
+    @click.option("--owner", "owner_id", required=True, help="owner id")
+    @click.option("--project", required=True, help="project id or code")
+    @click.option("--period", required=True, help="YYYY-MM, a month that is over")
+    @click.option("--amount-fen", type=int, required=True)
+    @click.option("--reference", required=True, help="the transfer's reference (unique)")
+    @click.option("--paid-on", required=True, help="YYYY-MM-DD, the day the money was sent")
+    @click.option("--note")
+    def payout(owner_id, project, period, amount_fen, reference, paid_on, note):
+        """Record a transfer to an owner against a month's statement."""
+        def record(session):
+            data = _load(PayoutCreateSchema(), dict(owner_id=owner_id, project_id=_project_id(session, project),
+                                                    period=period, amount_fen=amount_fen, reference=reference,
+                                                    paid_on=paid_on, note=note))
+            return settlement.payout_view(settlement.record_payout(session, **data)[0])
+        _echo_json(_run(record))
+
+    @group.command("verify")
+    def verify():
+        """Captured payments − refunds = owners' net + platform fees (per project and in
+        total), and every ledger kilogram belongs to one paid order; names the first
+        difference (exit status 1)."""
+        result = _run(settlement.reconcile)
+        if not result.ok:
+            raise click.ClickException(f"settlement differs: {result.difference}")
+        click.echo(f"settlement ok: {result.projects} projects; captured {result.captured_fen} fen − refunded "
+                   f"{result.refunded_fen} fen = owners' net {result.net_fen} fen + platform fees "
+                   f"{result.fee_fen} fen; ledger {result.settled_kg + result.pending_kg} kg "
+                   f"({result.settled_kg} kg settled, {result.pending_kg} kg pending)")
+
+
 def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     def seed_demo():
@@ -210,3 +339,4 @@ def register(app: Flask) -> None:
     register_projects(app)
     register_orders(app)
     register_ledger(app)
+    register_settlement(app)

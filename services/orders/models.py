@@ -1,10 +1,10 @@
 """Tables of the orders service (its own database)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Date, DateTime, ForeignKey, Index,
+                        Integer, String, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from diandian_common.outbox import OutboxMixin, utcnow
@@ -42,8 +42,17 @@ class Project(Base):
     reserved_kg: Mapped[int] = mapped_column(BigInteger, default=0)
     retired_kg: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who receives the money (none yet: the payments wait for the first owner attached)
+    # and the platform's fee: fee_bps of each payment, at least fee_min_fen.
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("owners.id"), nullable=True, index=True)
+    fee_bps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    fee_min_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # project.low_inventory fires when an order takes available_kg below this (None: the
+    # global LOW_INVENTORY_THRESHOLD_KG).
+    low_inventory_threshold_kg: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     blocks: Mapped[list[SerialBlock]] = relationship(back_populates="project", order_by="SerialBlock.first")
+    owner: Mapped[Owner | None] = relationship()
 
     @property
     def available_kg(self) -> int:
@@ -106,6 +115,9 @@ class Order(Base):
     certificate_verify_code: Mapped[str | None] = mapped_column(String(200), nullable=True)
     certificate_pdf_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
     certificate_verify_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Set once when the certificates service reports the certificate revoked.
+    certificate_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     project: Mapped[Project] = relationship()
@@ -194,3 +206,149 @@ class PaymentEvent(Base):
 
 class OutboxMessage(OutboxMixin, Base):
     __tablename__ = "outbox"
+
+
+# --- settlement -----------------------------------------------------------------------
+
+class Owner(Base):
+    """The company a project's money goes to."""
+
+    __tablename__ = "owners"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    payout_account: Mapped[str] = mapped_column(String(100))  # bank account or payee reference
+    contact: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SettlementEntry(Base):
+    """One line of the split journal: a captured payment (``capture``) or the reversal of
+    one (``refund``, every amount negated). Booked in the transaction that captured or
+    refunded the money, in the month (``period``) it happened; never changed afterwards,
+    except that lines of a project without an owner go to the first owner attached."""
+
+    __tablename__ = "settlement_entries"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind", name="uq_settlement_order_kind"),
+        CheckConstraint("gross_fen = fee_fen + net_fen", name="split_adds_up"),
+        CheckConstraint("kind IN ('capture', 'refund')", name="settlement_kind"),
+        Index("ix_settlement_project_period", "project_id", "period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    owner_id: Mapped[str | None] = mapped_column(ForeignKey("owners.id"), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    period: Mapped[str] = mapped_column(String(7), index=True)  # YYYY-MM, SETTLEMENT_TIMEZONE
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    gross_fen: Mapped[int] = mapped_column(BigInteger)
+    fee_fen: Mapped[int] = mapped_column(BigInteger)
+    net_fen: Mapped[int] = mapped_column(BigInteger)
+    fee_bps: Mapped[int] = mapped_column(Integer)          # the rule applied, for the record
+    fee_min_fen: Mapped[int] = mapped_column(BigInteger)
+    booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Payout(Base):
+    """Money an operator transferred to an owner against a statement (owner, project, month)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        CheckConstraint("amount_fen > 0", name="positive_payout"),
+        Index("ix_payouts_statement", "owner_id", "project_id", "period"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    period: Mapped[str] = mapped_column(String(7))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(100), unique=True)  # the bank transfer's reference
+    paid_on: Mapped[date] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- outbound webhooks ----------------------------------------------------------------
+
+class WebhookEndpoint(Base):
+    """A receiver of events. The secret signs every delivery; it is stored as given out
+    (the platform must sign with it) and shown only when the endpoint is created."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list] = mapped_column(JSON)
+    scene_slug: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    description: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """Something that happened, written in the transaction that made it happen (the
+    outbox of webhooks); ``id`` is what receivers de-duplicate by."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    scene_slug: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint; unique, so an event reaches an endpoint only through
+    this row's attempts.
+
+    ``failures`` counts failed attempts in a row and indexes the retry schedule;
+    ``next_attempt_at`` is when the next one is due (None once it succeeded or failed for
+    good); ``dispatched_at`` is when a message to send it was queued and ``leased_until``
+    how long the worker sending it holds it, so neither a redelivered message nor the
+    periodic dispatch sends it twice at once.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_id", name="uq_delivery_endpoint_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)  # pending, succeeded, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    event: Mapped[WebhookEvent] = relationship()
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+    log: Mapped[list[WebhookAttempt]] = relationship(order_by="WebhookAttempt.attempt",
+                                                     cascade="all, delete-orphan", passive_deletes=True)
+
+
+class WebhookAttempt(Base):
+    """The log of one attempt: when, how long, what the receiver answered or what failed."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt", name="uq_attempt_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean)

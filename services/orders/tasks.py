@@ -4,16 +4,18 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from diandian_common import config
 from diandian_common.celery_app import UnsupportedMessage, check_version, make_celery
 from diandian_common.db import Database
-from diandian_common.outbox import relay, try_relay
+from diandian_common.outbox import relay, try_relay, utcnow
 
-from . import workflows
+from . import webhook_sender, webhooks, workflows
 from .domain.allocation import InsufficientSerials
 from .models import OutboxMessage
+from .schemas import CertificateRevokedSchema
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ celery.conf.beat_schedule = {
                      "schedule": config.env_float("ORDERS_RECONCILE_SECONDS", 60.0)},
     "purge-idempotency-keys": {"task": "orders.purge_idempotency_keys",
                                "schedule": config.env_float("ORDERS_IDEMPOTENCY_PURGE_SECONDS", 3600.0)},
+    "dispatch-webhooks": {"task": "orders.dispatch_webhooks",
+                          "schedule": config.env_float("WEBHOOK_DISPATCH_SECONDS", 5.0)},
 }
 
 _database: Database | None = None
@@ -93,8 +97,61 @@ def retire_credits(payload: dict) -> None:
 def certificate_issued(payload: dict) -> None:
     check_version(payload)
     with database().transaction() as session:
-        if workflows.complete(session, payload):
-            log.info("order completed", extra={"order_id": payload["order_id"]})
+        done = workflows.complete(session, payload)
+    if done:
+        log.info("order completed", extra={"order_id": payload["order_id"]})
+        try_relay(database(), OutboxMessage, celery)  # its webhooks
+
+
+@celery.task(name="orders.certificate_revoked", **RETRY)
+def certificate_revoked(payload: dict) -> str:
+    """The certificates service revoked an order's certificate: ``{order_id,
+    certificate_id, reason, refund}``. Marks the order, announces
+    ``certificate.revoked`` and, with ``refund``, refunds the payment through its
+    provider and reverses the split. Twice has the effect of once."""
+    check_version(payload)
+    try:
+        message = CertificateRevokedSchema().load({k: v for k, v in payload.items() if k != "v"})
+    except ValidationError as exc:
+        log.error("orders.certificate_revoked: invalid payload %s: %s", payload, exc.messages)
+        return "invalid"
+    with database().transaction() as session:
+        action = workflows.revoke_certificate(session, **message)
+    log.info("certificate %s revoked: %s", message["certificate_id"], action,
+             extra={"order_id": message["order_id"]})
+    try_relay(database(), OutboxMessage, celery)
+    return action
+
+
+@celery.task(name="orders.deliver_webhook", **RETRY)
+def deliver_webhook(payload: dict) -> str | None:
+    """One attempt of a webhook delivery ``{delivery_id}``: claimed in one transaction,
+    POSTed outside any, the outcome recorded in another (with the next retry's time).
+    A message for a delivery that is not due, done, or being sent changes nothing."""
+    check_version(payload)
+    current = webhooks.settings()
+    with database().transaction() as session:
+        taken = webhooks.claim(session, int(payload["delivery_id"]), utcnow(), current)
+    if taken is None:
+        return None
+    started_at = utcnow()
+    outcome = webhook_sender.post(taken.url, taken.body, taken.headers(), current)
+    with database().transaction() as session:
+        status = webhooks.record(session, taken, started_at, outcome, utcnow(), current)
+    log.info("webhook %s of %s, attempt %d: %s", taken.event_type, taken.event_id, taken.attempt,
+             outcome.status_code or outcome.error, extra={"delivery_id": taken.delivery_id,
+                                                         "duration_ms": outcome.duration_ms})
+    return status
+
+
+@celery.task(name="orders.dispatch_webhooks", **RETRY)
+def dispatch_webhooks(payload: dict | None = None) -> int:
+    """Queue the deliveries whose (re)try is due (every ``WEBHOOK_DISPATCH_SECONDS``)."""
+    with database().transaction() as session:
+        queued = webhooks.dispatch_due(session, utcnow(), webhooks.settings())
+    if queued:
+        try_relay(database(), OutboxMessage, celery)
+    return queued
 
 
 @celery.task(name="orders.relay_outbox")

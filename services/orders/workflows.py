@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, or_, select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from diandian_common import config
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import enqueue, utcnow
 
-from . import payments
+from . import payments, settlement, webhooks
+from .db_helpers import as_utc, for_update as _for_update, iso, new_id
 from .domain import allocation, ledger, pricing, states
+from .domain import webhooks as wh
 from .models import (IdempotencyRecord, LedgerEntry, Order, OutboxMessage, PaymentEvent, Project,
                      Refund, Retirement, SerialBlock)
 
 log = logging.getLogger(__name__)
 
 MIN_IDEMPOTENCY_TTL_HOURS = 24  # clients retrying the next day must still get their order back
+DEFAULT_LOW_INVENTORY_KG = 10_000  # 10 t
 
 
 def idempotency_ttl() -> timedelta:
@@ -34,28 +37,12 @@ def order_ttl() -> timedelta:
     return timedelta(minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 30))
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(10)}"
-
-
-def _for_update(session: Session, query):
-    """Row locks on PostgreSQL; SQLite transactions already hold the write lock."""
-    if session.get_bind().dialect.name == "sqlite":
-        return query
-    return query.with_for_update()
-
-
 def lock_project(session: Session, project_id: str) -> Project | None:
     return session.scalars(_for_update(session, select(Project).where(Project.id == project_id))).first()
 
 
 def lock_order(session: Session, order_id: str) -> Order | None:
     return session.scalars(_for_update(session, select(Order).where(Order.id == order_id))).first()
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 # --- placing an order -----------------------------------------------------------------
@@ -95,13 +82,32 @@ def create_order(session: Session, *, key: str, fingerprint: str, project_id: st
         estimate_id=estimate_id, payment_provider=provider.name,
         created_at=utcnow(), expires_at=utcnow() + order_ttl(),
     )
+    available_before = project.available_kg
     project.reserved_kg += quantity
     session.add(order)
+    _announce_low_inventory(session, project, available_before)
     body = created_view(order, provider.checkout_url(order.id))
     session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=order.id,
                                   response_status=201, response_body=body,
                                   expires_at=utcnow() + idempotency_ttl()))
     return body
+
+
+def low_inventory_threshold(project: Project) -> int:
+    if project.low_inventory_threshold_kg is not None:
+        return project.low_inventory_threshold_kg
+    return config.env_int("LOW_INVENTORY_THRESHOLD_KG", DEFAULT_LOW_INVENTORY_KG)
+
+
+def _announce_low_inventory(session: Session, project: Project, available_before: int) -> None:
+    """``project.low_inventory`` each time an order takes the available kilograms below
+    the threshold (they come back above it by issuances and released reservations)."""
+    threshold = low_inventory_threshold(project)
+    if project.available_kg < threshold <= available_before:
+        webhooks.emit(session, wh.PROJECT_LOW_INVENTORY, {
+            "project": {"id": project.id, "code": project.code, "name": project.name, "name_en": project.name_en},
+            "available_kg": project.available_kg, "threshold_kg": threshold, "issued_kg": project.issued_kg,
+        })
 
 
 def purge_idempotency_keys(session: Session, now: datetime | None = None) -> int:
@@ -140,7 +146,9 @@ def confirm_payment(session: Session, order_id: str, reference: str | None = Non
     order.status = states.PAID
     order.paid_at = utcnow()
     order.payment_reference = reference or f"{order.payment_provider}-{secrets.token_hex(6)}"
+    settlement.record_capture(session, order, order.project, order.paid_at)
     enqueue(session, OutboxMessage, "orders.retire_credits", {"order_id": order.id})
+    webhooks.emit(session, wh.ORDER_PAID, lambda: order_view(session, order), scene=order.scene_slug)
     return order
 
 
@@ -189,6 +197,8 @@ def _apply_captured_payment(session: Session, order: Order, reference: str) -> s
             log.error("order %s: a second late payment %s needs a manual refund", order.id, reference)
             return "manual_refund"
         order.payment_reference = reference
+        # Captured and given back at once: the split is booked and reversed together.
+        settlement.record_capture(session, order, order.project)
         _refund(session, order, "payment arrived after the order was cancelled")
         return "refunded"
     if reference != order.payment_reference:
@@ -198,10 +208,15 @@ def _apply_captured_payment(session: Session, order: Order, reference: str) -> s
 
 
 def _refund(session: Session, order: Order, reason: str) -> Refund:
+    """Give the payment back through the provider and reverse its split (every refund
+    comes through here)."""
     provider = payments.provider(order.payment_provider)
+    now = utcnow()
     refund = Refund(order_id=order.id, amount_fen=order.amount_fen, provider=provider.name,
-                    provider_reference=provider.refund(order.id, order.amount_fen), reason=reason[:200])
+                    provider_reference=provider.refund(order.id, order.amount_fen), reason=reason[:200],
+                    created_at=now)
     session.add(refund)
+    settlement.reverse_capture(session, order, now)
     return refund
 
 
@@ -355,7 +370,57 @@ def complete(session: Session, payload: dict) -> bool:
     order.certificate_verify_code = payload.get("verify_code")
     order.certificate_pdf_url = payload.get("pdf_url")
     order.certificate_verify_url = payload.get("verify_url")
+    webhooks.emit(session, wh.ORDER_COMPLETED, lambda: order_view(session, order), scene=order.scene_slug)
+    webhooks.emit(session, wh.CERTIFICATE_ISSUED, lambda: _certificate_event(order, order_view(session, order)),
+                  scene=order.scene_slug)
     return True
+
+
+def _certificate_event(order: Order, view: dict) -> dict:
+    return {"id": order.certificate_id, "order_id": order.id, "verify_url": order.certificate_verify_url,
+            "pdf_url": order.certificate_pdf_url, "holder": order.display_name, "organization": order.organization,
+            "quantity_kg": order.quantity_kg, "project": view["project"], "scene": view["scene"],
+            "serial_range": (view["retirement"] or {}).get("serial_range"),
+            "issued_at": (view["retirement"] or {}).get("retired_at"),
+            "revoked_at": iso(order.certificate_revoked_at), "revocation_reason": order.revocation_reason}
+
+
+def revoke_certificate(session: Session, *, order_id: str, certificate_id: str, reason: str,
+                       refund: bool) -> str:
+    """The certificates service revoked the order's certificate: mark the order, announce
+    ``certificate.revoked`` and, when asked, refund the payment (which reverses its
+    split). The kilograms stay retired: retired serials are never sold again.
+
+    Returns what was done: ``revoked``, ``refunded`` (revoked and refunded now),
+    ``already_revoked`` or ``ignored`` (unknown order, another certificate, no retirement).
+    """
+    order = lock_order(session, order_id)
+    if order is None or order.status not in (states.RETIRED, states.COMPLETED):
+        log.warning("certificate %s revoked for order %s, which is %s", certificate_id, order_id,
+                    order.status if order else "unknown")
+        return "ignored"
+    if order.certificate_id not in (None, certificate_id):
+        log.warning("certificate %s revoked, but order %s holds certificate %s", certificate_id, order.id,
+                    order.certificate_id)
+        return "ignored"
+    action = "already_revoked"
+    first_time = order.certificate_revoked_at is None
+    if first_time:
+        order.certificate_revoked_at = utcnow()
+        order.revocation_reason = reason[:500]
+        action = "revoked"
+    already_refunded = session.scalars(select(Refund).where(Refund.order_id == order.id)).first() is not None
+    if refund and not already_refunded:
+        _refund(session, order, f"certificate revoked: {reason}")
+        session.flush()
+        action = "refunded"
+    if first_time:
+        def revoked() -> dict:
+            view = order_view(session, order)
+            return {**_certificate_event(order, view), "id": certificate_id, "refund": view["refund"],
+                    "order": view}
+        webhooks.emit(session, wh.CERTIFICATE_REVOKED, revoked, scene=order.scene_slug)
+    return action
 
 
 # --- repair ---------------------------------------------------------------------------
@@ -398,7 +463,10 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
     certificate = None
     if order.certificate_id:
         certificate = {"id": order.certificate_id, "pdf_url": order.certificate_pdf_url,
-                       "verify_url": order.certificate_verify_url}
+                       "verify_url": order.certificate_verify_url,
+                       "revoked_at": iso(order.certificate_revoked_at)}
+    refund = session.scalars(select(Refund).where(Refund.order_id == order.id)).first() \
+        if order.status in (states.FAILED, states.CANCELLED) or order.certificate_revoked_at else None
     return {
         "id": order.id, "status": order.status, "quantity_kg": order.quantity_kg,
         "amount_fen": order.amount_fen, "currency": order.currency,
@@ -416,17 +484,34 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
         "failure_reason": order.failure_reason,
         "retirement": retirement,
         "certificate": certificate,
+        "refund": {"amount_fen": refund.amount_fen, "reason": refund.reason,
+                   "refunded_at": iso(refund.created_at)} if refund else None,
     }
 
 
-def project_view(project: Project) -> dict:
+def project_view(project: Project, money: settlement.ProjectMoney | None = None) -> dict:
+    """The public project with its ledger summary: kilograms retired, the owners' share
+    of what buyers paid and what has been transferred to them. ``money`` saves a query
+    per project in lists."""
+    if money is None:
+        money = settlement.project_money(object_session(project), [project.id]).get(project.id)
+    money = money or settlement.ProjectMoney()
     return {
         "id": project.id, "code": project.code, "name": project.name, "name_en": project.name_en,
         "type": project.type, "location": project.location, "registry": project.registry_name,
         "vintage": project.vintage, "price_fen_per_tonne": project.price_fen_per_tonne,
         "issued_kg": project.issued_kg, "reserved_kg": project.reserved_kg,
         "retired_kg": project.retired_kg, "available_kg": project.available_kg,
+        "owner": {"id": project.owner.id, "name": project.owner.name} if project.owner else None,
+        "fee_bps": project.fee_bps, "fee_min_fen": project.fee_min_fen,
+        "low_inventory_threshold_kg": low_inventory_threshold(project),
+        "owner_net_fen": money.owner_net_fen, "paid_to_owner_fen": money.paid_to_owner_fen,
     }
+
+
+def project_views(session: Session, projects: list[Project]) -> list[dict]:
+    money = settlement.project_money(session, [p.id for p in projects])
+    return [project_view(p, money.get(p.id, settlement.ProjectMoney())) for p in projects]
 
 
 def find_project(session: Session, ref: str) -> Project | None:
@@ -481,26 +566,33 @@ def ledger_view(entry: LedgerEntry) -> dict:
 
 
 def add_project(session: Session, *, code: str, name: str, name_en: str, type: str, location: str,
-                registry: str, vintage: int, price_fen_per_tonne: int) -> Project:
+                registry: str, vintage: int, price_fen_per_tonne: int, owner_id: str | None = None,
+                fee_bps: int = 0, fee_min_fen: int = 0, low_inventory_threshold_kg: int | None = None) -> Project:
     if session.scalars(select(Project).where(Project.code == code)).first():
         raise ApiError(409, "project_code_taken", f"a project with code {code} exists")
     project = Project(id=new_id("prj"), code=code, name=name, name_en=name_en, type=type,
                       location=location, registry_name=registry, vintage=vintage,
-                      price_fen_per_tonne=price_fen_per_tonne, issued_kg=0, reserved_kg=0, retired_kg=0)
+                      price_fen_per_tonne=price_fen_per_tonne, issued_kg=0, reserved_kg=0, retired_kg=0,
+                      fee_bps=fee_bps, fee_min_fen=fee_min_fen, low_inventory_threshold_kg=low_inventory_threshold_kg)
     session.add(project)
+    settlement.attach_owner(session, project, owner_id)
     session.flush()
     return project
 
 
 def update_project(session: Session, project_id: str, changes: dict) -> Project:
-    """Change the price or descriptive fields. Orders keep the amount they were created
-    with, so a new price applies to new orders only."""
+    """Change the price, the owner, the fee rule, the low-inventory threshold or the
+    descriptive fields. Orders keep the amount they were created with and payments the
+    split they were booked with, so a new price or fee applies to what comes next."""
     project = lock_project(session, project_id)
     if project is None:
         raise NotFound("project", project_id)
-    for field in ("name", "name_en", "type", "location", "price_fen_per_tonne"):
+    for field in ("name", "name_en", "type", "location", "price_fen_per_tonne", "fee_bps", "fee_min_fen",
+                  "low_inventory_threshold_kg"):
         if field in changes:
             setattr(project, field, changes[field])
+    if "owner_id" in changes:
+        settlement.attach_owner(session, project, changes["owner_id"])
     session.flush()
     return project
 

@@ -149,7 +149,8 @@ def test_completion_is_idempotent(client, database):
         assert workflows.complete(session, {**issued, "certificate_id": "cert_other"}) is False
     view = client.get(f"/api/v1/orders/{order['id']}").get_json()
     assert view["status"] == "completed"
-    assert view["certificate"] == {"id": "cert_x", "pdf_url": "http://x/pdf", "verify_url": "http://x/v/c"}
+    assert view["certificate"] == {"id": "cert_x", "pdf_url": "http://x/pdf", "verify_url": "http://x/v/c",
+                                   "revoked_at": None}
 
 
 def test_ledger_chain_verifies_and_pages(client, database):
