@@ -98,6 +98,7 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     participant_id: Mapped[str] = mapped_column(String(64), index=True)
     display_name: Mapped[str] = mapped_column(String(100))
+    mask_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     organization: Mapped[str | None] = mapped_column(String(200), nullable=True)
     scene_slug: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     scene_name: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -23,6 +23,8 @@ class ParticipantSchema(Schema):
     id = fields.String(required=True, validate=ID)
     display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     organization = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    # The guest's choice to appear as "张*" on the public leaderboards.
+    mask_name = fields.Boolean(load_default=False)
 
 
 def _orderable_kg(value) -> None:

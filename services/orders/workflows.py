@@ -78,6 +78,7 @@ def create_order(session: Session, *, key: str, fingerprint: str, project_id: st
         amount_fen=pricing.amount_fen(quantity, project.price_fen_per_tonne), currency="CNY",
         participant_id=participant["id"], display_name=participant["display_name"],
         organization=participant.get("organization"),
+        mask_name=bool(participant.get("mask_name", False)),
         scene_slug=scene["slug"] if scene else None, scene_name=scene["name"] if scene else None,
         estimate_id=estimate_id, payment_provider=provider.name,
         created_at=utcnow(), expires_at=utcnow() + order_ttl(),
@@ -338,6 +339,7 @@ def _enqueue_followups(session: Session, order: Order, project: Project, entry: 
         "scene": order.scene_slug,
         "quantity_kg": order.quantity_kg,
         "occurred_at": issued_at,
+        "mask_name": order.mask_name,
     })
 
 
@@ -473,7 +475,7 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
         "project": {"id": project.id, "code": project.code, "name": project.name,
                     "name_en": project.name_en, "registry": project.registry_name, "vintage": project.vintage},
         "participant": {"id": order.participant_id, "display_name": order.display_name,
-                        "organization": order.organization},
+                        "organization": order.organization, "mask_name": order.mask_name},
         "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
         "payment": {"provider": order.payment_provider,
                     "checkout_url": payments.provider(order.payment_provider).checkout_url(order.id)},

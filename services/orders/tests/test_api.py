@@ -285,3 +285,18 @@ def test_ledger_cli_exports_and_verifies(app, client, database, tmp_path):
         entry.body = {**entry.body, "quantity_kg": 999}
     broken = runner.invoke(args=["ledger", "verify"])
     assert broken.exit_code != 0 and "entry 2" in broken.output
+
+
+def test_the_guests_choice_to_mask_their_name_reaches_the_ranking(client, database):
+    project = first_project(client)
+    body = order_body(project["id"], 3)
+    body["participant"]["mask_name"] = True
+    order = post_order(client, body).get_json()
+    client.post(f"/api/v1/orders/{order['id']}/payment")
+    with database.transaction() as session:
+        workflows.retire(session, order["id"])
+    with database.transaction() as session:
+        record = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.task_name == "ranking.record")).one().payload
+    assert record["mask_name"] is True and record["display_name"] == "王芳"
+    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["participant"]["mask_name"] is True
