@@ -7,18 +7,26 @@ from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
-from diandian_common.errors import NotFound, error_body
+from diandian_common.errors import NotFound, error_body, error_response
 from diandian_common.outbox import try_relay
 from diandian_common.web import db
 
-from .issuance import find_by_code, public_view, revoke_certificate, stored_pdf
+from .issuance import find_by_code, public_view, revoke_certificate, stored_pdf, stored_preview
 from .models import STATUS_REVOKED, Certificate, OutboxMessage
+from .preview import PREVIEW_WIDTH_PX
 from .schemas import CertificateSchema, RevokeSchema, VerificationSchema, VerifyQuerySchema
-from .storage import storage_from_env
+from .storage import StorageUnavailable, storage_from_env
 from .tasks import celery
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1",
-                description="Certificates of honour: details, PDF, verification, revocation")
+                description="Certificates of honour: details, PDF, preview, verification, revocation")
+
+
+@blp.errorhandler(StorageUnavailable)
+def _storage_unavailable(exc: StorageUnavailable):
+    # The object store is down or refusing: a temporary condition, not the request's fault.
+    return error_response(503, "storage_unavailable", "certificate storage is unavailable; try again",
+                          headers={"Retry-After": "5"})
 
 
 # Anything else cannot be a certificate id; refusing it early also keeps bytes such as NUL,
@@ -59,6 +67,19 @@ def get_certificate_pdf(certificate_id: str):
     return response
 
 
+@blp.route("/certificates/<certificate_id>/preview.png")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="image/png",
+              description=f"The certificate's first page, {PREVIEW_WIDTH_PX} px wide, for sharing "
+                          "(og:image); made from the PDF on first request and kept next to it")
+def get_certificate_preview(certificate_id: str):
+    with db().transaction() as session:
+        cert = _get(session, certificate_id)
+    response = Response(stored_preview(storage_from_env(), cert), mimetype="image/png")
+    # Made to be fetched by link-preview crawlers: public, like the share page showing it.
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
 @blp.route("/certificates/verify/<code>")
 @blp.arguments(VerifyQuerySchema, location="query")
 @blp.response(200, VerificationSchema, description="A genuine code; valid is false once revoked")
@@ -84,7 +105,8 @@ def verify_certificate(query: dict, code: str):
 def revoke(body: dict, certificate_id: str):
     """Revoke a certificate (operator key); ranking removes the order's kilograms."""
     with db().transaction() as session:
-        cert = revoke_certificate(session, _checked_id(certificate_id), body["reason"])
+        cert = revoke_certificate(session, _checked_id(certificate_id), body["reason"],
+                                  refund=body["refund"])
         if cert is None:
             raise NotFound("certificate", certificate_id)
     try_relay(db(), OutboxMessage, celery)

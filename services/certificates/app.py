@@ -3,9 +3,11 @@ from diandian_common.web import create_service_app
 
 from . import cli
 from .api import blp
+from .storage import storage_from_env
 
 
 def create_app(database_url: str | None = None):
+    storage_from_env()  # a misconfigured storage stops the start, not the first request
     app, api = create_service_app("certificates", title="Diandian certificates",
                                   database_url=database_url)
     api.register_blueprint(blp)

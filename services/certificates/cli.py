@@ -8,8 +8,8 @@ from sqlalchemy import select
 from diandian_common.outbox import relay
 from diandian_common.web import db
 
-from . import tasks
-from .issuance import pdf_key, render_pdf
+from . import fonts, tasks
+from .issuance import store_rendered
 from .models import Certificate, OutboxMessage
 from .storage import storage_from_env
 
@@ -19,6 +19,16 @@ def register(app: Flask) -> None:
     def relay_outbox_command():
         """Publish the outbox rows that are still unsent."""
         click.echo(f"published {relay(db(), OutboxMessage, tasks.celery)} message(s)")
+
+    @app.cli.command("make-font-subset")
+    def make_font_subset_command():
+        """Make the CJK font's common subset now (e.g. when building an image) rather than
+        at the first worker start."""
+        path = fonts.common_subset_from_env()
+        if path is None:
+            raise click.ClickException("no font subset: CERTIFICATES_CJK_FONT is none, no CJK font "
+                                       "is installed, or subsetting failed (see the log)")
+        click.echo(str(path))
 
     @app.cli.command("rerender")
     @click.argument("certificate_ids", nargs=-1)
@@ -34,6 +44,6 @@ def register(app: Flask) -> None:
         with db().transaction() as session:
             certificates = list(session.scalars(query))
         for cert in certificates:
-            storage.put(pdf_key(cert.id), render_pdf(cert))
+            store_rendered(storage, cert)
             click.echo(f"{cert.id} {cert.number}")
         click.echo(f"re-rendered {len(certificates)} certificate(s)")

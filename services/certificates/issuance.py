@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import pypdfium2 as pdfium
+
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +25,7 @@ from . import settings
 from .domain.formatting import certificate_number, local_date, mask_name, new_certificate_id
 from .domain.verification import new_verify_token
 from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage, as_utc
+from .preview import pdf_preview_png
 from .render import CertificateContent, render_certificate
 from .schemas import RenderPayloadSchema
 from .storage import Storage
@@ -30,6 +33,7 @@ from .storage import Storage
 log = logging.getLogger(__name__)
 
 CERTIFICATE_ISSUED_TASK = "orders.certificate_issued"
+ORDERS_REVOKED_TASK = "orders.certificate_revoked"
 RANKING_REVOKE_TASK = "ranking.revoke"
 # Fresh identifiers are drawn again when a new row collides on a random unique value.
 CREATE_ATTEMPTS = 3
@@ -47,6 +51,10 @@ class IssueOutcome:
 
 def pdf_key(certificate_id: str) -> str:
     return f"{certificate_id}.pdf"
+
+
+def preview_key(certificate_id: str) -> str:
+    return f"{certificate_id}.png"
 
 
 def content_of(cert: Certificate) -> CertificateContent:
@@ -77,9 +85,40 @@ def ensure_pdf_stored(storage: Storage, cert: Certificate) -> None:
         stored_pdf(storage, cert)
 
 
+def stored_preview(storage: Storage, cert: Certificate) -> bytes:
+    """The PNG preview, made from the stored PDF (and stored next to it) on first request."""
+    png = storage.get(preview_key(cert.id))
+    if png is None:
+        try:
+            png = pdf_preview_png(stored_pdf(storage, cert))
+        except pdfium.PdfiumError:
+            # A stored PDF that PDFium cannot open (truncated, corrupt): render it anew
+            # from the database, as for a missing file.
+            log.warning("stored PDF of %s is unreadable; rendering it again", cert.id)
+            store_rendered(storage, cert)
+            png = pdf_preview_png(stored_pdf(storage, cert))
+        storage.put(preview_key(cert.id), png)
+    return png
+
+
+def store_rendered(storage: Storage, cert: Certificate) -> None:
+    """Render the PDF again and store it; the preview of the old PDF is dropped (made anew)."""
+    storage.put(pdf_key(cert.id), render_pdf(cert))
+    storage.delete(preview_key(cert.id))
+
+
+# What leads from a masked verification to the unmasked name: the certificate's id opens
+# its details, PDF and preview, which all print the holder in full.
+UNMASKING_FIELDS = ("id", "order_id", "pdf_url", "preview_url")
+
+
 def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
-    """The certificate as the API shows it (see ``schemas.CertificateSchema``)."""
-    return {
+    """The certificate as the API shows it (see ``schemas.CertificateSchema``).
+
+    ``mask_holder`` hides most of the holder's name, and leaves out the fields that would
+    lead to it (``UNMASKING_FIELDS``), for pages that show a verification to the public.
+    """
+    view = {
         "id": cert.id,
         "number": cert.number,
         "order_id": cert.order_id,
@@ -95,7 +134,12 @@ def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
         "revoked_at": as_utc(cert.revoked_at),
         "verify_url": settings.verify_url(cert.verify_code),
         "pdf_url": settings.pdf_url(cert.id),
+        "preview_url": settings.preview_url(cert.id),
     }
+    if mask_holder:
+        for field in UNMASKING_FIELDS:
+            del view[field]
+    return view
 
 
 def issued_message(cert: Certificate) -> dict:
@@ -193,8 +237,10 @@ def issue_certificate(database: Database, storage: Storage, payload: dict) -> Is
     return IssueOutcome(existing.id, created=False)
 
 
-def revoke_certificate(session: Session, certificate_id: str, reason: str) -> Certificate | None:
-    """Mark the certificate revoked and tell ranking to drop the order's kilograms.
+def revoke_certificate(session: Session, certificate_id: str, reason: str,
+                       refund: bool = False) -> Certificate | None:
+    """Mark the certificate revoked, tell ranking to drop the order's kilograms and tell
+    orders (which emits ``certificate.revoked`` and, with ``refund``, refunds the buyer).
 
     Revoking a revoked certificate changes nothing and sends nothing. None if unknown.
     """
@@ -205,5 +251,8 @@ def revoke_certificate(session: Session, certificate_id: str, reason: str) -> Ce
     cert.revoked_at = utcnow()
     cert.revocation_reason = reason.strip()
     enqueue(session, OutboxMessage, RANKING_REVOKE_TASK, {"order_id": cert.order_id})
+    enqueue(session, OutboxMessage, ORDERS_REVOKED_TASK, {
+        "order_id": cert.order_id, "certificate_id": cert.id,
+        "reason": cert.revocation_reason, "refund": bool(refund)})
     log.info("revoked certificate %s of order %s", cert.id, cert.order_id)
     return cert

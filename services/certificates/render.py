@@ -5,8 +5,11 @@ types as their name is printed as text; and WeasyPrint fetches resources only th
 :class:`AssetsOnlyFetcher`, which serves files from the package's ``assets/`` directory
 and refuses everything else (other files, the network, ``data:`` URLs).
 
-Speed: the font configuration and the parsed stylesheet are built once per process and
-reused by every render; the QR code is inline SVG (no image to fetch or decode).
+Speed (see README.md): the font configuration and the parsed stylesheet are built once per
+process and reused by every render; the CJK font is a GB 2312 + Latin subset made once
+(fonts.py), so each render subsets a small font, with the full font as fallback for rare
+characters; the QR code is inline SVG of few path commands; the facts table has a fixed
+layout and the footer explicit widths, so no text is measured for shrink-to-fit sizing.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 
+from . import fonts
 from .domain.formatting import format_date, format_quantity, local_date
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -77,7 +81,12 @@ class CertificateContent:
 
 
 def qr_svg(data: str) -> Markup:
-    """An inline SVG QR code of ``data``: one path, adjacent dark modules merged into runs."""
+    """An inline SVG QR code of ``data``: one stroked path, one segment per run of dark modules.
+
+    A stroke of width 1 along the middle of a row covers exactly the modules' squares, and
+    takes two path commands per run where a filled outline takes five: WeasyPrint parses
+    and draws SVG paths in Python, so this is what the QR code costs per render.
+    """
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
     code.add_data(data)
     code.make(fit=True)
@@ -90,7 +99,7 @@ def qr_svg(data: str) -> Markup:
                 start = x
                 while x < len(row) and row[x]:
                     x += 1
-                runs.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
+                runs.append(f"M{start} {y}.5h{x - start}")
             else:
                 x += 1
     size = len(matrix)
@@ -98,7 +107,7 @@ def qr_svg(data: str) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
         f'shape-rendering="crispEdges"><rect width="{size}" height="{size}" fill="#fff"/>'
-        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
+        f'<path stroke="#000" stroke-width="1" d="{"".join(runs)}"/></svg>'
     )
 
 
@@ -133,7 +142,14 @@ _render_lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _font_config() -> FontConfiguration:
-    return FontConfiguration()
+    font_config = FontConfiguration()
+    common = fonts.common_subset_from_env()
+    if common is not None:
+        # Parsing the rule registers the face with this font configuration, for every
+        # document rendered with it; only this rule may read from the font cache.
+        CSS(string=f'@font-face {{ font-family: "{fonts.COMMON_FAMILY}"; src: url("{common.as_uri()}"); }}',
+            font_config=font_config, url_fetcher=AssetsOnlyFetcher(common.parent))
+    return font_config
 
 
 @lru_cache(maxsize=1)
@@ -142,7 +158,11 @@ def _stylesheet() -> CSS:
 
 
 def prepare() -> None:
-    """Build the per-process font configuration and stylesheet ahead of the first render."""
+    """Build the per-process font configuration and stylesheet ahead of the first render.
+
+    The font subset is made here if the cache has none (seconds, once per ``VAR_DIR``);
+    Celery workers make it in the parent process, before forking (see tasks.py).
+    """
     with _render_lock:
         _stylesheet()
 

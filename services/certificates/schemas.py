@@ -82,19 +82,25 @@ class CertificateSchema(Schema):
     revoked_at = fields.DateTime(allow_none=True)
     verify_url = fields.String()
     pdf_url = fields.String()
+    preview_url = fields.String(metadata={"description": "PNG of the certificate, 1200 px wide, "
+                                                         "for sharing (og:image)"})
 
 
 class VerificationSchema(Schema):
-    valid = fields.Boolean()
+    valid = fields.Boolean(metadata={"description": "genuine and not revoked"})
     revoked = fields.Boolean()
-    certificate = fields.Nested(CertificateSchema)
+    certificate = fields.Nested(CertificateSchema, metadata={"description": (
+        "serial_range and ledger_hash tie it to the orders ledger; with mask_holder the holder "
+        "is masked and id, order_id, pdf_url and preview_url are left out")})
 
 
 class VerifyQuerySchema(Schema):
-    mask_holder = fields.Boolean(load_default=False,
-                                 metadata={"description": "hide most of the holder's name"})
+    mask_holder = fields.Boolean(load_default=False, metadata={
+        "description": "hide most of the holder's name (and the links to the full certificate)"})
 
 
 class RevokeSchema(Schema):
     reason = fields.String(required=True, validate=[
         validate.Length(1, 500), validate.Regexp(r"[\s\S]*\S", error="must not be blank")])
+    # Refund the buyer too (orders refunds through the payment provider and reverses the split).
+    refund = fields.Boolean(load_default=False)

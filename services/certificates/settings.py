@@ -53,3 +53,7 @@ def verify_url(verify_code: str) -> str:
 
 def pdf_url(certificate_id: str) -> str:
     return f"{config.public_base_url()}/api/v1/certificates/{certificate_id}/pdf"
+
+
+def preview_url(certificate_id: str) -> str:
+    return f"{config.public_base_url()}/api/v1/certificates/{certificate_id}/preview.png"

@@ -1,25 +1,42 @@
-"""Where certificate PDFs live, behind a small interface so object storage can be added.
+"""Where certificate files (PDFs, PNG previews) live, behind one small interface.
+
+``CERTIFICATES_STORAGE`` chooses: ``local`` (default), files in a directory under
+``VAR_DIR``; or ``s3``, objects in a bucket of any S3-compatible store (AWS S3, MinIO,
+Ceph, OSS, COS, ...), with the standard AWS credentials (``AWS_ACCESS_KEY_ID``, ...).
 
 Keys are flat names such as ``cert_0123456789abcdef0123.pdf``; anything that could
 escape the storage (slashes, ``..``, hidden names) is refused.
 """
 from __future__ import annotations
 
+import mimetypes
 import os
 import re
 import tempfile
+import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from diandian_common import config
 
 _KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+STORAGE_KINDS = ("local", "s3")
+ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 
 def check_key(key: str) -> str:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise ValueError(f"invalid storage key {key!r}")
     return key
+
+
+class StorageUnavailable(OSError):
+    """The storage could not be reached or answered with an error; worth another try."""
 
 
 class Storage(Protocol):
@@ -65,7 +82,102 @@ class LocalStorage:
         self._path(key).unlink(missing_ok=True)
 
 
+class S3Storage:
+    """Objects under ``prefix`` in one bucket of an S3-compatible store.
+
+    A PUT replaces an object whole, so readers never see half a file. Errors other than
+    "no such key" become :class:`StorageUnavailable` (an ``OSError``, which the render
+    task retries and the API answers with 503).
+    """
+
+    def __init__(self, bucket: str, *, prefix: str = "", client=None, endpoint_url: str | None = None,
+                 addressing_style: str = "auto"):
+        if not bucket:
+            raise ValueError("an S3 bucket name is needed")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = client or _s3_client(endpoint_url, addressing_style)
+
+    def _object_key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _call(self, operation: str, key: str, **kwargs):
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, Key=self._object_key(key), **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(key) from exc
+            raise StorageUnavailable(f"S3 {operation} of {key!r} in bucket {self.bucket!r} failed: "
+                                     f"{error.get('Code')} {error.get('Message', '')}".rstrip()) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 {operation} of {key!r} in bucket {self.bucket!r} failed: "
+                                     f"{exc}") from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        content_type = mimetypes.guess_type(check_key(key))[0] or "application/octet-stream"
+        self._call("put_object", key, Body=data, ContentType=content_type)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            response = self._call("get_object", key)
+        except FileNotFoundError:
+            return None
+        try:
+            with response["Body"] as body:
+                return body.read()
+        except (BotoCoreError, OSError) as exc:  # the connection dropped mid-body
+            raise StorageUnavailable(f"S3 read of {key!r} in bucket {self.bucket!r} failed: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._call("head_object", key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        self._call("delete_object", key)  # S3 answers 204 for a missing key too
+
+
+_client_lock = threading.Lock()
+
+
+@lru_cache(maxsize=8)
+def _cached_s3_client(endpoint_url: str | None, addressing_style: str):
+    # A session of its own: boto3's default session is not safe to share between threads.
+    # Bounded time and retries: a render or a request must not hang on a dead store.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=Config(
+        s3={"addressing_style": addressing_style}, connect_timeout=5, read_timeout=30,
+        retries={"mode": "standard", "max_attempts": 3}))
+
+
+def _s3_client(endpoint_url: str | None, addressing_style: str):
+    """One client per endpoint and process (making one takes tens of milliseconds)."""
+    if addressing_style not in ADDRESSING_STYLES:
+        raise ValueError(f"CERTIFICATES_S3_ADDRESSING_STYLE must be one of {ADDRESSING_STYLES}, "
+                         f"not {addressing_style!r}")
+    with _client_lock:
+        return _cached_s3_client(endpoint_url, addressing_style)
+
+
 def storage_from_env() -> Storage:
-    """``CERTIFICATES_STORAGE_DIR``, else ``VAR_DIR/certificates``."""
-    directory = config.env("CERTIFICATES_STORAGE_DIR") or config.var_dir() / "certificates"
-    return LocalStorage(directory)
+    """The storage configured by the environment (see README.md, "Storage").
+
+    local: ``CERTIFICATES_STORAGE_DIR``, else ``VAR_DIR/certificates``.
+    s3: ``CERTIFICATES_S3_BUCKET`` (required), ``CERTIFICATES_S3_PREFIX`` (default
+    ``certificates/``; ``/`` for the bucket's root), ``CERTIFICATES_S3_ENDPOINT_URL`` (default AWS),
+    ``CERTIFICATES_S3_ADDRESSING_STYLE`` (``auto``, ``path`` or ``virtual``).
+    """
+    kind = (config.env("CERTIFICATES_STORAGE", "local")).strip().lower()
+    if kind == "local":
+        directory = config.env("CERTIFICATES_STORAGE_DIR") or config.var_dir() / "certificates"
+        return LocalStorage(directory)
+    if kind == "s3":
+        bucket = config.env("CERTIFICATES_S3_BUCKET")
+        if not bucket:
+            raise ValueError("CERTIFICATES_STORAGE=s3 needs CERTIFICATES_S3_BUCKET")
+        return S3Storage(bucket, prefix=config.env("CERTIFICATES_S3_PREFIX", "certificates/"),
+                         endpoint_url=config.env("CERTIFICATES_S3_ENDPOINT_URL"),
+                         addressing_style=config.env("CERTIFICATES_S3_ADDRESSING_STYLE", "auto"))
+    raise ValueError(f"CERTIFICATES_STORAGE must be one of {STORAGE_KINDS}, not {kind!r}")

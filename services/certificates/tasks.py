@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from diandian_common import config
@@ -15,6 +15,7 @@ from diandian_common.celery_app import check_version, make_celery
 from diandian_common.db import Database
 from diandian_common.outbox import relay, try_relay
 
+from . import fonts
 from . import render as pdf_renderer
 from .issuance import issue_certificate
 from .models import OutboxMessage
@@ -39,9 +40,17 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExce
 _database: Database | None = None
 
 
+@worker_init.connect(weak=False)
+def _make_font_subset(**_kwargs):
+    """The main worker process makes (or finds) the CJK font subset before the pool forks:
+    a child busy for seconds at start would be taken for hung (``worker_proc_alive_timeout``)."""
+    fonts.common_subset_from_env()
+
+
 @worker_process_init.connect(weak=False)
 def _prepare_renderer(**_kwargs):
-    """Each worker child builds its fonts and stylesheet before taking its first message."""
+    """Each worker child builds its fonts and stylesheet before taking its first message
+    (FontConfiguration holds Pango and fontconfig state, not to be shared across a fork)."""
     pdf_renderer.prepare()
 
 

@@ -1,6 +1,8 @@
-"""Fixtures of the certificates tests: a migrated temp database, env vars, a memory broker."""
+"""Fixtures of the certificates tests: a migrated temp database, env vars, a memory broker,
+the renderer's fonts, and a real S3-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -40,6 +42,20 @@ def make_payload():
     return render_payload
 
 
+@pytest.fixture(scope="session", autouse=True)
+def renderer(pytestconfig, tmp_path_factory):
+    """The process's renderer, built once for the run. Its CJK font subset is cached in
+    pytest's cache directory (not ./var): making it takes seconds, once per checkout."""
+    from certificates import render
+
+    cache = getattr(pytestconfig, "cache", None)  # None with -p no:cacheprovider
+    var_dir = cache.mkdir("certificates-renderer") if cache else tmp_path_factory.mktemp("renderer")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VAR_DIR", str(var_dir))
+        patch.delenv("CERTIFICATES_CJK_FONT", raising=False)
+        render.prepare()
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch) -> str:
     """Environment of one service instance; returns its database URL."""
@@ -47,7 +63,8 @@ def env(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
     monkeypatch.setenv("CERTIFICATE_SIGNING_KEYS", SIGNING_KEYS)
     monkeypatch.setenv("OPERATOR_API_KEY", OPERATOR_KEY)
-    for name in ("CERTIFICATES_STORAGE_DIR", "CERTIFICATE_TIMEZONE", "OPERATOR_API_KEYS", "DATABASE_URL"):
+    for name in ("CERTIFICATES_STORAGE", "CERTIFICATES_STORAGE_DIR", "CERTIFICATE_TIMEZONE",
+                 "OPERATOR_API_KEYS", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     url = migrated_sqlite_url("certificates", tmp_path)
     monkeypatch.setenv("CERTIFICATES_DATABASE_URL", url)
@@ -101,12 +118,13 @@ def broker(monkeypatch) -> MemoryBroker:
 
 
 @pytest.fixture
-def add_certificate(database, storage_dir):
-    """Insert a certificate row directly (no rendering) and store placeholder PDF bytes."""
+def add_certificate(database):
+    """Insert a certificate row directly (no rendering) and store placeholder PDF bytes in
+    the configured storage."""
     from certificates import settings
     from certificates.domain.verification import new_verify_token
     from certificates.models import Certificate
-    from certificates.storage import LocalStorage
+    from certificates.storage import storage_from_env
 
     counter = iter(range(1, 1000))
 
@@ -125,7 +143,69 @@ def add_certificate(database, storage_dir):
         cert = Certificate(**values)
         with database.transaction() as session:
             session.add(cert)
-        LocalStorage(storage_dir).put(f"{cert.id}.pdf", b"%PDF-1.7 placeholder of " + cert.id.encode())
+        storage_from_env().put(f"{cert.id}.pdf", b"%PDF-1.7 placeholder of " + cert.id.encode())
         return cert
 
     return add
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3-compatible HTTP server on 127.0.0.1 for the run (moto in server mode)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        pytest.skip(f"no local S3-compatible server: moto[server] is not installed ({exc})")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means: cannot test S3 here
+        pytest.skip(f"the local S3-compatible server (moto) could not start: {exc}")
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@dataclass
+class S3Bucket:
+    client: object
+    name: str
+    prefix: str
+
+    def keys(self) -> list[str]:
+        listed = self.client.list_objects_v2(Bucket=self.name).get("Contents", [])
+        return sorted(item["Key"] for item in listed)
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=self.prefix + key)["Body"].read()
+
+
+_bucket_numbers = itertools.count(1)
+
+
+def aws_test_credentials(monkeypatch, tmp_path) -> None:
+    """Fixed test credentials, and nothing else read: no profile files, no instance metadata."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-access-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def s3_bucket(env, s3_endpoint, monkeypatch, tmp_path) -> S3Bucket:
+    """The service configured for S3 storage in a fresh bucket of the local server."""
+    import boto3
+
+    aws_test_credentials(monkeypatch, tmp_path)
+    name = f"diandian-certs-{next(_bucket_numbers)}"
+    monkeypatch.setenv("CERTIFICATES_STORAGE", "s3")
+    monkeypatch.setenv("CERTIFICATES_S3_BUCKET", name)
+    monkeypatch.setenv("CERTIFICATES_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("CERTIFICATES_S3_PREFIX", "certificates/")
+    client = boto3.session.Session().client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket=name)
+    return S3Bucket(client, name, "certificates/")

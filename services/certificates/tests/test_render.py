@@ -12,6 +12,7 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
+from fontTools.ttLib import TTFont
 
 from certificates.render import (ASSETS_DIR, AssetsOnlyFetcher, CertificateContent, FetchRefused,
                                  certificate_html, html_to_pdf, render_certificate)
@@ -79,10 +80,27 @@ class TestRenderedCertificate:
     def test_the_qr_code_decodes_to_the_verify_url(self, full_pdf):
         assert qr_codes(full_pdf) == [VERIFY_URL]
 
-    def test_the_cjk_font_is_embedded_as_a_subset(self, full_pdf):
-        reader = pypdf.PdfReader(io.BytesIO(full_pdf))
-        fonts = {font["/BaseFont"] for font in _fonts(reader.pages[0])}
-        assert any("WenQuanYi" in name and re.match(r"/[A-Z]{6}\+", name) for name in fonts), fonts
+    def test_common_text_comes_from_the_common_subset_of_the_cjk_font(self, full_pdf):
+        fonts = font_names(full_pdf)
+        # The per-process GB 2312 + Latin subset, itself subset again for this PDF ("ABCDEF+").
+        assert "Diandian-CJK-Common" in fonts, fonts
+        assert "WenQuanYi-Micro-Hei" not in fonts  # the full font was not needed
+        assert glyphless(full_pdf) == set()
+
+    def test_names_in_any_script_render_without_tofu(self):
+        # 龘 and 張 are outside GB 2312: they come from the full font, the rest from the subset.
+        holder = "龘 張三豐 Zoë Ωμέγα Мария 山田はなこ 김민준"
+        organization = "Société Générale 上海分行 & Müller GmbH"
+        pdf = render_certificate(content(holder=holder, organization=organization), SHANGHAI)
+        assert glyphless(pdf) == set()
+        text = squeezed(pdf_text(pdf))
+        assert squeezed(holder) in text and squeezed(organization) in text
+        assert {"Diandian-CJK-Common", "WenQuanYi-Micro-Hei"} <= font_names(pdf)
+        assert qr_codes(pdf) == [VERIFY_URL]
+
+    def test_the_tofu_check_sees_a_character_no_font_has(self):
+        pdf = render_certificate(content(holder="Jane \U0010fffd Doe"), SHANGHAI)
+        assert glyphless(pdf) == {"\U0010fffd"}
 
     def test_optional_parts_are_left_out(self):
         pdf = render_certificate(content(holder="Jane Doe", organization=None, scene=None,
@@ -118,6 +136,36 @@ class TestRenderedCertificate:
 def _fonts(page):
     resources = page["/Resources"]["/Font"]
     return [resources[name].get_object() for name in resources]
+
+
+def font_names(pdf: bytes) -> set[str]:
+    """The embedded fonts' names without the per-PDF subset tag (``/ABCDEF+Name`` → ``Name``)."""
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    names = set()
+    for font in _fonts(page):
+        tag, _, name = font["/BaseFont"].lstrip("/").partition("+")
+        assert re.fullmatch(r"[A-Z]{6}", tag), f"{font['/BaseFont']} is not embedded as a subset"
+        names.add(name)
+    return names
+
+
+def glyphless(pdf: bytes) -> set[str]:
+    """Characters printed with no glyph (tofu): glyph 0 or one the embedded font lacks.
+
+    WeasyPrint maps glyph ids to characters in each font's ToUnicode map (CIDs are glyph
+    ids); a character no font has gets an id past the end of the font it was set in.
+    """
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    missing = set()
+    for font in _fonts(page):
+        descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+        glyph_count = TTFont(io.BytesIO(descriptor["/FontFile2"].get_object().get_data()))["maxp"].numGlyphs
+        cmap = font["/ToUnicode"].get_object().get_data().decode("ascii")
+        for block in re.findall(r"beginbfchar(.*?)endbfchar", cmap, re.S):
+            for glyph, utf16 in re.findall(r"<([0-9a-fA-F]+)>\s*<([0-9a-fA-F]+)>", block):
+                if not 0 < int(glyph, 16) < glyph_count:
+                    missing.add(bytes.fromhex(utf16).decode("utf-16-be"))
+    return missing
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import io
+import os
 
 import pypdf
 import pypdfium2 as pdfium
 import pytest
 import zxingcpp
 from sqlalchemy import select
+
+from celery.signals import worker_init
 
 from diandian_common.celery_app import UnsupportedMessage, make_celery
 from diandian_common.testing import free_port
@@ -170,7 +173,8 @@ def test_an_unreachable_broker_leaves_the_message_for_the_periodic_relay(
     result = tasks.render.run(make_payload())
 
     [message] = outbox_in(database)
-    assert result["created"] and message.sent_at is None and message.attempts == 1
+    # One quick PING found the broker down, so no publish was even tried (no attempt counted).
+    assert result["created"] and message.sent_at is None and message.attempts == 0
 
 
 def test_relay_outbox_publishes_what_is_left(env, database, broker, make_payload, monkeypatch, render_calls):
@@ -203,3 +207,14 @@ def test_a_colliding_certificate_number_is_drawn_again(env, database, storage_di
     assert certs["ord_b"].number == "DD-20261125-DIFFEREN"
     assert len(render_calls) == 3
     assert sorted(p.name for p in storage_dir.iterdir()) == sorted(f"{c.id}.pdf" for c in certs.values())
+
+
+def test_the_worker_makes_the_font_subset_before_forking(tmp_path, monkeypatch):
+    dejavu = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if not os.path.isfile(dejavu):
+        pytest.skip("DejaVu Sans is not installed")
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("CERTIFICATES_FONT_CACHE_DIR", raising=False)
+    monkeypatch.setenv("CERTIFICATES_CJK_FONT", dejavu)
+    worker_init.send(sender=None)  # as the main worker process does before starting its pool
+    assert [p.suffix for p in (tmp_path / "fonts").glob("cjk-common-*")] == [".ttf"]

@@ -1,0 +1,104 @@
+"""The common-characters subset of the CJK font: what it covers, its cache, its fallbacks."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fontTools.ttLib import TTFont
+
+from certificates import fonts
+from certificates.fonts import FontSource, common_characters, common_subset, common_subset_from_env
+
+# A small font, so that making a subset takes a moment (the CJK font's takes seconds).
+DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+needs_dejavu = pytest.mark.skipif(not DEJAVU_SANS.is_file(), reason="DejaVu Sans is not installed")
+
+
+def test_common_characters_are_gb2312_and_latin():
+    chars = common_characters()
+    assert {ord(c) for c in "的一是中国碳汇证书张三丰龙泉"} <= chars  # common hanzi
+    assert {ord(c) for c in "AZaz09 .,;:@éüßŁő€™“”—，。、：（）《》"} <= chars  # Latin and punctuation
+    assert {ord(c) for c in "αΩжЯぁアㄅ"} <= chars  # GB 2312's Greek, Cyrillic, kana, bopomofo
+    assert not {ord(c) for c in "龘張豐鬱"} & chars  # rare or traditional: from the full font
+    assert 6763 + 95 < len(chars) < 9000
+
+
+@needs_dejavu
+def test_a_subset_is_made_once_under_a_name_of_its_own(tmp_path, monkeypatch):
+    source = FontSource(tmp_path / "DejaVuSans.ttf")
+    shutil.copy(DEJAVU_SANS, source.path)
+
+    made = common_subset(source, tmp_path / "cache")
+
+    font = TTFont(made)
+    cmap = font.getBestCmap()
+    full_cmap = TTFont(DEJAVU_SANS).getBestCmap()
+    assert {ord(c) for c in "AZé€—Ωж"} <= set(cmap)
+    assert common_characters() & set(full_cmap) <= set(cmap)  # every common character it had
+    assert ord("ب") in full_cmap and ord("ب") not in cmap  # Arabic is not kept
+    assert len(cmap) < len(full_cmap) / 2
+    assert font["name"].getDebugName(1) == fonts.COMMON_FAMILY
+    assert os.stat(made).st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in made.parent.iterdir()) == [".cjk-common.lock", made.name]
+
+    def must_not_run(*args):
+        raise AssertionError("the cached subset should have been used")
+
+    monkeypatch.setattr(fonts, "_make_subset", must_not_run)
+    assert common_subset(source, tmp_path / "cache") == made
+
+
+@needs_dejavu
+def test_a_changed_font_gets_a_new_subset(tmp_path):
+    source = FontSource(tmp_path / "DejaVuSans.ttf")
+    shutil.copy(DEJAVU_SANS, source.path)
+    first = common_subset(source, tmp_path / "cache")
+    os.utime(source.path, ns=(0, 0))
+    assert common_subset(source, tmp_path / "cache") != first
+
+
+class TestSourceFont:
+    def test_configured_path_and_face(self, monkeypatch):
+        monkeypatch.setenv("CERTIFICATES_CJK_FONT", "/fonts/NotoSansCJK-Regular.ttc#2")
+        assert fonts.source_font() == FontSource(Path("/fonts/NotoSansCJK-Regular.ttc"), 2)
+        monkeypatch.setenv("CERTIFICATES_CJK_FONT", "/fonts/wqy.ttf")
+        assert fonts.source_font() == FontSource(Path("/fonts/wqy.ttf"), 0)
+
+    def test_none_turns_the_subset_off(self, monkeypatch):
+        monkeypatch.setenv("CERTIFICATES_CJK_FONT", "none")
+        assert fonts.source_font() is None and common_subset_from_env() is None
+
+    @pytest.mark.skipif(shutil.which("fc-list") is None, reason="fontconfig's fc-list is not installed")
+    def test_by_default_the_installed_cjk_font(self, monkeypatch):
+        monkeypatch.delenv("CERTIFICATES_CJK_FONT", raising=False)
+        installed = subprocess.run(["fc-list", ":lang=zh-cn", "family"], capture_output=True, text=True).stdout
+        if not any(family in installed for family in fonts.CJK_FAMILIES):
+            pytest.skip(f"none of {fonts.CJK_FAMILIES} is installed")
+        source = fonts.source_font()
+        assert source is not None and source.path.is_file()
+        family = TTFont(source.path, fontNumber=source.index)["name"].getDebugName(1)
+        assert family in fonts.CJK_FAMILIES
+
+
+def test_a_font_that_cannot_be_subset_leaves_the_full_font(tmp_path, monkeypatch, caplog):
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font at all")
+    monkeypatch.setenv("CERTIFICATES_CJK_FONT", str(broken))
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("CERTIFICATES_FONT_CACHE_DIR", raising=False)
+    with caplog.at_level(logging.WARNING, logger="certificates.fonts"):
+        assert common_subset_from_env() is None
+    assert "rendering with the full font" in caplog.text
+    assert not list((tmp_path / "var" / "fonts").glob("*.ttf"))  # no half-written file left
+
+
+def test_cache_location(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("CERTIFICATES_FONT_CACHE_DIR", raising=False)
+    assert fonts.cache_dir() == tmp_path / "var" / "fonts"
+    monkeypatch.setenv("CERTIFICATES_FONT_CACHE_DIR", str(tmp_path / "image-fonts"))
+    assert fonts.cache_dir() == tmp_path / "image-fonts"
