@@ -65,4 +65,12 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
   apt_install fonts-wqy-microhei fontconfig || true
   fc-list :lang=zh 2>/dev/null | grep -q . || say "WARNING: no Chinese font found; certificates will show boxes for Chinese text. Debian: apt-get install fonts-wqy-microhei; macOS ships PingFang."
 fi
+
+# --- Chromium for the browser tests (tests/browser) ---------------------------
+# Playwright drives the system's Chromium; Playwright's own browser download is not used.
+CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  apt_install chromium || true
+  [ -x "$CHROMIUM" ] || say "NOTE: no Chromium at $CHROMIUM, so the browser tests (tests/browser) will be skipped. Install it (Debian/Ubuntu: sudo apt-get install chromium) or point CHROMIUM_PATH at a Chromium binary."
+fi
 say "ready ($VENV)"

@@ -1,0 +1,136 @@
+"""The calculator forms, as data: which inputs each activity type has (SPEC §4) and how the
+life-footprint page asks for a year of daily life. Templates render these specs, and
+``static/app.js`` turns the filled inputs back into the ``activities`` of
+``POST /api/v1/estimates`` (each input names its API field and how to read it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask_babel import lazy_gettext as _l
+
+# The API's limits (services/calculator/schemas.py), repeated so the browser can say so first.
+MAX_DISTANCE_KM = 50_000
+MAX_PASSENGERS = 500
+
+
+@dataclass(frozen=True)
+class Input:
+    """One form control. ``kind`` says how app.js reads it: ``number`` (float), ``int``,
+    ``bool`` (a checkbox, or a hidden "true"), ``text``, ``upper`` (text, upper-cased), or
+    ``select``. A ``primary`` input being filled is what includes the activity."""
+
+    name: str
+    label: object
+    kind: str = "number"
+    primary: bool = False
+    options: tuple = ()
+    default: object = None
+    min: float | None = None
+    max: float | None = None
+    step: str | None = None
+    pattern: str | None = None
+    maxlength: int | None = None
+    unit: object = None
+    hint: object = None
+    hidden: bool = False
+    # Repeat the activity this many times (flights per year): read, never sent.
+    repeat: bool = False
+
+    @property
+    def inputmode(self) -> str | None:
+        return {"number": "decimal", "int": "numeric"}.get(self.kind)
+
+
+def distance(primary: bool = True, hint=None) -> Input:
+    return Input("distance_km", _l("Distance"), "number", primary, min=0, max=MAX_DISTANCE_KM,
+                 step="any", unit=_l("km"), hint=hint)
+
+
+def passengers(label) -> Input:
+    return Input("passengers", label, "int", default=1, min=1, max=MAX_PASSENGERS, step="1")
+
+
+AIRPORT = dict(kind="upper", pattern="[A-Za-z]{3}", maxlength=3)
+
+CABINS = (("economy", _l("Economy")), ("premium_economy", _l("Premium economy")),
+          ("business", _l("Business")), ("first", _l("First")))
+FUELS = (("petrol", _l("Petrol")), ("diesel", _l("Diesel")), ("hybrid", _l("Hybrid")),
+         ("electric", _l("Electric")))
+DIETS = (("meat", _l("With meat")), ("vegetarian", _l("Vegetarian")))
+RAIL_CLASSES = (("high_speed", _l("High-speed")), ("conventional", _l("Conventional")))
+
+# SPEC §4, one list of inputs per activity type.
+ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
+    "flight": (
+        Input("from", _l("From (airport code)"), primary=True, hint=_l("e.g. PEK"), **AIRPORT),
+        Input("to", _l("To (airport code)"), primary=True, hint=_l("e.g. CTU"), **AIRPORT),
+        distance(hint=_l("Or, instead of the airports, the distance flown one way")),
+        Input("cabin", _l("Cabin"), "select", options=CABINS, default="economy"),
+        Input("round_trip", _l("Round trip"), "bool", default=True),
+        passengers(_l("Travellers on the booking")),
+    ),
+    "rail": (distance(), Input("class", _l("Class"), "select", options=RAIL_CLASSES, default="high_speed")),
+    "metro": (distance(),),
+    "bus": (distance(),),
+    "taxi": (distance(),),
+    "car": (distance(), Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol"),
+            passengers(_l("People in the car"))),
+    "hotel": (
+        Input("nights", _l("Nights"), "int", True, min=1, max=365, step="1"),
+        Input("rooms", _l("Rooms"), "int", default=1, min=1, max=500, step="1"),
+        Input("country", _l("Country (ISO code)"), default="CN", hint=_l("e.g. CN, JP, US"),
+              **{**AIRPORT, "pattern": "[A-Za-z]{2}", "maxlength": 2}),
+    ),
+    "electricity": (Input("kwh", _l("Electricity"), "number", True, min=0, step="any", unit=_l("kWh")),),
+    "natural_gas": (Input("m3", _l("Natural gas"), "number", True, min=0, step="any", unit=_l("m³")),),
+    "meal": (Input("count", _l("Meals"), "int", True, min=1, max=100_000, step="1"),
+             Input("diet", _l("Diet"), "select", options=DIETS, default="meat")),
+}
+
+
+@dataclass(frozen=True)
+class LifeSection:
+    """One question of the life-footprint page, sent as one activity (``repeat`` times)."""
+
+    activity: str
+    legend: object
+    inputs: tuple[Input, ...]
+    fixed: dict = field(default_factory=dict)  # sent as hidden inputs
+
+
+def _period(value: str) -> dict:
+    return {"period": value}
+
+
+# A year of daily life asked the way people know it: bills per month, distances per week.
+LIFE_SECTIONS: tuple[LifeSection, ...] = (
+    LifeSection("electricity", _l("Electricity at home"), (
+        Input("kwh", _l("Electricity per month"), "number", True, min=0, max=100_000, step="any",
+              unit=_l("kWh"), hint=_l("From your electricity bill")),), _period("month")),
+    LifeSection("natural_gas", _l("Gas at home"), (
+        Input("m3", _l("Natural gas per month"), "number", True, min=0, max=100_000, step="any",
+              unit=_l("m³"), hint=_l("From your gas bill")),), _period("month")),
+    LifeSection("car", _l("Driving"), (
+        Input("distance_km", _l("Car distance per week"), "number", True, min=0, max=10_000, step="any",
+              unit=_l("km")),
+        Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol")), _period("week")),
+    LifeSection("metro", _l("Commuting by metro"), (
+        Input("distance_km", _l("Metro distance per week"), "number", True, min=0, max=10_000,
+              step="any", unit=_l("km")),), _period("week")),
+    LifeSection("bus", _l("Commuting by bus"), (
+        Input("distance_km", _l("Bus distance per week"), "number", True, min=0, max=10_000,
+              step="any", unit=_l("km")),), _period("week")),
+    LifeSection("flight", _l("Flying"), (
+        Input("trips", _l("Return flights per year"), "int", True, min=0, max=50, step="1", repeat=True),
+        Input("distance_km", _l("Typical one-way distance"), "number", min=1, max=20_000, step="any",
+              unit=_l("km"), default=1200, hint=_l("Beijing–Chengdu is about 1,550 km")),
+        Input("cabin", _l("Cabin"), "select", options=CABINS, default="economy")),
+        {"round_trip": "true"}),
+    LifeSection("meal", _l("Food"), (
+        Input("diet", _l("Diet"), "select", primary=True, default="meat",
+              options=(*DIETS, ("", _l("Leave food out")))),),
+        # Three meals a day: the calculator counts a meal as a third of a day's diet.
+        {"count": "3", "period": "day"}),
+)
+
+FIXED_KINDS = {"period": "text", "round_trip": "bool", "count": "int"}
