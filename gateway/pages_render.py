@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-import qrcode
 from flask_babel import format_decimal, lazy_gettext as _l
+
+from diandian_common.qr import dark_runs
 
 # SPEC §4 estimate categories, in the order the result page lists them.
 CATEGORY_LABELS = {
@@ -201,22 +202,8 @@ class QrSvg:
 
 def qr_svg(data: str) -> QrSvg:
     """A QR code as SVG path data: crisp at any size, no image request, no inline style."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
-    code.add_data(data)
-    code.make(fit=True)
-    matrix = code.get_matrix()
-    runs = []
-    for y, row in enumerate(matrix):
-        x = 0
-        while x < len(row):
-            if row[x]:
-                start = x
-                while x < len(row) and row[x]:
-                    x += 1
-                runs.append(f"M{start} {y}h{x - start}v1h-{x - start}z")
-            else:
-                x += 1
-    return QrSvg(len(matrix), "".join(runs))
+    size, runs = dark_runs(data, border=4)
+    return QrSvg(size, "".join(f"M{x} {y}h{n}v1h-{n}z" for x, y, n in runs))
 
 
 # --- everyday equivalents -----------------------------------------------------------------

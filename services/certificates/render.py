@@ -22,12 +22,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-import qrcode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from weasyprint import CSS, HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
+
+from diandian_common.qr import dark_runs
 
 from . import fonts
 from .domain.formatting import format_date, format_quantity, local_date
@@ -87,22 +88,8 @@ def qr_svg(data: str) -> Markup:
     takes two path commands per run where a filled outline takes five: WeasyPrint parses
     and draws SVG paths in Python, so this is what the QR code costs per render.
     """
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
-    code.add_data(data)
-    code.make(fit=True)
-    matrix = code.get_matrix()
-    runs = []
-    for y, row in enumerate(matrix):
-        x = 0
-        while x < len(row):
-            if row[x]:
-                start = x
-                while x < len(row) and row[x]:
-                    x += 1
-                runs.append(f"M{start} {y}.5h{x - start}")
-            else:
-                x += 1
-    size = len(matrix)
+    size, dark = dark_runs(data, border=2)
+    runs = [f"M{x} {y}.5h{n}" for x, y, n in dark]
     # shape-rendering crispEdges avoids hairline seams between runs in rasterised output.
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" '
