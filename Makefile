@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test setup unit bench lock clean
+.PHONY: run test test-faults setup unit bench lock clean
 
 run:            ## set up, migrate, seed and start every process; prints the URL
 	@scripts/run.sh
@@ -11,8 +11,11 @@ run:            ## set up, migrate, seed and start every process; prints the URL
 test: setup     ## the whole suite: unit tests and end-to-end tests with real Redis and workers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+test-faults: setup  ## fault tests: workers killed mid-render, Redis stopped, services down, duplicates
+	$(VENV)/bin/pytest tests/test_faults.py -m faults -q -s $(PYTEST_ARGS)
+
 unit: setup     ## only the fast tests (no processes started)
-	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not integration and not faults" $(PYTEST_ARGS)
 
 bench: setup    ## benchmarks with ratios against baselines measured in the same run (BENCH=name for one)
 	$(VENV)/bin/python -m bench $(BENCH)

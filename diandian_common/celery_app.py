@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from celery import Celery
 from celery.signals import setup_logging, task_prerun, task_postrun
+from kombu.transport import redis as kombu_redis
 
 from . import config
 from .logs import configure_logging, order_id_var, request_id_var
@@ -39,10 +41,34 @@ def queue_for(task_name: str) -> str:
     return service
 
 
+class _RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, surviving a second close after the broker went away.
+
+    When Redis disappears while a worker holds unacknowledged messages, Celery closes
+    the lost connection twice; the second close tries to restore those messages through
+    a transport with no client left and raises AttributeError, which kills the worker
+    (and, under honcho, the whole local stack). Raising a connection error instead lets
+    kombu ignore that close; the messages stay in Redis's unacked set and come back after
+    the visibility timeout, which the idempotent handlers absorb.
+    """
+
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            raise redis.ConnectionError("the broker connection was closed")
+        return super()._connparams(asynchronous=asynchronous)
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = _RedisChannel
+
+
 def make_celery(service: str, **overrides) -> Celery:
     app = Celery(service)
+    broker_url = config.env("CELERY_BROKER_URL", config.redis_url())
+    if broker_url.startswith(("redis://", "rediss://")):
+        app.conf.broker_transport = "diandian_common.celery_app:RedisTransport"
     app.conf.update(
-        broker_url=config.env("CELERY_BROKER_URL", config.redis_url()),
+        broker_url=broker_url,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
         task_default_queue=service,
