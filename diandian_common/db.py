@@ -7,12 +7,15 @@ reports at once, ignoring the busy timeout) into ordinary waits.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from . import config
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -77,3 +80,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_service_databases: dict[str, Database] = {}
+_service_databases_lock = threading.Lock()
+
+
+def service_database(service: str) -> Database:
+    """The process's :class:`Database` of ``service`` for its Celery tasks.
+
+    Created on first use, so importing a tasks module opens nothing and each prefork child
+    gets its own pool after the fork; created again when the configured URL changes (as it
+    does between tests).
+    """
+    url = config.database_url(service)
+    with _service_databases_lock:
+        database = _service_databases.get(service)
+        if database is None or database.url != url:
+            if database is not None:
+                database.dispose()
+            database = _service_databases[service] = Database(url)
+        return database

@@ -8,7 +8,7 @@ import logging
 
 from diandian_common import config
 from diandian_common.celery_app import check_version, make_celery, send
-from diandian_common.db import Database
+from diandian_common.db import Database, service_database
 
 from . import scenes
 from .rendering import RenderCache
@@ -19,15 +19,10 @@ celery = make_celery("calculator")
 
 PRERENDER_SCENE = "calculator.prerender_scene"
 
-_database: Database | None = None
 
 
 def database() -> Database:
-    """Created on first use, so importing this module touches nothing."""
-    global _database
-    if _database is None:
-        _database = Database(config.database_url("calculator"))
-    return _database
+    return service_database("calculator")
 
 
 @celery.task(name=PRERENDER_SCENE, bind=True)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from diandian_common import config
 from diandian_common.celery_app import check_version, make_celery
-from diandian_common.db import Database
+from diandian_common.db import Database, service_database
 from diandian_common.outbox import relay, try_relay
 
 from . import fonts
@@ -37,7 +37,6 @@ celery.conf.beat_schedule = {
 # render cut short by the soft time limit on an overloaded worker.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
 
-_database: Database | None = None
 
 
 @worker_init.connect(weak=False)
@@ -55,15 +54,7 @@ def _prepare_renderer(**_kwargs):
 
 
 def database() -> Database:
-    """The worker's database, created on first use (importing this module opens nothing)
-    and again if the configured URL changes (as it does between tests)."""
-    global _database
-    url = config.database_url("certificates")
-    if _database is None or _database.url != url:
-        if _database is not None:
-            _database.dispose()
-        _database = Database(url)
-    return _database
+    return service_database("certificates")
 
 
 @celery.task(name="certificates.render", bind=True, soft_time_limit=30, time_limit=45,

@@ -9,7 +9,7 @@ from sqlalchemy.exc import DBAPIError
 
 from diandian_common import config
 from diandian_common.celery_app import UnsupportedMessage, check_version, make_celery
-from diandian_common.db import Database
+from diandian_common.db import Database, service_database
 from diandian_common.outbox import relay, try_relay, utcnow
 
 from . import webhook_sender, webhooks, workflows
@@ -33,19 +33,10 @@ celery.conf.beat_schedule = {
                           "schedule": config.env_float("WEBHOOK_DISPATCH_SECONDS", 5.0)},
 }
 
-_database: Database | None = None
 
 
 def database() -> Database:
-    """Created on first use, once per worker process (after the fork), and again when the
-    configured URL changes (as it does between tests)."""
-    global _database
-    url = config.database_url("orders")
-    if _database is None or _database.url != url:
-        if _database is not None:
-            _database.dispose()
-        _database = Database(url)
-    return _database
+    return service_database("orders")
 
 
 # Transient database trouble (a lock timeout, a lost connection) is retried with backoff;

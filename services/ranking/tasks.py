@@ -12,15 +12,13 @@ whatever still slips through.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import asdict
 
 import redis
 from sqlalchemy.exc import OperationalError
 
-from diandian_common import config
 from diandian_common.celery_app import check_version, make_celery
-from diandian_common.db import Database
+from diandian_common.db import Database, service_database
 
 from . import contributions, maintenance, settings, store
 
@@ -41,20 +39,10 @@ TEMPORARY_ERRORS = (redis.RedisError, OperationalError, contributions.RebuildInP
 MAX_RETRIES = 200          # with the delays below: about 1 h 40 min of trying
 UNKNOWN_ORDER_RETRIES = 20  # a revocation may overtake its record: wait ~10 min for it
 
-_database: Database | None = None
-_database_lock = threading.Lock()
 
 
 def database() -> Database:
-    """The ranking database of this worker process, created on first use."""
-    global _database
-    url = config.database_url("ranking")
-    with _database_lock:
-        if _database is None or _database.url != url:
-            if _database is not None:
-                _database.dispose()
-            _database = Database(url)
-        return _database
+    return service_database("ranking")
 
 
 def _retry_delay(retries: int) -> int:

@@ -110,7 +110,7 @@ def test_haversine_antipodes_is_half_the_circumference():
 def test_airports_come_from_airportsdata():
     ctu = airport("ctu")
     assert (ctu.code, ctu.country) == ("CTU", "CN")
-    assert airport("XXX") is None and airport("") is None
+    assert airport("QQQ") is None and airport("") is None
 
 
 def test_flight_between_airports_uses_their_great_circle_distance(fs):

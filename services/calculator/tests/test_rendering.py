@@ -133,7 +133,6 @@ def test_prerender_task_fills_the_cache_the_api_serves(client, make_scene, env, 
                                                        monkeypatch):
     make_scene()
     monkeypatch.setenv("CALCULATOR_DATABASE_URL", database_url)
-    monkeypatch.setattr(tasks, "_database", None)
     renders = []
     real_poster_pdf = rendering.poster_pdf
     monkeypatch.setattr(rendering, "poster_pdf", lambda d: renders.append(d.slug) or real_poster_pdf(d))
