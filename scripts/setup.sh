@@ -29,11 +29,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV" || { apt_install python3-venv && "$PYTHON" -m venv "$VENV"; } || die "could not create a virtualenv"
 fi
 STAMP="$VENV/.requirements.sha256"
-WANT=$(sha256sum requirements.txt | cut -d' ' -f1)
+# The run-time packages and the test tools (requirements-dev.txt includes requirements.txt).
+WANT=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  say "installing Python packages (requirements.txt)"
+  say "installing Python packages (requirements-dev.txt)"
   mkdir -p var
-  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt > var/pip-install.log 2>&1; then
+  if ! "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt > var/pip-install.log 2>&1; then
     tail -20 var/pip-install.log >&2
     die "pip install failed (full log: var/pip-install.log)"
   fi

@@ -48,3 +48,39 @@ def test_every_service_has_the_same_shape(service):
                  "migrations/env.py", "tests"):
         assert (package / part).exists(), f"{service} lacks {part}"
     assert list((package / "migrations" / "versions").glob("*.py")), f"{service} has no migration"
+
+
+def pinned_distributions(requirements: Path) -> set[str]:
+    names = set()
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(normalized(line.split("==", 1)[0].split("[", 1)[0]))
+    return names
+
+
+def normalized(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
+
+
+def test_what_the_running_code_imports_is_in_the_images_requirements():
+    """The application image installs requirements.txt only (the test tools are in
+    requirements-dev.txt): a module imported outside the tests must come from it, or the
+    container fails on its first import."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    local = set(PACKAGES)
+    runtime = pinned_distributions(ROOT / "requirements.txt")
+    missing = {}
+    for package_dir in PACKAGES.values():
+        for path, module in imported_modules(package_dir):
+            if "tests" in path.parts or path.name in ("testing.py", "conftest.py"):
+                continue
+            if module in sys.stdlib_module_names or module in local or module == "__future__":
+                continue
+            distributions = {normalized(d) for d in providers.get(module, [])}
+            if not distributions & runtime:
+                missing.setdefault(module, []).append(str(path.relative_to(ROOT)))
+    assert not missing, f"imported at run time but not in requirements.txt: {missing}"
