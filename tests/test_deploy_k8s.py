@@ -7,10 +7,12 @@ the environment are those of the compose file, parsed here too, so the two deplo
 cannot drift apart. ``kubectl kustomize`` builds the kustomization when kubectl exists
 (no cluster needed); kubeconform validates only with a local schema directory
 (``KUBECONFORM_SCHEMA_LOCATION``), never downloading one. One integration test runs a
-worker's liveness probe, exactly as written, against a real worker.
+worker's liveness probe, exactly as written, against a real worker, and another runs
+Flower's command with basic auth on to check that its probe and scrape paths need none.
 """
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import re
@@ -21,6 +23,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +44,10 @@ GATEWAY = "gateway"
 CONFIG_MAP = "diandian-config"
 SECRET = "diandian-secrets"
 PLACEHOLDER = "REPLACE-ME"
+# Celery's monitoring UI: a workload that is no service (no API, no queue), reached by
+# operators with kubectl port-forward, never through the Ingress.
+FLOWER = "flower"
+FLOWER_PORT = 5555
 WORKLOAD_KINDS = ("Deployment", "Job")
 
 # Secrets compose hands to every container (one shared environment block) that the
@@ -617,6 +625,54 @@ def test_only_the_gateway_is_exposed(objects):
                for backend in backends)
 
 
+def test_flower_is_internal_probed_and_scraped(objects, compose):
+    deployment = of_kind(objects, "Deployment")[FLOWER]
+    container = main_container(deployment)
+    # `sh -c 'exec celery --broker "${CELERY_BROKER_URL:-$REDIS_URL}" flower ...'`: the
+    # workers' broker, whatever config.yaml says it is.
+    shell, flag, script = argv(container)
+    assert (shell, flag) == ("sh", "-c")
+    args = shlex.split(script)
+    assert args[:2] == ["exec", "celery"] and "flower" in args
+    assert option(args, "--broker") == "${CELERY_BROKER_URL:-$REDIS_URL}"
+    assert int(option(args, "--port")) == FLOWER_PORT
+    assert container_port(container, "http") == FLOWER_PORT
+    # It keeps its view in memory: one instance, not autoscaled.
+    assert deployment["spec"]["replicas"] == 1
+    hpas = of_kind(objects, "HorizontalPodAutoscaler").values()
+    targets = {hpa["spec"]["scaleTargetRef"]["name"] for hpa in hpas}
+    assert FLOWER not in targets
+    # Internal: a ClusterIP Service that no Ingress routes to (operators port-forward to it).
+    service = of_kind(objects, "Service")[FLOWER]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == FLOWER_PORT and container_port(container, port["targetPort"]) == FLOWER_PORT
+    for ingress in of_kind(objects, "Ingress").values():
+        backends = {path["backend"]["service"]["name"]
+                    for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+        assert FLOWER not in backends, f"{ingress['metadata']['name']} exposes Flower"
+    # Both probes ask /healthcheck, which Flower answers without credentials (checked for
+    # real below): a probe cannot carry the Secret, and must not hold credentials itself.
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = container[probe]["httpGet"]
+        assert check["path"] == "/healthcheck", probe
+        assert container_port(container, check["port"]) == FLOWER_PORT, probe
+        assert "httpHeaders" not in check, probe
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert int(annotations["prometheus.io/port"]) == FLOWER_PORT
+    # The UI can shut workers down and send tasks: its password comes from the Secret, and
+    # no other process receives it.
+    assert secret_key(container, "FLOWER_BASIC_AUTH") == "FLOWER_BASIC_AUTH"
+    holders = {name for name, workload in workloads(objects).items()
+               if any("FLOWER_BASIC_AUTH" in env_sources(c) for c in containers(workload))}
+    assert holders == {FLOWER}
+    purge = env_sources(container)["FLOWER_PURGE_OFFLINE_WORKERS"]["value"]
+    assert purge == str(compose[FLOWER]["environment"]["FLOWER_PURGE_OFFLINE_WORKERS"])
+
+
 # --- the same deployment as docker-compose.yml -------------------------------------------------
 
 
@@ -719,3 +775,60 @@ def test_the_worker_probe_answers_for_a_running_worker_and_only_for_it(objects, 
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+def http_status(url: str, auth: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.integration
+def test_flower_probe_and_metrics_need_no_credentials(objects, redis_url, tmp_path):
+    """The manifest's Flower command, basic auth on: the probes' /healthcheck and the scrape's
+    /metrics answer without credentials (a Flower that protected them would fail its probes
+    and be restarted forever), while the UI itself does not."""
+    container = main_container(of_kind(objects, "Deployment")[FLOWER])
+    port = free_port()
+    shell, flag, script = argv(container)
+    args = [shell, flag, script.replace(f"--port={FLOWER_PORT}", f"--port={port} --address=127.0.0.1")]
+    credentials = ("operator", "not-the-placeholder")
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(REDIS_URL=redis_url, FLOWER_BASIC_AUTH=":".join(credentials),
+               FLOWER_PURGE_OFFLINE_WORKERS=env_sources(container)["FLOWER_PURGE_OFFLINE_WORKERS"]["value"],
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    log = tmp_path / "flower.log"
+    with log.open("wb") as sink:
+        flower = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    probe_path = container["livenessProbe"]["httpGet"]["path"]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert flower.poll() is None, f"Flower exited: {log.read_text()[-2000:]}"
+            try:
+                status = http_status(base + probe_path)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Flower never answered"
+                time.sleep(0.2)
+        assert status == 200
+        assert container["readinessProbe"]["httpGet"]["path"] == probe_path
+        annotations = of_kind(objects, "Deployment")[FLOWER]["spec"]["template"]["metadata"]["annotations"]
+        assert http_status(base + annotations["prometheus.io/path"]) == 200
+        # Basic auth is on: the UI refuses a visitor without the password.
+        assert http_status(base + "/workers") == 401
+        assert http_status(base + "/workers", credentials) == 200
+    finally:
+        flower.terminate()
+        try:
+            flower.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            flower.kill()
+            flower.wait()
