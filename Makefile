@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test test-faults setup unit bench lock clean
+.PHONY: run test test-faults test-compose setup unit bench lock clean
 
 run:            ## set up, migrate, seed and start every process; prints the URL
 	@scripts/run.sh
@@ -14,6 +14,9 @@ test: setup     ## the whole suite: unit tests and end-to-end tests with real Re
 test-faults: setup  ## fault tests: workers killed mid-render, Redis stopped, services down, duplicates
 	$(VENV)/bin/pytest tests/test_faults.py -m faults -q -s $(PYTEST_ARGS)
 
+test-compose: setup  ## the Docker Compose stack built, started, scaled and driven (installs/starts dockerd if needed)
+	@scripts/test-compose.sh
+
 unit: setup     ## only the fast tests (no processes started)
 	$(VENV)/bin/pytest -m "not integration and not faults" $(PYTEST_ARGS)
 
@@ -23,8 +26,8 @@ bench: setup    ## benchmarks with ratios against baselines measured in the same
 setup:
 	@scripts/setup.sh
 
-lock:           ## re-pin requirements.txt from requirements.in
-	$(VENV)/bin/pip install -q -r requirements.in && $(VENV)/bin/pip freeze --exclude-editable > requirements.txt
+lock:           ## re-pin requirements.txt and requirements-dev.txt from their .in files
+	@scripts/lock.sh
 
 clean:
 	rm -rf var .pytest_cache

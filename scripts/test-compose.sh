@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# make test-compose: build the Docker Compose stack (deploy/), start it under a project name
+# of its own with the gateway on a free port of 127.0.0.1, drive it through that port
+# (tests/compose/), scale and kill certificate workers, restart orders and its database, and
+# always tear down what was started.
+#
+# - A running Docker engine is used and left alone. Without one, as root on Debian/Ubuntu,
+#   docker.io is installed and `dockerd` started here (overlay2 storage where the kernel
+#   allows it, else vfs, which works everywhere), and stopped again at the end. Elsewhere the test is skipped with one line.
+# - `docker compose` where present, otherwise `docker-compose`.
+# - Without an image registry, the base image comes from Debian's packages
+#   (deploy/offline/build-base-image.sh) and Redis/PostgreSQL from deploy/compose.offline.yml.
+# - Wheels are built on the host (scripts/build-wheels.sh); wheels and image layers are
+#   cached between runs, so a second run rebuilds only the code layers.
+#
+# Environment: DOCKERD_STORAGE_DRIVER (overlay2 where the kernel allows, else vfs),
+# DIANDIAN_COMPOSE_KEEP=1 leaves the stack running
+# for a look (tear it down with the printed command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=.venv/bin/python
+LOG_DIR="$PWD/var/test-compose"
+mkdir -p "$LOG_DIR"
+START=$SECONDS
+STAGE_START=$SECONDS
+OFFLINE_BASE=diandian/debian:bookworm
+APP_IMAGE=diandian:latest
+PUBLIC_BASE=python:3.11-slim
+
+say() { echo "[test-compose] $*"; }
+stage() {  # stage NAME: closes the previous stage with its time, opens the next
+  say "$(printf '%5ds' $((SECONDS - START))) | $*"
+  STAGE_START=$SECONDS
+}
+staged() { say "      took $((SECONDS - STAGE_START))s"; }
+skip() { say "SKIPPED: $*"; exit 0; }
+fail() { say "FAILED: $*" >&2; exit 1; }
+show_log() { [ -f "$1" ] && tail -n "${2:-40}" "$1" >&2 || true; }
+
+OUR_DOCKERD_PID=""
+PROJECT=""
+COMPOSE=()
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$PROJECT" ]; then
+    if [ "$status" -ne 0 ]; then
+      "${COMPOSE[@]}" ps >"$LOG_DIR/ps.txt" 2>&1 || true
+      "${COMPOSE[@]}" logs --no-color --tail 200 >"$LOG_DIR/stack.log" 2>&1 || true
+      say "containers: $LOG_DIR/ps.txt, their logs: $LOG_DIR/stack.log (last lines below)"
+      grep -v " Exit 0 " "$LOG_DIR/ps.txt" >&2 || true
+      tail -n 60 "$LOG_DIR/stack.log" >&2 || true
+    fi
+    if [ "${DIANDIAN_COMPOSE_KEEP:-0}" = 1 ]; then
+      say "left running: ${COMPOSE[*]} down -v --remove-orphans"
+    else
+      stage "tearing down $PROJECT (containers, networks, volumes)"
+      "${COMPOSE[@]}" down -v --remove-orphans --timeout 10 >"$LOG_DIR/down.log" 2>&1 \
+        || { say "teardown failed:"; show_log "$LOG_DIR/down.log"; }
+      staged
+    fi
+  fi
+  if [ -n "$OUR_DOCKERD_PID" ] && [ "${DIANDIAN_COMPOSE_KEEP:-0}" != 1 ]; then
+    stage "stopping the dockerd this run started (pid $OUR_DOCKERD_PID)"
+    kill "$OUR_DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 60); do kill -0 "$OUR_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$OUR_DOCKERD_PID" 2>/dev/null && kill -9 "$OUR_DOCKERD_PID" 2>/dev/null || true
+  fi
+  say "$(printf '%5ds' $((SECONDS - START))) | finished with exit status $status"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+is_root_debian() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+# overlay2 shares layers instead of copying them; it needs the kernel's overlay filesystem to
+# accept the data root's filesystem as its upper layer (not so on an overlay root, e.g. in a
+# container). vfs, which copies every layer in full, works everywhere.
+storage_driver() {
+  if [ -n "${DOCKERD_STORAGE_DRIVER:-}" ]; then echo "$DOCKERD_STORAGE_DRIVER"; return; fi
+  local probe driver=vfs
+  probe="$(mktemp -d /var/lib/.diandian-overlay-probe.XXXXXX)"
+  mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+  if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
+       "$probe/merged" 2>/dev/null; then
+    umount "$probe/merged" && driver=overlay2
+  fi
+  rm -rf "$probe"
+  echo "$driver"
+}
+
+apt_install() {
+  say "installing $* (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "$@" >"$LOG_DIR/apt.log" 2>&1 \
+    || { apt-get update -qq >>"$LOG_DIR/apt.log" 2>&1 \
+         && apt-get install -y -qq --no-install-recommends "$@" >>"$LOG_DIR/apt.log" 2>&1; } \
+    || { show_log "$LOG_DIR/apt.log"; fail "apt-get install $* failed"; }
+}
+
+# --- a Docker engine ---------------------------------------------------------------------
+stage "finding a Docker engine"
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  say "using the running engine (left running afterwards)"
+else
+  is_root_debian || skip "no Docker engine answers, and installing one needs root and apt-get; start dockerd and run again"
+  command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || apt_install docker.io
+  driver="$(storage_driver)"
+  say "starting dockerd --storage-driver=$driver (log: $LOG_DIR/dockerd.log)"
+  dockerd --storage-driver="$driver" >"$LOG_DIR/dockerd.log" 2>&1 &
+  OUR_DOCKERD_PID=$!
+  for _ in $(seq 120); do
+    docker info >/dev/null 2>&1 && break
+    kill -0 "$OUR_DOCKERD_PID" 2>/dev/null || { show_log "$LOG_DIR/dockerd.log"; fail "dockerd exited"; }
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { show_log "$LOG_DIR/dockerd.log"; fail "dockerd did not answer within 60 s"; }
+fi
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE_CMD=(docker compose)
+else
+  command -v docker-compose >/dev/null 2>&1 || { is_root_debian && apt_install docker-compose; } \
+    || skip "neither \`docker compose\` nor \`docker-compose\` is installed"
+  COMPOSE_CMD=(docker-compose)
+fi
+# The classic builder where BuildKit's buildx plugin is missing (Debian's docker.io).
+docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+export COMPOSE_HTTP_TIMEOUT=300   # docker-compose 1.29 gives up after 60 s on a busy engine
+say "engine $(docker version --format '{{.Server.Version}}'), compose: ${COMPOSE_CMD[*]} ($("${COMPOSE_CMD[@]}" version --short 2>/dev/null || true))"
+staged
+
+# --- images ----------------------------------------------------------------------------------
+stage "images"
+FILES=(-f deploy/docker-compose.yml)
+if docker image inspect "$PUBLIC_BASE" >/dev/null 2>&1 || timeout 60 docker pull -q "$PUBLIC_BASE" >/dev/null 2>&1; then
+  BASE_IMAGE="$PUBLIC_BASE"
+  say "the registry answers: base $BASE_IMAGE, official redis and postgres images"
+else
+  BASE_IMAGE="$OFFLINE_BASE"
+  FILES+=(-f deploy/compose.offline.yml)
+  say "no image registry: base image from Debian's packages ($BASE_IMAGE), deploy/compose.offline.yml"
+  if ! docker image inspect "$OFFLINE_BASE" >/dev/null 2>&1; then
+    command -v debootstrap >/dev/null 2>&1 || { is_root_debian && apt_install debootstrap; } \
+      || fail "debootstrap is needed to build $OFFLINE_BASE"
+    deploy/offline/build-base-image.sh "$OFFLINE_BASE"
+  fi
+fi
+FILES+=(-f tests/compose/compose.test.yml)
+export BASE_IMAGE
+scripts/build-wheels.sh
+
+# The application image and (offline) the Redis and PostgreSQL images, side by side.
+pids=()
+docker build -f deploy/Dockerfile --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$APP_IMAGE" . \
+  >"$LOG_DIR/build-app.log" 2>&1 &
+pids+=($!)
+if [ "$BASE_IMAGE" = "$OFFLINE_BASE" ]; then
+  "${COMPOSE_CMD[@]}" "${FILES[@]}" build redis postgres >"$LOG_DIR/build-offline.log" 2>&1 &
+  pids+=($!)
+fi
+for pid in "${pids[@]}"; do
+  wait "$pid" || { show_log "$LOG_DIR/build-app.log"; show_log "$LOG_DIR/build-offline.log"; fail "image build failed (logs in $LOG_DIR)"; }
+done
+# Earlier builds of the application image, untagged by this one, would fill the disk
+# (vfs stores every layer in full).
+docker image prune -f --filter "label=io.diandian.image=application" >/dev/null
+say "$APP_IMAGE: $(docker image inspect "$APP_IMAGE" --format '{{.Size}}' | awk '{printf "%d MB", $1/1e6}')"
+staged
+
+# --- the stack ---------------------------------------------------------------------------------
+stage "starting the stack"
+PROJECT="diandian-test-$(date +%s)-$$"
+COMPOSE=("${COMPOSE_CMD[@]}" -p "$PROJECT" "${FILES[@]}")
+GATEWAY_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
+FLOWER_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
+secret() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+export GATEWAY_PORT FLOWER_PORT GATEWAY_BIND_ADDRESS=127.0.0.1 FLOWER_BIND_ADDRESS=127.0.0.1 \
+  PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
+  OPERATOR_API_KEY="$(secret)" INTERNAL_API_SECRET="$(secret)" GATEWAY_SECRET_KEY="$(secret)" \
+  RATE_LIMIT_ORDERS=1000/minute  # the burst of 30 comes from one client; 20/minute would refuse it
+say "project $PROJECT, gateway http://127.0.0.1:$GATEWAY_PORT, flower http://127.0.0.1:$FLOWER_PORT"
+"${COMPOSE[@]}" up -d >"$LOG_DIR/up.log" 2>&1 || { show_log "$LOG_DIR/up.log"; fail "compose up failed"; }
+staged
+
+# --- driving it -----------------------------------------------------------------------------
+stage "driving the stack through the gateway (tests/compose)"
+DIANDIAN_COMPOSE_URL="$PUBLIC_BASE_URL" DIANDIAN_COMPOSE="${COMPOSE[*]}" \
+  "$PYTHON" -m pytest tests/compose -m compose -q -s -p no:cacheprovider
+staged
