@@ -127,7 +127,7 @@ def scene_footprint(slug):
 # --- estimates --------------------------------------------------------------------------
 
 @blp.route("/estimates", methods=["POST"])
-@blp.arguments(EstimateRequestSchema)
+@blp.arguments(EstimateRequestSchema())  # one instance: webargs would build one per request
 @blp.response(201, EstimateSchema)
 def create_estimate(data):
     """Compute and store a trip or life footprint, itemised with factors and sources."""
