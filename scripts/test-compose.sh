@@ -132,6 +132,17 @@ export COMPOSE_HTTP_TIMEOUT=300   # docker-compose 1.29 gives up after 60 s on a
 say "engine $(docker version --format '{{.Server.Version}}'), compose: ${COMPOSE_CMD[*]} ($("${COMPOSE_CMD[@]}" version --short 2>/dev/null || true))"
 staged
 
+# A run cut off before its teardown (CI killed, machine rebooted) leaves its containers
+# behind, and a restarted engine would start them again: remove every earlier project of
+# this script whose process is gone (project names end in the script's pid).
+for stale in $(docker ps -a --format '{{.Label "com.docker.compose.project"}}' | sort -u | grep '^diandian-test-' || true); do
+  kill -0 "${stale##*-}" 2>/dev/null && continue
+  say "removing the stack of an earlier run that did not finish ($stale)"
+  docker ps -aq --filter "label=com.docker.compose.project=$stale" | xargs -r docker rm -f >/dev/null
+  docker network ls -q --filter "label=com.docker.compose.project=$stale" | xargs -r docker network rm >/dev/null
+  docker volume ls -q --filter "label=com.docker.compose.project=$stale" | xargs -r docker volume rm >/dev/null
+done
+
 # --- images ----------------------------------------------------------------------------------
 stage "images"
 FILES=(-f deploy/docker-compose.yml)
