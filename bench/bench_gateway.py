@@ -13,7 +13,11 @@ threads with pooled urllib3 connections; the report names the one used. The targ
   client reaches here; the calculator computes and stores the estimate);
 - ``bare``: the bare Flask app, the floor of any endpoint under these server settings;
 - ``calculator_direct``: the same estimate straight to the calculator, which splits the
-  gateway's own cost (proxying, limiter, keys) from the endpoint's work.
+  gateway's own cost (proxying, limiter, keys) from the endpoint's work;
+- ``two_hop_floor``: a Flask app doing nothing but forwarding the request to the bare app
+  through a urllib3 connection pool, as the gateway forwards: the least any Python gateway
+  in front of a Python service costs under these settings, i.e. how close to the goal an
+  architecture with two HTTP hops can come on this machine at all.
 
 The goal (issue 8): gateway throughput ≥ 0.5 × bare throughput.
 """
@@ -30,7 +34,7 @@ import time
 from pathlib import Path
 
 import urllib3
-from flask import Flask
+from flask import Flask, request
 
 from diandian_common.testing import free_port
 
@@ -55,6 +59,21 @@ _BARE_BODY = json.dumps({"id": "est_0123456789abcdef0123", "kind": "trip", "tota
 def bare_estimate():
     """A constant JSON answer: what any endpoint costs under these server settings."""
     return bare_app.response_class(_BARE_BODY, status=201, mimetype="application/json")
+
+
+floor_app = Flask("two_hop_floor")
+_floor_pool = urllib3.PoolManager(maxsize=32)
+
+
+@floor_app.post("/api/v1/estimates")
+def floor_estimate():
+    """The request forwarded to the bare app (BENCH_BARE_URL) through a urllib3 pool, as the
+    gateway forwards, and its answer returned; nothing else: no limiter, no keys, no header
+    filtering, no validation, no database."""
+    upstream = _floor_pool.request("POST", os.environ["BENCH_BARE_URL"] + "/api/v1/estimates",
+                                   body=request.get_data(), headers={"Content-Type": "application/json"},
+                                   timeout=10)
+    return floor_app.response_class(upstream.data, status=upstream.status, mimetype="application/json")
 
 
 def _load(pool: urllib3.HTTPConnectionPool, path: str, seconds: float) -> tuple[list[float], float]:
@@ -147,13 +166,16 @@ def run() -> list[Report]:
     load_before = os.getloadavg()[0]
     stack = ProcessStack(workdir, BENCH_ENV)
     bare_port = free_port()
+    floor_port = free_port()
     stack.add("bare", f"gunicorn --bind 127.0.0.1:{bare_port} $GUNICORN_OPTS bench.bench_gateway:bare_app")
+    stack.add("floor", f"gunicorn --bind 127.0.0.1:{floor_port} $GUNICORN_OPTS bench.bench_gateway:floor_app")
+    stack.env["BENCH_BARE_URL"] = f"http://127.0.0.1:{bare_port}"
     try:
         stack.prepare()
-        for name in ("redis", "calculator", "gateway", "bare"):
+        for name in ("redis", "calculator", "gateway", "bare", "floor"):
             stack.start(name)
         ports = {"gateway": stack.port, "bare": bare_port,
-                 "calculator_direct": int(stack.env["CALCULATOR_PORT"])}
+                 "calculator_direct": int(stack.env["CALCULATOR_PORT"]), "two_hop_floor": floor_port}
         generator = "wrk" if shutil.which("wrk") else "python threads (urllib3)"
         results = _measure_wrk(ports, workdir) if shutil.which("wrk") else _measure_threads(ports)
         gunicorn_options = stack.env["GUNICORN_OPTS"]
@@ -162,16 +184,20 @@ def run() -> list[Report]:
         shutil.rmtree(workdir, ignore_errors=True)
 
     gateway, bare, direct = results["gateway"], results["bare"], results["calculator_direct"]
+    floor = results["two_hop_floor"]
     report = Report("gateway: POST /api/v1/estimates through the gateway vs a bare Flask app", figures={
         "load_generator": generator, "connections": CLIENTS, "seconds_per_side": ROUNDS * ROUND_SECONDS,
         "gunicorn": gunicorn_options,
         "cpus": os.cpu_count(), "load_average_1min_before": round(load_before, 2),
-        "gateway": gateway, "bare": bare, "calculator_direct": direct,
+        "gateway": gateway, "bare": bare, "calculator_direct": direct, "two_hop_floor": floor,
     }, ratios=[
         Ratio("throughput gateway / bare Flask", gateway["per_s"], bare["per_s"], higher_is_better=True,
               goal=GOAL),
         Ratio("p99 ms gateway / bare Flask", gateway["p99_ms"], bare["p99_ms"], higher_is_better=False),
         Ratio("throughput gateway / calculator direct (the gateway's own cost)", gateway["per_s"],
               direct["per_s"], higher_is_better=True),
+        Ratio("throughput two-hop floor / bare Flask (the most any two-hop design reaches here)",
+              floor["per_s"], bare["per_s"], higher_is_better=True),
+        Ratio("throughput gateway / two-hop floor", gateway["per_s"], floor["per_s"], higher_is_better=True),
     ])
     return [report]
