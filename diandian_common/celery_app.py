@@ -17,6 +17,7 @@ Delivery is at-least-once, so every handler is idempotent:
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import redis
 from celery import Celery
@@ -56,6 +57,22 @@ class _RedisChannel(kombu_redis.Channel):
         if self.connection.client is None:
             raise redis.ConnectionError("the broker connection was closed")
         return super()._connparams(asynchronous=asynchronous)
+
+    @contextmanager
+    def conn_or_acquire(self, client=None):
+        """kombu builds a new ``redis.Redis`` around the channel's pool for every publish
+        and ack, and building one (its table of response callbacks) costs more than the
+        command it sends. The client holds no connection of its own (each command borrows
+        one from the pool), so one per pool serves them all; a new pool (after a
+        reconnection) gets a new client."""
+        if client:
+            yield client
+            return
+        pool = self.pool
+        cached = self.__dict__.get("_pool_client")
+        if cached is None or cached.connection_pool is not pool:
+            cached = self._pool_client = self._create_client()
+        yield cached
 
 
 class RedisTransport(kombu_redis.Transport):

@@ -8,6 +8,7 @@ receivers are idempotent (at-least-once, SPEC §3).
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timezone
 
 import redis
@@ -42,6 +43,12 @@ class OutboxMixin:
 def enqueue(session: Session, model, task_name: str, payload: dict) -> None:
     session.add(model(task_name=task_name, queue=queue_for(task_name),
                       payload={"v": MESSAGE_VERSION, **payload}, attempts=0))
+    session.info["outbox_enqueued"] = True
+
+
+def enqueued(session: Session) -> bool:
+    """Whether ``session`` added outbox messages (a relay after its commit has work to do)."""
+    return bool(session.info.get("outbox_enqueued"))
 
 
 def relay(database: Database, model, celery: Celery, limit: int = 200, retry: bool = True) -> int:
@@ -70,20 +77,38 @@ def relay(database: Database, model, celery: Celery, limit: int = 200, retry: bo
     return sent
 
 
+_ping_clients: dict[tuple[str, float], redis.Redis] = {}
+_ping_clients_lock = threading.Lock()
+
+
+def _ping_client(url: str, timeout: float) -> redis.Redis:
+    """One client per broker URL and timeout, kept for the process: a PING on its pooled
+    connection is one round trip, where a new client per call would connect and identify
+    itself (CLIENT SETINFO, reading the package metadata) every time. redis-py's pool
+    drops connections inherited across a fork, so prefork children get their own."""
+    with _ping_clients_lock:
+        client = _ping_clients.get((url, timeout))
+        if client is None:
+            client = _ping_clients[(url, timeout)] = redis.Redis.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout,
+                # One immediate retry, only for a broken connection (a pooled connection
+                # after a Redis restart), never for a timeout; no client-info handshake.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                driver_info=None)
+        return client
+
+
 def broker_reachable(celery: Celery, timeout: float = 0.5) -> bool:
-    """One quick PING without retries. Publishing to a Redis that is down takes seconds
+    """One quick PING without backoff. Publishing to a Redis that is down takes seconds
     (the client retries its connection with backoff), too long for a request's fast path."""
     url = celery.conf.broker_url or ""
     if not url.startswith(("redis://", "rediss://")):
         return True
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                  retry=Retry(NoBackoff(), 0))
+    client = _ping_client(url, timeout)
     try:
         return bool(client.ping())
-    except redis.RedisError:
+    except redis.RedisError:   # redis-py drops the failed connection; the next call reconnects
         return False
-    finally:
-        client.close()
 
 
 def try_relay(database: Database, model, celery: Celery) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from diandian_common import config
 from diandian_common.celery_app import UnsupportedMessage, check_version, make_celery
 from diandian_common.db import Database, service_database
-from diandian_common.outbox import relay, try_relay, utcnow
+from diandian_common.outbox import enqueued, relay, try_relay, utcnow
 
 from . import webhook_sender, webhooks, workflows
 from .domain.allocation import InsufficientSerials
@@ -89,9 +89,11 @@ def certificate_issued(payload: dict) -> None:
     check_version(payload)
     with database().transaction() as session:
         done = workflows.complete(session, payload)
+        announced = enqueued(session)
     if done:
         log.info("order completed", extra={"order_id": payload["order_id"]})
-        try_relay(database(), OutboxMessage, celery)  # its webhooks
+    if announced:
+        try_relay(database(), OutboxMessage, celery)  # its webhooks, if any endpoint listens
 
 
 @celery.task(name="orders.certificate_revoked", **RETRY)
