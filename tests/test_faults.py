@@ -41,7 +41,14 @@ FAULT_ENV = {
     # timeout (an hour); the stuck-order reconciler re-sends their step much sooner.
     # Production waits 300 s before calling an order stuck; tests can't wait that long.
     "ORDERS_STUCK_AFTER_SECONDS": "15", "ORDERS_RECONCILE_SECONDS": "5",
+    # A ranking.record a worker held when Redis vanished has no reconciler: it comes back
+    # after the visibility timeout. Above the longest task time limit (90 s) as in
+    # production, but not an hour.
+    "CELERY_VISIBILITY_TIMEOUT": "100",
 }
+# How long the Redis test waits for the leaderboard: the visibility timeout and kombu's
+# restore cycle.
+RANKING_AFTER_REDIS_OUTAGE_S = 150
 SCENE = "cdcn-forum-2021"          # seeded by `flask --app calculator.app seed-demo`
 BURST = 30
 # Not a performance figure: an answer within this bound means "answered", beyond it "hung".
@@ -160,7 +167,8 @@ def outcome(stack, label: str, placed: dict[str, int], project_id: str,
     return result
 
 
-def assert_exactly_once(stack, result: Outcome, placed: dict[str, int], participant_id: str) -> None:
+def assert_exactly_once(stack, result: Outcome, placed: dict[str, int], participant_id: str,
+                        ranking_timeout: float = 30) -> None:
     assert not result.lost, f"not completed: {[(o, result.orders[o]['status']) for o in result.lost]}"
     assert not result.duplicated, f"more than once: {result.duplicated}"
     assert set(result.ledger.values()) == {1} and set(result.certificates.values()) == {1}
@@ -178,7 +186,8 @@ def assert_exactly_once(stack, result: Outcome, placed: dict[str, int], particip
     def ranked_kg():
         response = stack.api("GET", f"/api/v1/rankings/participants/{participant_id}")
         return response.json()["kg"] if response.status_code == 200 else None
-    stack.wait_for(lambda: ranked_kg() == expected_kg, timeout=30, what=f"ranking of {expected_kg} kg")
+    stack.wait_for(lambda: ranked_kg() == expected_kg, timeout=ranking_timeout,
+                   what=f"ranking of {expected_kg} kg")
     time.sleep(1)  # a record applied twice would show up after the first
     assert ranked_kg() == expected_kg
 
@@ -209,7 +218,10 @@ def test_a_render_child_killed_mid_render_loses_no_certificate(stack):
         children = stack.children("certificates-worker")
         if in_flight and len(children) == processes:
             victim = children[len(killed) % len(children)]
-            os.kill(victim, signal.SIGKILL)
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                continue   # it exited by itself between the listing and the kill (recycled)
             killed.append(victim)
             stack.wait_for(lambda: len(stack.children("certificates-worker")) == processes, timeout=30,
                            interval=0.05, what="the killed child's replacement")
@@ -273,7 +285,7 @@ def test_redis_stopped_for_ten_seconds_loses_and_repeats_nothing(stack):
     # Clients whose payment got no answer pay again (paying is idempotent), as they would.
     pay_all(stack, after + [o for o in during if answers[f"POST /api/v1/orders/{o}/payment"][0] != 202])
     result = outcome(stack, "Redis down 10 s", placed, project["id"])
-    assert_exactly_once(stack, result, placed, participant)
+    assert_exactly_once(stack, result, placed, participant, ranking_timeout=RANKING_AFTER_REDIS_OUTAGE_S)
     stack.wait_for(lambda: stack.api("GET", "/healthz").status_code == 200, timeout=30, what="healthy again")
 
     hung = {request: a for request, a in answers.items() if a[1] > ANSWER_BOUND_S}
