@@ -378,8 +378,8 @@ def test_every_pipeline_message_delivered_twice_has_one_effect(stack, monkeypatc
 
 # --- generated requests (last: the operator's generated writes change the demo data) ------
 
+# Bounded by examples, not by time (speed belongs to the benchmarks).
 EXAMPLES_PER_OPERATION = 25
-SCHEMATHESIS_BUDGET_S = 120
 
 
 def test_generated_requests_never_get_a_5xx_from_the_gateway(stack):
@@ -428,4 +428,3 @@ def test_generated_requests_never_get_a_5xx_from_the_gateway(stack):
           f"(invalid schema in the document)")
     assert not server_errors, "\n".join(f"{label}: {detail}" for label, detail in server_errors.items())
     assert not invalid_schemas, f"the document's schemas of these operations are invalid: {invalid_schemas}"
-    assert elapsed < SCHEMATHESIS_BUDGET_S
