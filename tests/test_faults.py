@@ -121,8 +121,10 @@ def certificate_rows(stack, order_ids) -> dict[str, int]:
 def ledger_entries(stack, project_id: str) -> list[dict]:
     entries, after = [], 0
     while after is not None:
-        page = stack.api("GET", "/api/v1/ledger", params={"project": project_id, "after": after,
-                                                          "limit": 1000}).json()
+        response = stack.api("GET", "/api/v1/ledger", params={"project": project_id, "after": after,
+                                                              "limit": 1000})
+        assert response.status_code == 200, response.text
+        page = response.json()
         entries += page["items"]
         after = page["next_after"]
     return entries

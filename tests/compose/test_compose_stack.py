@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shlex
 import subprocess
 import time
@@ -28,6 +27,8 @@ import pytest
 import requests
 import zxingcpp
 from PIL import Image
+
+from tests.test_faults import RENDER_FINISHED, RENDER_RECEIVED, ledger_entries
 
 pytestmark = pytest.mark.compose
 
@@ -191,12 +192,8 @@ def container_log(container: str) -> str:
     return logs.stdout + logs.stderr
 
 
-def worker_ready(stack, container: str) -> bool:
+def worker_ready(container: str) -> bool:
     return " ready." in container_log(container)
-
-
-RENDER_RECEIVED = re.compile(r"certificates\.render\[([0-9a-f-]+)\] received")
-RENDER_FINISHED = re.compile(r"certificates\.render\[([0-9a-f-]+)\] (?:succeeded|raised|retry)")
 
 
 def renders_in_flight(container: str) -> set[str]:
@@ -210,7 +207,7 @@ def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothi
                   "certificates-worker")
     def all_ready():
         ids = stack.containers("certificates-worker")
-        return ids if len(ids) == CERTIFICATE_WORKERS and all(worker_ready(stack, c) for c in ids) else None
+        return ids if len(ids) == CERTIFICATE_WORKERS and all(worker_ready(c) for c in ids) else None
     workers = stack.wait_for(all_ready, 180, f"{CERTIFICATE_WORKERS} certificate workers ready")
     stage(f"scaled to {CERTIFICATE_WORKERS} certificate workers", started)
 
@@ -254,16 +251,6 @@ def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothi
     assert all(d["retirement"]["serial_last"] - d["retirement"]["serial_first"] + 1 == placed[o]
                for o, d in done.items())
     stage(f"burst of {BURST} with a worker killed", started)
-
-
-def ledger_entries(stack, project_id: str) -> list[dict]:
-    entries, after = [], 0
-    while after is not None:
-        page = stack.api("GET", "/api/v1/ledger", params={"project": project_id, "after": after, "limit": 1000})
-        assert page.status_code == 200, page.text
-        entries += page.json()["items"]
-        after = page.json()["next_after"]
-    return entries
 
 
 # --- restarts keep the data ------------------------------------------------------------------
