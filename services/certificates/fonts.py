@@ -7,8 +7,14 @@ those characters once (fontTools, a few seconds), cached in ``CERTIFICATES_FONT_
 Characters outside it, such as 龘, are taken from the full system font, named next.
 
 ``CERTIFICATES_CJK_FONT`` names the font to cut down (``path`` or ``path#index`` inside a
-collection); by default the first of :data:`CJK_FAMILIES` that fontconfig knows; ``none``
-turns the subset off (every render then uses the system font).
+collection); by default the first of :data:`CJK_FAMILIES` that fontconfig knows, else the
+Chinese font fontconfig itself prefers (any it reports for ``:lang=zh``, Droid Sans Fallback
+included), so a machine with some Chinese font never silently takes the slow full-font path;
+``none`` turns the subset off (every render then uses the system font).
+
+What the certificate needs from the machine's fonts is :data:`FONT_NEEDS`, with the Debian
+package that provides each; ``python -m certificates.fonts`` checks it against fontconfig and
+is the probe that set-up (scripts/setup.sh) installs by.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 COMMON_FAMILY = "Diandian CJK Common"
 # Full CJK fonts to cut down, in the stylesheet's order of preference.
 CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC")
+# Font formats WeasyPrint can embed and fontTools can cut down (not bitmap fonts).
+SCALABLE_FORMATS = ("TrueType", "CFF")
 
 # Latin, Latin-1, Latin Extended-A/B, general punctuation, currency and letterlike symbols,
 # CJK punctuation, full-width forms.
@@ -58,23 +66,44 @@ def common_characters() -> frozenset[int]:
 class FontSource:
     path: Path
     index: int = 0  # the face inside a .ttc collection
+    family: str = field(default="", compare=False)  # as fontconfig names it, for logs and reports
 
 
-def _installed(family: str) -> FontSource | None:
+def _fontconfig(command: str, *args: str) -> list[list[str]] | None:
+    """Tab-separated rows from ``fc-list``/``fc-match``; None when fontconfig's tools are missing."""
     try:
-        listed = subprocess.run(["fc-list", "--format", r"%{file}\t%{index}\n", f"{family}:style=Regular"],
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        listed = subprocess.run([command, *args], capture_output=True, text=True, timeout=20,
+                                check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    for line in sorted(listed.splitlines()):
-        path, _, index = line.partition("\t")
-        if path and index.isdigit():
-            return FontSource(Path(path), int(index))
+    return [line.split("\t") for line in listed.splitlines() if line]
+
+
+def _installed(family: str, style: str = ":style=Regular") -> FontSource | None:
+    rows = _fontconfig("fc-list", "--format", r"%{file}\t%{index}\t%{fontformat}\n", family + style)
+    for path, index, font_format in sorted(rows or []):
+        if path and index.isdigit() and font_format in SCALABLE_FORMATS:
+            return FontSource(Path(path), int(index), family)
+    return None
+
+
+def _preferred_chinese_font() -> FontSource | None:
+    """The Chinese font fontconfig ranks first for simplified Chinese, whatever its family."""
+    rows = _fontconfig("fc-match", "--sort", "--format",
+                       r"%{family[0]}\t%{file}\t%{index}\t%{fontformat}\t%{lang}\n",
+                       ":lang=zh-cn:style=Regular")
+    for row in rows or []:
+        if len(row) != 5:
+            continue
+        family, path, index, font_format, langs = row
+        if font_format in SCALABLE_FORMATS and index.isdigit() and any(
+                lang.startswith("zh") for lang in langs.split("|")):
+            return FontSource(Path(path), int(index), family)
     return None
 
 
 def source_font() -> FontSource | None:
-    """The full CJK font to cut down, or None (subsetting off or no such font)."""
+    """The full CJK font to cut down, or None (subsetting off, or no Chinese font at all)."""
     configured = config.env("CERTIFICATES_CJK_FONT")
     if configured is not None:
         if configured.strip().lower() == "none":
@@ -84,7 +113,7 @@ def source_font() -> FontSource | None:
     for family in CJK_FAMILIES:
         if (found := _installed(family)) is not None:
             return found
-    return None
+    return _preferred_chinese_font()
 
 
 def _cache_name(source: FontSource) -> str:
@@ -155,6 +184,9 @@ def common_subset_from_env() -> Path | None:
     """
     source = source_font()
     if source is None:
+        if config.env("CERTIFICATES_CJK_FONT", "").strip().lower() != "none":
+            log.warning("no Chinese font is installed: certificates render Chinese text as boxes, "
+                        "slowly; run `python -m certificates.fonts` to see what to install")
         return None
     try:
         return common_subset(source, cache_dir())
@@ -162,3 +194,101 @@ def common_subset_from_env() -> Path | None:
         log.warning("could not subset the CJK font %s; rendering with the full font", source.path,
                     exc_info=True)
         return None
+
+
+# --- What the certificate needs from the machine's fonts ------------------------------------
+
+@dataclass(frozen=True)
+class FontNeed:
+    """One thing the stylesheet needs: a family installed, or every character of a sample
+    covered by some installed font (Pango falls back to any font that has the glyph)."""
+    what: str
+    debian_package: str
+    families: tuple[str, ...] = ()  # any one of these installed
+    characters: str = ""            # each covered by some installed font
+
+
+FONT_NEEDS = (
+    FontNeed("a full Chinese font to cut the common subset from", "fonts-wqy-microhei",
+             families=CJK_FAMILIES),
+    FontNeed("hanzi beyond GB 2312 (traditional and rare names)", "fonts-wqy-microhei",
+             characters="龘張豐"),
+    FontNeed("Hangul (Korean names)", "fonts-wqy-microhei", characters="김민준"),
+    FontNeed("CJK Extension B (the rarest hanzi)", "fonts-hanazono", characters="𠀀𠀁"),
+    FontNeed("the sans-serif face of Latin text", "fonts-dejavu-core",
+             families=("DejaVu Sans",)),
+    FontNeed("the serif face of the title", "fonts-dejavu-core", families=("DejaVu Serif",)),
+    FontNeed("the monospace face of serials and hashes", "fonts-dejavu-core",
+             families=("DejaVu Sans Mono",)),
+)
+
+
+@dataclass(frozen=True)
+class NeedCheck:
+    need: FontNeed
+    met_by: str | None  # the family that meets it, or None
+
+
+def _family_covering(character: str) -> str | None:
+    rows = _fontconfig("fc-list", "--format", r"%{family[0]}\t%{fontformat}\n",
+                       f":charset={ord(character):x}")
+    return next((row[0] for row in sorted(rows or []) if len(row) == 2 and row[1] in SCALABLE_FORMATS),
+                None)
+
+
+def check_needs() -> list[NeedCheck] | None:
+    """Each need with the family that meets it; None when fontconfig's tools are missing."""
+    if _fontconfig("fc-list", "--format", "") is None:
+        return None
+    checks = []
+    for need in FONT_NEEDS:
+        if need.families:
+            met_by = next((family for family in need.families if _installed(family, style="")), None)
+        else:
+            covering = [_family_covering(character) for character in need.characters]
+            met_by = None if None in covering else ", ".join(sorted(set(covering)))
+        checks.append(NeedCheck(need, met_by))
+    return checks
+
+
+def missing_packages() -> list[str]:
+    """The Debian packages that would meet what is missing (fontconfig first, if it is)."""
+    checks = check_needs()
+    if checks is None:
+        return ["fontconfig"]
+    return list(dict.fromkeys(check.need.debian_package for check in checks if check.met_by is None))
+
+
+def report() -> tuple[bool, str]:
+    """A report for people: each need met or missing, and which font the subset is cut from."""
+    checks = check_needs()
+    if checks is None:
+        return False, ("MISSING fontconfig's fc-list: certificates cannot find any font "
+                       "(Debian: apt-get install fontconfig)")
+    lines = [f"{'ok     ' if check.met_by else 'MISSING'} {check.need.what}: "
+             + (check.met_by or f"install Debian's {check.need.debian_package}") for check in checks]
+    source = source_font()
+    lines.append(f"common subset cut from: {source.family or source.path} ({source.path}#{source.index})"
+                 if source else "common subset: OFF, every render embeds from the full font (slow)")
+    return all(check.met_by for check in checks) and source is not None, "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="python -m certificates.fonts",
+        description="Check the fonts the certificate needs against what fontconfig finds.")
+    parser.add_argument("command", nargs="?", choices=("check", "packages"), default="check",
+                        help="check: report each need, exit 1 if any is missing (default); "
+                             "packages: print the Debian packages that would meet what is missing")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "packages":
+        print(" ".join(missing_packages()))
+        return 0
+    complete, text = report()
+    print(text)
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

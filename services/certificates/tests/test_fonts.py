@@ -102,3 +102,84 @@ def test_cache_location(tmp_path, monkeypatch):
     assert fonts.cache_dir() == tmp_path / "var" / "fonts"
     monkeypatch.setenv("CERTIFICATES_FONT_CACHE_DIR", str(tmp_path / "image-fonts"))
     assert fonts.cache_dir() == tmp_path / "image-fonts"
+
+
+# --- What fontconfig finds: real fontconfig, told by FONTCONFIG_FILE to see only some fonts ---
+
+needs_fontconfig = pytest.mark.skipif(shutil.which("fc-list") is None,
+                                      reason="fontconfig's fc-list is not installed")
+
+
+@pytest.fixture
+def fontconfig_sees(tmp_path, monkeypatch):
+    """Point fontconfig (fc-list, fc-match) at these font folders only."""
+    def sees(*folders: Path) -> None:
+        config = tmp_path / "fonts.conf"
+        config.write_text('<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+                          + "".join(f"  <dir>{folder}</dir>\n" for folder in folders)
+                          + f"  <cachedir>{tmp_path / 'fc-cache'}</cachedir>\n</fontconfig>\n")
+        monkeypatch.setenv("FONTCONFIG_FILE", str(config))
+        monkeypatch.delenv("CERTIFICATES_CJK_FONT", raising=False)
+    return sees
+
+
+def _renamed_chinese_font(folder: Path, family: str) -> Path:
+    """A Chinese font of a family set-up does not know: the machine's own, renamed."""
+    source = fonts.source_font()
+    if source is None:
+        pytest.skip("no Chinese font is installed to make a stand-in from")
+    font = TTFont(source.path, fontNumber=source.index)
+    for name_id in (1, 4, 6, 16, 17, 21, 22):  # in every language: no trace of the old family
+        font["name"].removeNames(nameID=name_id)
+    for name_id, value in ((1, family), (4, family), (6, family.replace(" ", ""))):
+        font["name"].setName(value, name_id, 3, 1, 0x409)
+        font["name"].setName(value, name_id, 1, 0, 0)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "stand-in.ttf"
+    font.save(target)
+    return target
+
+
+@needs_fontconfig
+class TestWhatFontconfigFinds:
+    def test_a_chinese_font_of_any_family_is_cut_down_when_none_of_the_known_ones_is_there(
+            self, tmp_path, fontconfig_sees):
+        # Like a machine whose only Chinese font is Droid Sans Fallback: never the slow path.
+        stand_in = _renamed_chinese_font(tmp_path / "only", "Test Fallback Hei")
+        fontconfig_sees(stand_in.parent)
+        assert fonts.source_font() == FontSource(stand_in, 0)
+        assert fonts.source_font().family == "Test Fallback Hei"
+
+    def test_no_chinese_font_at_all_means_no_subset_and_says_so(self, tmp_path, fontconfig_sees, caplog):
+        fontconfig_sees(DEJAVU_SANS.parent)
+        assert fonts.source_font() is None
+        with caplog.at_level(logging.WARNING, logger="certificates.fonts"):
+            assert common_subset_from_env() is None
+        assert "no Chinese font is installed" in caplog.text
+
+    @needs_dejavu
+    def test_the_probe_names_the_packages_for_what_is_missing(self, tmp_path, fontconfig_sees):
+        fontconfig_sees(DEJAVU_SANS.parent)
+        assert fonts.missing_packages() == ["fonts-wqy-microhei", "fonts-hanazono"]
+        complete, report = fonts.report()
+        assert not complete
+        assert "MISSING Hangul (Korean names): install Debian's fonts-wqy-microhei" in report
+        assert "common subset: OFF" in report
+        assert fonts.main(["check"]) == 1
+
+    def test_fonts_seen_by_no_one_are_all_missing(self, tmp_path, fontconfig_sees, capsys):
+        fontconfig_sees(tmp_path / "empty")
+        assert fonts.main(["packages"]) == 0
+        assert capsys.readouterr().out.split() == ["fonts-wqy-microhei", "fonts-hanazono", "fonts-dejavu-core"]
+
+    def test_without_fontconfig_the_probe_asks_for_it(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("PATH", str(tmp_path))  # no fc-list, no fc-match
+        assert fonts.missing_packages() == ["fontconfig"]
+        assert fonts.report() == (False, "MISSING fontconfig's fc-list: certificates cannot find any font "
+                                         "(Debian: apt-get install fontconfig)")
+
+    def test_on_this_machine_set_up_left_nothing_missing(self):
+        complete, report = fonts.report()
+        if not complete and not (os.geteuid() == 0 and shutil.which("apt-get")):
+            pytest.skip("set-up cannot install fonts here (no root or no apt-get):\n" + report)
+        assert complete, report
