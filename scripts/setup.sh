@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by `make run` and `make test`: a virtualenv with the pinned
 # dependencies, and the system pieces the platform needs (redis-server, WeasyPrint's
-# Pango libraries, a CJK font). Installs through apt-get when it can; says clearly what
+# Pango and HarfBuzz libraries, the certificate's fonts, Chromium for the browser tests),
+# each found by probing what the code uses. Installs through apt-get when it can; says clearly what
 # to do when it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,25 +53,39 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 command -v redis-server >/dev/null 2>&1 || die "redis-server not found. Install it: Debian/Ubuntu 'sudo apt-get install redis-server', macOS 'brew install redis'. Or point REDIS_URL at a running Redis."
 
-# --- WeasyPrint's system libraries and a CJK font ---------------------------
-# libharfbuzz-subset makes WeasyPrint subset the CJK font natively (~10x faster than
-# its pure-Python fallback): certificates render in ~0.15 s instead of ~1.4 s.
-if ! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset; then
-  apt_install libharfbuzz-subset0 || say "WARNING: libharfbuzz-subset0 not installed; certificate rendering will be slow"
-fi
+# --- WeasyPrint's system libraries and the certificate's fonts -----------------
+# Each probe asks what the code itself uses: WeasyPrint importing Pango, WeasyPrint loading
+# libharfbuzz-subset, and `python -m certificates.fonts` checking every font need of the
+# certificate stylesheet (services/certificates/fonts.py: FONT_NEEDS) against fontconfig.
 if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
-  apt_install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 || true
+  apt_install libpango-1.0-0 libpangoft2-1.0-0 || true
   "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1 || die "WeasyPrint cannot load Pango. Debian/Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0; macOS: brew install pango"
 fi
-if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
-  apt_install fonts-wqy-microhei fontconfig || true
-  fc-list :lang=zh 2>/dev/null | grep -q . || say "WARNING: no Chinese font found; certificates will show boxes for Chinese text. Debian: apt-get install fonts-wqy-microhei; macOS ships PingFang."
+# libharfbuzz-subset makes WeasyPrint subset fonts natively (~10x faster than its
+# pure-Python fallback): certificates render in ~0.1 s instead of ~1 s.
+HB_SUBSET_PROBE='import sys; from weasyprint.text.ffi import harfbuzz_subset; sys.exit(harfbuzz_subset is None)'
+if ! "$VENV/bin/python" -c "$HB_SUBSET_PROBE" >/dev/null 2>&1; then
+  apt_install libharfbuzz-subset0 || true
+  "$VENV/bin/python" -c "$HB_SUBSET_PROBE" >/dev/null 2>&1 \
+    || say "WARNING: WeasyPrint cannot load libharfbuzz-subset; certificates render ~10x slower. Debian/Ubuntu: apt-get install libharfbuzz-subset0"
+fi
+FONTS_PROBE=("$VENV/bin/python" -m certificates.fonts)
+MISSING_FONT_PACKAGES=$("${FONTS_PROBE[@]}" packages)
+if [ -n "$MISSING_FONT_PACKAGES" ]; then
+  # shellcheck disable=SC2086 # a list of package names
+  apt_install $MISSING_FONT_PACKAGES fontconfig || true
+fi
+if ! FONTS_REPORT=$("${FONTS_PROBE[@]}" check 2>&1); then
+  say "WARNING: the certificate's fonts are incomplete; what is missing shows boxes in certificates:"
+  printf '%s\n' "$FONTS_REPORT" | sed 's/^/[setup]   /' >&2
+  say "as root on Debian/Ubuntu this script installs them; elsewhere install what is named above (macOS ships PingFang: set CERTIFICATES_CJK_FONT to its path)."
 fi
 
 # --- Chromium for the browser tests (tests/browser) ---------------------------
 # Playwright drives the system's Chromium; Playwright's own browser download is not used.
+# SETUP_BROWSER=0 leaves it out (the browser tests are then skipped).
 CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
-if [ ! -x "$CHROMIUM" ]; then
+if [ "${SETUP_BROWSER:-1}" != 0 ] && [ ! -x "$CHROMIUM" ]; then
   apt_install chromium || true
   [ -x "$CHROMIUM" ] || say "NOTE: no Chromium at $CHROMIUM, so the browser tests (tests/browser) will be skipped. Install it (Debian/Ubuntu: sudo apt-get install chromium) or point CHROMIUM_PATH at a Chromium binary."
 fi

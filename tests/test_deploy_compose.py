@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from certificates.fonts import FONT_NEEDS
 from diandian_common import config
 from diandian_common.migrate import DATABASES
 
@@ -422,9 +423,10 @@ def apt_installed_packages(dockerfile: str) -> set[str]:
 
 def test_dockerfile_carries_what_the_processes_need():
     dockerfile = DOCKERFILE.read_text()
-    # WeasyPrint's libraries, the certificates' CJK font, curl for the healthchecks
+    # WeasyPrint's libraries, every font the certificate needs, curl for the healthchecks
     assert apt_installed_packages(dockerfile) >= {
-        "libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-wqy-microhei", "curl"}
+        "libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fontconfig", "curl",
+        *(need.debian_package for need in FONT_NEEDS)}
     assert re.search(r"^\s*PYTHONPATH=/app:/app/services\b", re.sub(r"\\\n", "\n", dockerfile),
                      flags=re.MULTILINE) or "ENV PYTHONPATH=/app:/app/services" in dockerfile
     assert re.search(r"^USER (?!root\b)\w+", dockerfile, flags=re.MULTILINE), "processes must not run as root"
