@@ -18,6 +18,8 @@
 # for a look (tear it down with the printed command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/docker-engine.sh
+. scripts/lib/docker-engine.sh
 
 PYTHON=.venv/bin/python
 LOG_DIR="$PWD/var/test-compose"
@@ -38,7 +40,6 @@ skip() { say "SKIPPED: $*"; exit 0; }
 fail() { say "FAILED: $*" >&2; exit 1; }
 show_log() { [ -f "$1" ] && tail -n "${2:-40}" "$1" >&2 || true; }
 
-OUR_DOCKERD_PID=""
 PROJECT=""
 COMPOSE=()
 
@@ -62,11 +63,8 @@ cleanup() {
       staged
     fi
   fi
-  if [ -n "$OUR_DOCKERD_PID" ] && [ "${DIANDIAN_COMPOSE_KEEP:-0}" != 1 ]; then
-    stage "stopping the dockerd this run started (pid $OUR_DOCKERD_PID)"
-    kill "$OUR_DOCKERD_PID" 2>/dev/null || true
-    for _ in $(seq 60); do kill -0 "$OUR_DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$OUR_DOCKERD_PID" 2>/dev/null && kill -9 "$OUR_DOCKERD_PID" 2>/dev/null || true
+  if [ "${DIANDIAN_COMPOSE_KEEP:-0}" != 1 ]; then
+    docker_engine_stop
   fi
   say "$(printf '%5ds' $((SECONDS - START))) | finished with exit status $status"
   exit "$status"
@@ -74,51 +72,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-is_root_debian() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
-
-# overlay2 shares layers instead of copying them; it needs the kernel's overlay filesystem to
-# accept the data root's filesystem as its upper layer (not so on an overlay root, e.g. in a
-# container). vfs, which copies every layer in full, works everywhere.
-storage_driver() {
-  if [ -n "${DOCKERD_STORAGE_DRIVER:-}" ]; then echo "$DOCKERD_STORAGE_DRIVER"; return; fi
-  local probe driver=vfs
-  probe="$(mktemp -d /var/lib/.diandian-overlay-probe.XXXXXX)"
-  mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
-  if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
-       "$probe/merged" 2>/dev/null; then
-    umount "$probe/merged" && driver=overlay2
-  fi
-  rm -rf "$probe"
-  echo "$driver"
-}
-
-apt_install() {
-  say "installing $* (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq --no-install-recommends "$@" >"$LOG_DIR/apt.log" 2>&1 \
-    || { apt-get update -qq >>"$LOG_DIR/apt.log" 2>&1 \
-         && apt-get install -y -qq --no-install-recommends "$@" >>"$LOG_DIR/apt.log" 2>&1; } \
-    || { show_log "$LOG_DIR/apt.log"; fail "apt-get install $* failed"; }
-}
-
 # --- a Docker engine ---------------------------------------------------------------------
 stage "finding a Docker engine"
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  say "using the running engine (left running afterwards)"
-else
-  is_root_debian || skip "no Docker engine answers, and installing one needs root and apt-get; start dockerd and run again"
-  command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || apt_install docker.io
-  driver="$(storage_driver)"
-  say "starting dockerd --storage-driver=$driver (log: $LOG_DIR/dockerd.log)"
-  dockerd --storage-driver="$driver" >"$LOG_DIR/dockerd.log" 2>&1 &
-  OUR_DOCKERD_PID=$!
-  for _ in $(seq 120); do
-    docker info >/dev/null 2>&1 && break
-    kill -0 "$OUR_DOCKERD_PID" 2>/dev/null || { show_log "$LOG_DIR/dockerd.log"; fail "dockerd exited"; }
-    sleep 0.5
-  done
-  docker info >/dev/null 2>&1 || { show_log "$LOG_DIR/dockerd.log"; fail "dockerd did not answer within 60 s"; }
-fi
+docker_engine_start
 if docker compose version >/dev/null 2>&1; then
   COMPOSE_CMD=(docker compose)
 else
@@ -153,11 +109,7 @@ else
   BASE_IMAGE="$OFFLINE_BASE"
   FILES+=(-f deploy/compose.offline.yml)
   say "no image registry: base image from Debian's packages ($BASE_IMAGE), deploy/compose.offline.yml"
-  if ! docker image inspect "$OFFLINE_BASE" >/dev/null 2>&1; then
-    command -v debootstrap >/dev/null 2>&1 || { is_root_debian && apt_install debootstrap; } \
-      || fail "debootstrap is needed to build $OFFLINE_BASE"
-    deploy/offline/build-base-image.sh "$OFFLINE_BASE"
-  fi
+  offline_base_image "$OFFLINE_BASE"
 fi
 FILES+=(-f tests/compose/compose.test.yml)
 export BASE_IMAGE
