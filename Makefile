@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test test-faults test-compose setup unit bench lock clean
+.PHONY: run test test-faults test-compose test-fresh-machine setup unit bench lock clean
 
 run:            ## set up, migrate, seed and start every process; prints the URL
 	@scripts/run.sh
@@ -16,6 +16,9 @@ test-faults: setup  ## fault tests: workers killed mid-render, Redis stopped, se
 
 test-compose: setup  ## the Docker Compose stack built, started, scaled and driven (installs/starts dockerd if needed)
 	@scripts/test-compose.sh
+
+test-fresh-machine: setup  ## set-up and a certificate in a fresh Debian container (only Droid Sans Fallback for Chinese)
+	@scripts/test-fresh-machine.sh
 
 unit: setup     ## only the fast tests (no processes started)
 	$(VENV)/bin/pytest -m "not integration and not faults" $(PYTEST_ARGS)

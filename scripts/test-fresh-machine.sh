@@ -59,7 +59,7 @@ run_fresh() {  # run_fresh NAME COMMAND...: a new container of the fresh image
     show_log "$LOG_DIR/$name.log" 60
     fail "$name"
   fi
-  grep -E '^(ok |MISSING|common subset)|passed|skipped' "$LOG_DIR/$name.log" | sed 's/^/    /'
+  grep -E '^\[fresh-machine' "$LOG_DIR/$name.log" | sed 's/^/    /'
 }
 
 run_fresh as-root 'bash /src/tests/fresh_machine/inside.sh root'

@@ -11,7 +11,9 @@ MODE="${1:?root or no-root}"
 say() { echo "[fresh-machine:$MODE] $*"; }
 
 say "Chinese fonts before set-up: $(fc-list :lang=zh family 2>/dev/null | paste -sd, || true)"
-git -c safe.directory='*' clone -q /src "$HOME/diandian"
+# /src belongs to another user here; git (and the upload-pack it runs) must still read it.
+GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*' \
+  git clone -q /src "$HOME/diandian"
 cd "$HOME/diandian"
 # The pip packages come from wheels built on the host (PIP_NO_INDEX, PIP_FIND_LINKS); every
 # system package comes from set-up's own probes. Chromium is left out (SETUP_BROWSER=0): the
@@ -20,8 +22,7 @@ scripts/setup.sh 2>&1 | tee /tmp/setup.log
 TESTS=(services/certificates/tests/test_fonts.py services/certificates/tests/test_render.py)
 
 if [ "$MODE" = root ]; then
-  say "the fonts probe after set-up:"
-  .venv/bin/python -m certificates.fonts check
+  .venv/bin/python -m certificates.fonts check | sed "s/^/[fresh-machine:$MODE] fonts: /"
   .venv/bin/pytest -q -p no:cacheprovider "${TESTS[@]}" \
     -o addopts="--import-mode=importlib -rA" 2>&1 | tee /tmp/pytest.log
   # The tests that prove the point ran and were not skipped.
@@ -38,7 +39,7 @@ else
   if .venv/bin/python -m certificates.fonts check > /tmp/fonts.txt; then
     say "FAILED: the fonts probe says complete on a machine without the fonts"; exit 1
   fi
-  cat /tmp/fonts.txt
+  sed "s/^/[fresh-machine:$MODE] fonts: /" /tmp/fonts.txt
   grep -q "^common subset cut from: Droid Sans Fallback" /tmp/fonts.txt \
     || { say "FAILED: the subset is not cut from Droid Sans Fallback"; exit 1; }
   .venv/bin/pytest -q -p no:cacheprovider "${TESTS[@]}" \
@@ -48,4 +49,4 @@ else
   grep -q "^SKIPPED .*set-up cannot install them" /tmp/pytest.log \
     || { say "FAILED: the glyph test did not say why it was skipped"; exit 1; }
 fi
-say "passed"
+say "passed: $(tail -n 1 /tmp/pytest.log)"
