@@ -11,9 +11,9 @@ MODE="${1:?root or no-root}"
 say() { echo "[fresh-machine:$MODE] $*"; }
 
 say "Chinese fonts before set-up: $(fc-list :lang=zh family 2>/dev/null | paste -sd, || true)"
-# /src belongs to another user here; git (and the upload-pack it runs) must still read it.
-GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*' \
-  git clone -q /src "$HOME/diandian"
+# /src may belong to another user; git reads safe.directory only from the user's own config.
+git config --global --add safe.directory '*'
+git clone -q /src "$HOME/diandian"
 cd "$HOME/diandian"
 # The pip packages come from wheels built on the host (PIP_NO_INDEX, PIP_FIND_LINKS); every
 # system package comes from set-up's own probes. Chromium is left out (SETUP_BROWSER=0): the
