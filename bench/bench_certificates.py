@@ -129,7 +129,8 @@ def run() -> list[Report]:
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "font_subset_cold_s": round(cold_subset_s, 2),
         "worker_prepare_s": round(prepare_s, 3),
-        "cjk_font": f"{source.path}#{source.index}" if source else "system font (subset off)",
+        "cjk_font": (f"common subset of {source.family or source.path.name} ({source.path}#{source.index})"
+                     if source else "system font (subset off)"),
         "pdf_kb": {"service": round(len(service_pdf) / 1024, 1), "plain": round(len(plain_pdf) / 1024, 1)},
     }, ratios=[
         Ratio("p50 ms, service / plain WeasyPrint", ours["p50_ms"], theirs["p50_ms"],

@@ -209,7 +209,7 @@ class FontNeed:
 
 
 FONT_NEEDS = (
-    FontNeed("a full Chinese font to cut the common subset from", "fonts-wqy-microhei",
+    FontNeed("one of the Chinese fonts the stylesheet names first", "fonts-wqy-microhei",
              families=CJK_FAMILIES),
     FontNeed("hanzi beyond GB 2312 (traditional and rare names)", "fonts-wqy-microhei",
              characters="龘張豐"),
