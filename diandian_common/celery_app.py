@@ -112,8 +112,10 @@ def make_celery(service: str, **overrides) -> Celery:
     app.conf.update(overrides)
 
     @setup_logging.connect(weak=False)
-    def _logging(**_kwargs):
-        configure_logging(f"{service}-worker")
+    def _logging(logfile=None, **_kwargs):
+        # Celery hands its --logfile over (formatted: %n is the node's name); the level is
+        # LOG_LEVEL's, like every other process's, whatever --loglevel says.
+        configure_logging(f"{service}-worker", logfile=logfile)
 
     install_celery_metrics(app, service)
     return app

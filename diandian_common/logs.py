@@ -1,15 +1,26 @@
-"""Structured JSON logs on stderr, carrying the request id and order id when known."""
+"""Structured JSON logs, carrying the request id and order id when known.
+
+Every process logs at ``LOG_LEVEL`` (default INFO) as JSON lines on stderr. A Celery process
+started with ``--logfile`` (``make run`` gives each worker and scheduler one under
+``$VAR_DIR/log``) writes its lines to that file instead and keeps only warnings and errors on
+stderr, so a terminal running the whole stack stays readable while the stack is idle.
+"""
 from __future__ import annotations
 
 import contextvars
 import logging
+import logging.handlers
 import os
 import sys
+from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 order_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("order_id", default=None)
+
+# What still reaches the terminal when a process writes its log to a file.
+TERMINAL_LEVEL_WITH_LOGFILE = logging.WARNING
 
 
 class ContextFilter(logging.Filter):
@@ -27,19 +38,34 @@ class ContextFilter(logging.Filter):
 _configured = False
 
 
-def configure_logging(service: str) -> None:
-    """Idempotent: the API factory and the Celery worker both call it."""
-    global _configured
-    if _configured:
-        return
-    handler = logging.StreamHandler(sys.stderr)
+def _json_handler(handler: logging.Handler, service: str) -> logging.Handler:
     handler.setFormatter(JsonFormatter(
         "{asctime}{levelname}{name}{message}{service}{request_id}{order_id}",
         style="{",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     ))
     handler.addFilter(ContextFilter(service))
+    return handler
+
+
+def configure_logging(service: str, logfile: str | os.PathLike | None = None) -> None:
+    """Idempotent: the API factory and the Celery worker both call it.
+
+    ``logfile`` (Celery's ``--logfile``): every record at ``LOG_LEVEL`` goes to that file,
+    and stderr shows only warnings and errors.
+    """
+    global _configured
+    if _configured:
+        return
+    terminal = _json_handler(logging.StreamHandler(sys.stderr), service)
+    handlers = [terminal]
+    if logfile:
+        path = Path(logfile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Watched: a log rotated away (logrotate, or by hand) is reopened, not written on unseen.
+        handlers.append(_json_handler(logging.handlers.WatchedFileHandler(path, encoding="utf-8"), service))
+        terminal.setLevel(TERMINAL_LEVEL_WITH_LOGFILE)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     _configured = True
