@@ -86,14 +86,14 @@ _service_databases: dict[str, Database] = {}
 _service_databases_lock = threading.Lock()
 
 
-def service_database(service: str) -> Database:
-    """The process's :class:`Database` of ``service`` for its Celery tasks.
+def service_database(service: str, url: str | None = None) -> Database:
+    """The process's :class:`Database` of ``service`` (at ``url``, else the configured one).
 
     Created on first use, so importing a tasks module opens nothing and each prefork child
-    gets its own pool after the fork; created again when the configured URL changes (as it
-    does between tests).
+    gets its own pool after the fork; created again when the URL changes (as it does
+    between tests).
     """
-    url = config.database_url(service)
+    url = url or config.database_url(service)
     with _service_databases_lock:
         database = _service_databases.get(service)
         if database is None or database.url != url:

@@ -35,7 +35,10 @@ class ServiceApi(Api):
 
 
 def create_service_app(service: str, *, title: str, database_url: str | None = None,
-                       extra_config: dict | None = None) -> tuple[Flask, ServiceApi]:
+                       extra_config: dict | None = None, wiring=None) -> tuple[Flask, ServiceApi]:
+    """The Flask app and its flask-smorest Api. With ``wiring`` (a service's
+    :class:`~diandian_common.uow.ServiceWiring`), the app and the service's tasks share one
+    database: the wiring is bound to ``database_url`` and the app uses the wiring's."""
     configure_logging(service)
     app = Flask(service)
     app.config.update(
@@ -54,7 +57,11 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
     app.config.update(extra_config or {})
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["db"] = Database(app.config["DATABASE_URL"])
+    if wiring is not None:
+        wiring.bind(app.config["DATABASE_URL"])
+        app.extensions["db"] = wiring.database()
+    else:
+        app.extensions["db"] = Database(app.config["DATABASE_URL"])
     api = ServiceApi(app)
     register_error_handlers(app)
     install_request_id(app)

@@ -13,13 +13,18 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from diandian_common.errors import ApiError, NotFound
-from diandian_common.web import db
 
-from . import settlement, workflows
-from .domain import ledger, states
+from .catalogue import service as catalogue
+from .ledger import service as ledger_service
+from .ledger.domain import chain as ledger
 from .models import LedgerEntry, Project
-from .schemas import (IssuanceCreateSchema, OrderListQuerySchema, OwnerCreateSchema, PayoutCreateSchema,
-                      ProjectCreateSchema, ProjectUpdateSchema, SettlementQuerySchema)
+from .ordering import views as order_views
+from .ordering.domain import lifecycle as states
+from .settlement import service as settlement
+from .wiring import unit_of_work
+from .catalogue.schemas import IssuanceCreateSchema, ProjectCreateSchema, ProjectUpdateSchema
+from .ordering.schemas import OrderListQuerySchema
+from .settlement.schemas import OwnerCreateSchema, PayoutCreateSchema, SettlementQuerySchema
 
 # Chengdu carbon-inclusion (CDCER-style) demo projects: (code, zh, en, type, location,
 # vintage, price in fen per tonne, issued serials).
@@ -48,17 +53,18 @@ DEMO_OWNERS = [
 ]
 
 
-def seed_demo_projects(session) -> int:
+def seed_demo_projects(uow) -> int:
     """Create the demo projects that do not exist yet and give every demo project without
     an owner its demo owner and fee; returns how many projects were added."""
+    session = uow.session
     added = 0
     for code, name, name_en, type_, location, vintage, price, issued in DEMO_PROJECTS:
         if session.scalars(select(Project).where(Project.code == code)).first():
             continue
-        project = workflows.add_project(session, code=code, name=name, name_en=name_en, type=type_,
+        project = catalogue.add_project(uow, code=code, name=name, name_en=name_en, type=type_,
                                         location=location, registry="CDCER", vintage=vintage,
                                         price_fen_per_tonne=price)
-        workflows.issue_block(session, project, 1, issued)
+        catalogue.issue_block(session, project, 1, issued)
         added += 1
     for code, company, account, contact, fee_bps, fee_min_fen in DEMO_OWNERS:
         project = session.scalars(select(Project).where(Project.code == code)).one()
@@ -82,17 +88,17 @@ def _load(schema, data: dict) -> dict:
 
 
 def _project_id(session, ref: str) -> str:
-    project = workflows.find_project(session, ref)
+    project = catalogue.find_project(session, ref)
     if project is None:
         raise NotFound("project", ref)
     return project.id
 
 
 def _run(action):
-    """Run ``action(session)`` in a transaction; API errors become command errors."""
+    """Run ``action(uow)`` in a unit of work; API errors become command errors."""
     try:
-        with db().transaction() as session:
-            return action(session)
+        with unit_of_work() as uow:
+            return action(uow)
     except ApiError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None
 
@@ -130,7 +136,7 @@ def register_projects(app: Flask) -> None:
         data = _load(ProjectCreateSchema(), dict(code=code, name=name, name_en=name_en, type=type_,
                                                   location=location, registry=registry, vintage=vintage,
                                                   price_fen_per_tonne=price_fen_per_tonne))
-        _echo_json(_run(lambda session: workflows.project_view(workflows.add_project(session, **data))))
+        _echo_json(_run(lambda uow: catalogue.project_view(catalogue.add_project(uow, **data))))
 
     @projects.command("issue")
     @click.argument("project")
@@ -139,8 +145,8 @@ def register_projects(app: Flask) -> None:
     def issue(project, first, last):
         """Record serials FIRST..LAST issued to PROJECT (id or code)."""
         data = _load(IssuanceCreateSchema(), {"first": first, "last": last})
-        _echo_json(_run(lambda session: workflows.issuance_view(workflows.record_issuance(
-            session, _project_id(session, project), data["first"], data["last"]))))
+        _echo_json(_run(lambda uow: catalogue.issuance_view(catalogue.record_issuance(
+            uow, _project_id(uow.session, project), data["first"], data["last"]))))
 
     @projects.command("set-price")
     @click.argument("project")
@@ -148,8 +154,8 @@ def register_projects(app: Flask) -> None:
     def set_price(project, price_fen_per_tonne):
         """Set PROJECT's price (fen per tonne); orders already placed keep theirs."""
         changes = _load(ProjectUpdateSchema(), {"price_fen_per_tonne": price_fen_per_tonne})
-        _echo_json(_run(lambda session: workflows.project_view(workflows.update_project(
-            session, _project_id(session, project), changes))))
+        _echo_json(_run(lambda uow: catalogue.project_view(catalogue.update_project(
+            uow, _project_id(uow.session, project), changes))))
 
     @projects.command("set-owner")
     @click.argument("project")
@@ -157,14 +163,14 @@ def register_projects(app: Flask) -> None:
     def set_owner(project, owner):
         """Payments of PROJECT from now on go to OWNER (an owner's id or exact name; "none"
         detaches). Payments held while the project had no owner go to this first one."""
-        def attach(session):
+        def attach(uow):
             owner_id = None
             if owner.lower() != "none":
-                found = settlement.find_owner(session, owner)
+                found = settlement.find_owner(uow.session, owner)
                 if found is None:
                     raise NotFound("owner", owner)
                 owner_id = found.id
-            return workflows.project_view(workflows.update_project(session, _project_id(session, project),
+            return catalogue.project_view(catalogue.update_project(uow, _project_id(uow.session, project),
                                                                    {"owner_id": owner_id}))
         _echo_json(_run(attach))
 
@@ -175,15 +181,15 @@ def register_projects(app: Flask) -> None:
     def set_fee(project, bps, min_fen):
         """The platform's fee on PROJECT's payments from now on (0 allowed)."""
         changes = _load(ProjectUpdateSchema(), {"fee_bps": bps, "fee_min_fen": min_fen})
-        _echo_json(_run(lambda session: workflows.project_view(workflows.update_project(
-            session, _project_id(session, project), changes))))
+        _echo_json(_run(lambda uow: catalogue.project_view(catalogue.update_project(
+            uow, _project_id(uow.session, project), changes))))
 
     @projects.command("list")
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a tab-separated table")
     def list_(as_json):
         """Projects with their inventory."""
-        items = _run(lambda session: workflows.project_views(
-            session, session.scalars(select(Project).order_by(Project.code)).all()))
+        items = _run(lambda uow: catalogue.project_views(
+            uow.session, uow.session.scalars(select(Project).order_by(Project.code)).all()))
         if as_json:
             _echo_json(items)
         else:
@@ -205,7 +211,7 @@ def register_orders(app: Flask) -> None:
         """Orders oldest first; prints the id for --after of the next page on stderr."""
         args = _load(OrderListQuerySchema(), dict(status=status, project=project, scene=scene,
                                                   limit=limit, after=after))
-        page = _run(lambda session: workflows.list_orders(session, **args))
+        page = _run(lambda uow: order_views.list_orders(uow.session, **args))
         if as_json:
             _echo_json(page)
             return
@@ -222,8 +228,8 @@ def register_ledger(app: Flask) -> None:
     @ledger_group.command("verify")
     def verify():
         """Recompute the hash chain; name the first broken entry."""
-        with db().transaction() as session:
-            rows = session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
+        with unit_of_work() as uow:
+            rows = uow.session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq)).all()
             broken = ledger.first_broken((e.seq, e.prev_hash, e.hash, e.body) for e in rows)
         if broken is None:
             click.echo(f"ledger ok: {len(rows)} entries")
@@ -236,8 +242,8 @@ def register_ledger(app: Flask) -> None:
                   help="file to write (default: standard output)")
     def export(project, output):
         """The ledger as CSV for auditors (the columns of GET /api/v1/ledger as text/csv)."""
-        entries = _run(lambda session: [(e.seq, e.prev_hash, e.hash, e.body) for e in
-                                        workflows.ledger_entries(session, project=project)])
+        entries = _run(lambda uow: [(e.seq, e.prev_hash, e.hash, e.body) for e in
+                                    ledger_service.entries(uow.session, project=project)])
         target = (open(output, "w", newline="", encoding="utf-8") if output
                   else contextlib.nullcontext(sys.stdout))
         with target as out:
@@ -264,12 +270,12 @@ def register_settlement(app: Flask) -> None:
     def create_owner(name, payout_account, contact):
         """Register an owner; attach it with `projects set-owner`."""
         data = _load(OwnerCreateSchema(), dict(name=name, payout_account=payout_account, contact=contact))
-        _echo_json(_run(lambda session: settlement.owner_view(settlement.create_owner(session, **data))))
+        _echo_json(_run(lambda uow: settlement.owner_view(settlement.create_owner(uow.session, **data))))
 
     @owners.command("list")
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a tab-separated table")
     def list_owners(as_json):
-        items = _run(lambda session: [settlement.owner_view(o) for o in settlement.list_owners(session)])
+        items = _run(lambda uow: [settlement.owner_view(o) for o in settlement.list_owners(uow.session)])
         if as_json:
             _echo_json(items)
         else:
@@ -287,7 +293,7 @@ def register_settlement(app: Flask) -> None:
     def statements(project, period, owner, as_csv, as_json):
         """Statements per owner, project and month."""
         args = _load(SettlementQuerySchema(), dict(project=project, period=period, owner=owner))
-        views = _run(lambda session: settlement.statement_views(session, settlement.statements(session, **args)))
+        views = _run(lambda uow: settlement.statement_views(uow.session, settlement.statements(uow.session, **args)))
         if as_json:
             _echo_json({"items": views})
         elif as_csv:
@@ -307,11 +313,11 @@ def register_settlement(app: Flask) -> None:
     @click.option("--note")
     def payout(owner_id, project, period, amount_fen, reference, paid_on, note):
         """Record a transfer to an owner against a month's statement."""
-        def record(session):
-            data = _load(PayoutCreateSchema(), dict(owner_id=owner_id, project_id=_project_id(session, project),
+        def record(uow):
+            data = _load(PayoutCreateSchema(), dict(owner_id=owner_id, project_id=_project_id(uow.session, project),
                                                     period=period, amount_fen=amount_fen, reference=reference,
                                                     paid_on=paid_on, note=note))
-            return settlement.payout_view(settlement.record_payout(session, **data)[0])
+            return settlement.payout_view(settlement.record_payout(uow.session, **data)[0])
         _echo_json(_run(record))
 
     @group.command("verify")
@@ -319,7 +325,7 @@ def register_settlement(app: Flask) -> None:
         """Captured payments − refunds = owners' net + platform fees (per project and in
         total), and every ledger kilogram belongs to one paid order; names the first
         difference (exit status 1)."""
-        result = _run(settlement.reconcile)
+        result = _run(lambda uow: settlement.reconcile(uow.session))
         if not result.ok:
             raise click.ClickException(f"settlement differs: {result.difference}")
         click.echo(f"settlement ok: {result.projects} projects; captured {result.captured_fen} fen − refunded "
@@ -332,8 +338,8 @@ def register(app: Flask) -> None:
     @app.cli.command("seed-demo")
     def seed_demo():
         """Demo projects with inventory (idempotent)."""
-        with db().transaction() as session:
-            added = seed_demo_projects(session)
+        with unit_of_work() as uow:
+            added = seed_demo_projects(uow)
         click.echo(f"orders: {added} demo projects added")
 
     register_projects(app)

@@ -1,0 +1,1 @@
+"""Projects, their registry issuances (serial blocks) and their inventory."""

@@ -1,0 +1,38 @@
+import pytest
+
+from diandian_common.testing import migrated_sqlite_url
+from diandian_common.uow import UnitOfWork
+from orders.app import create_app
+from orders.cli import seed_demo_projects
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    url = migrated_sqlite_url("orders", tmp_path)
+    monkeypatch.setenv("ORDERS_DATABASE_URL", url)
+    application = create_app(database_url=url)
+    with UnitOfWork(application.extensions["db"]) as uow:
+        seed_demo_projects(uow)
+    yield application
+    application.extensions["db"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def database(app):
+    return app.extensions["db"]
+
+
+OPERATOR_KEY = "orders-test-operator-key"
+
+
+@pytest.fixture
+def operator(monkeypatch):
+    """Headers of an operator's request."""
+    monkeypatch.setenv("OPERATOR_API_KEY", OPERATOR_KEY)
+    return {"X-API-Key": OPERATOR_KEY}

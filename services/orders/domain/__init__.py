@@ -1,1 +1,0 @@
-"""Pure rules of the orders service: no Flask, no database, no broker."""

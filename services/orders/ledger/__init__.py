@@ -1,0 +1,1 @@
+"""Retirement: serials allocated to paid orders and the hash-chained public ledger."""

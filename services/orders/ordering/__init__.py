@@ -1,0 +1,1 @@
+"""Placing an order (idempotent), its lifecycle from payment window to completion, expiry."""

@@ -1,0 +1,67 @@
+"""Routes of placing and reading orders (on the orders blueprint)."""
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from diandian_common.auth import operator_required
+from diandian_common.errors import ApiError
+
+from ..blueprint import OPERATOR, blp
+from ..wiring import unit_of_work
+from . import calculator_client, idempotency, service, views
+from .domain.idempotency import request_fingerprint
+from .schemas import OrderCreatedSchema, OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, OrderSchema
+
+
+def _scene(slug: str | None) -> dict | None:
+    if not slug:
+        return None
+    scene = calculator_client.scene(slug)
+    if scene is None:
+        raise ApiError(422, "validation_error", "some fields are invalid", {"scene": [f"unknown scene {slug}"]})
+    return scene
+
+
+def _requested_kg(data: dict):
+    if not data.get("estimate_id"):
+        return data.get("quantity_kg")
+    estimate = calculator_client.estimate(data["estimate_id"])
+    if estimate is None:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"estimate_id": [f"unknown estimate {data['estimate_id']}"]})
+    return estimate["total_kg"]
+
+
+@blp.route("/orders")
+class Orders(MethodView):
+    @operator_required
+    @blp.doc(**OPERATOR)
+    @blp.arguments(OrderListQuerySchema, location="query")
+    @blp.response(200, OrderPageSchema)
+    def get(self, args):
+        """Orders oldest first, filtered (operator); pass ``next_after`` as ``after`` for the next page."""
+        with unit_of_work() as uow:
+            return views.list_orders(uow.session, **args)
+
+    @blp.arguments(OrderCreateSchema)
+    @blp.response(201, OrderCreatedSchema)
+    @blp.alt_response(409, description="insufficient_credits or idempotency_conflict")
+    def post(self, data):
+        """Place an order (reserves the kilograms until it is paid or expires)."""
+        key = idempotency.key_from_request()
+        fingerprint = request_fingerprint(data)
+        replay = idempotency.replayed(key, fingerprint)
+        if replay:
+            return replay
+        scene, requested_kg = _scene(data.get("scene")), _requested_kg(data)
+        return idempotency.once(key, fingerprint, lambda uow: service.create_order(
+            uow, key=key, fingerprint=fingerprint, project_id=data["project_id"], requested_kg=requested_kg,
+            participant=data["participant"], scene=scene, estimate_id=data.get("estimate_id")))
+
+
+@blp.route("/orders/<string:order_id>")
+class OrderResource(MethodView):
+    @blp.response(200, OrderSchema)
+    def get(self, order_id):
+        with unit_of_work() as uow:
+            return views.get_order_view(uow.session, order_id)

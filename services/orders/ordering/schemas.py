@@ -1,0 +1,132 @@
+"""Request and response schemas of placing and reading orders."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+
+from ..schema_fields import ID, MAX_ORDER_KG, SLUG
+from .domain import lifecycle as states
+
+
+class ParticipantSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    organization = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    # The guest's choice to appear as "张*" on the public leaderboards.
+    mask_name = fields.Boolean(load_default=False)
+
+
+def _orderable_kg(value) -> None:
+    # Not validate.Range: the OpenAPI document would print a Decimal's bounds as strings.
+    if not 0 < value <= MAX_ORDER_KG:
+        raise ValidationError(f"must be greater than 0 and at most {MAX_ORDER_KG}")
+
+
+class OrderCreateSchema(Schema):
+    project_id = fields.String(required=True, validate=ID)
+    quantity_kg = fields.Decimal(places=3, allow_nan=False, as_string=True, validate=_orderable_kg,
+                                 metadata={"minimum": 0, "exclusiveMinimum": True, "maximum": MAX_ORDER_KG})
+    estimate_id = fields.String(validate=ID)
+    participant = fields.Nested(ParticipantSchema, required=True)
+    scene = fields.String(load_default=None, allow_none=True, validate=SLUG)
+
+    @validates_schema
+    def _quantity_or_estimate(self, data, **_kwargs):
+        if ("quantity_kg" in data) == ("estimate_id" in data):
+            raise ValidationError("give exactly one of quantity_kg and estimate_id", "quantity_kg")
+
+
+class PaymentLinkSchema(Schema):
+    provider = fields.String()
+    checkout_url = fields.String()
+
+
+class OrderCreatedSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    project_id = fields.String()
+    quantity_kg = fields.Integer()
+    amount_fen = fields.Integer()
+    currency = fields.String()
+    expires_at = fields.String()
+    payment = fields.Nested(PaymentLinkSchema)
+
+
+class ProjectRefSchema(Schema):
+    id = fields.String()
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String()
+    registry = fields.String()
+    vintage = fields.Integer()
+
+
+class RetirementSchema(Schema):
+    serial_range = fields.String()
+    serial_ranges = fields.List(fields.String())
+    serial_first = fields.Integer()
+    serial_last = fields.Integer()
+    retired_at = fields.String()
+    ledger_hash = fields.String(allow_none=True)
+
+
+class CertificateRefSchema(Schema):
+    id = fields.String()
+    pdf_url = fields.String(allow_none=True)
+    verify_url = fields.String(allow_none=True)
+    revoked_at = fields.String(allow_none=True)
+
+
+class RefundRefSchema(Schema):
+    amount_fen = fields.Integer()
+    reason = fields.String()
+    refunded_at = fields.String(allow_none=True)
+
+
+class SceneRefSchema(Schema):
+    slug = fields.String()
+    name = fields.String()
+
+
+class OrderSchema(Schema):
+    id = fields.String()
+    status = fields.String()
+    quantity_kg = fields.Integer()
+    amount_fen = fields.Integer()
+    currency = fields.String()
+    project = fields.Nested(ProjectRefSchema)
+    participant = fields.Nested(ParticipantSchema)
+    scene = fields.Nested(SceneRefSchema, allow_none=True)
+    payment = fields.Nested(PaymentLinkSchema)
+    created_at = fields.String()
+    expires_at = fields.String()
+    paid_at = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    retirement = fields.Nested(RetirementSchema, allow_none=True)
+    certificate = fields.Nested(CertificateRefSchema, allow_none=True)
+    refund = fields.Nested(RefundRefSchema, allow_none=True)
+
+
+class OrderListQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(states.ALL))
+    project = fields.String(validate=ID, metadata={"description": "project id or code"})
+    scene = fields.String(validate=SLUG)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after = fields.String(validate=ID, metadata={"description": "next_after of the previous page"})
+
+
+class OrderPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema))
+    next_after = fields.String(allow_none=True)
+
+
+class CertificateRevokedSchema(Schema):
+    """Payload of ``orders.certificate_revoked`` (sent by the certificates service)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    order_id = fields.String(required=True, validate=ID)
+    certificate_id = fields.String(required=True, validate=ID)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    refund = fields.Boolean(load_default=False)

@@ -1,0 +1,197 @@
+"""Placing orders, their payment window and their end: the ordering service functions.
+
+Every function takes the caller's unit of work (or its session, for the helpers other
+packages share) and checks the order's status first, so running it twice has one effect.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from diandian_common import config
+from diandian_common.errors import ApiError
+from diandian_common.timestamps import as_utc, utcnow
+from diandian_common.uow import UnitOfWork
+
+from ..catalogue.service import announce_low_inventory
+from ..models import IdempotencyRecord, Order
+from ..payments import providers, refunds
+from ..records import lock_order, lock_project, new_id
+from ..webhooks import service as webhooks
+from ..webhooks.domain import rules as webhook_rules
+from . import lifecycle as moves
+from .domain import lifecycle, pricing
+from .views import created_view, order_view
+
+log = logging.getLogger(__name__)
+
+MIN_IDEMPOTENCY_TTL_HOURS = 24  # clients retrying the next day must still get their order back
+
+
+def idempotency_ttl() -> timedelta:
+    return timedelta(hours=max(MIN_IDEMPOTENCY_TTL_HOURS, config.env_int("IDEMPOTENCY_TTL_HOURS", 48)))
+
+
+def order_ttl() -> timedelta:
+    return timedelta(minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 30))
+
+
+# --- placing an order -----------------------------------------------------------------
+
+def find_idempotent(session: Session, key: str) -> IdempotencyRecord | None:
+    record = session.get(IdempotencyRecord, key)
+    if record is not None and as_utc(record.expires_at) < utcnow():
+        session.delete(record)
+        session.flush()
+        return None
+    return record
+
+
+def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str, requested_kg,
+                 participant: dict, scene: dict | None, estimate_id: str | None) -> dict:
+    """Reserve the kilograms and create a ``pending_payment`` order; returns the 201 body."""
+    session = uow.session
+    project = lock_project(session, project_id)
+    if project is None:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"project_id": [f"unknown project {project_id}"]})
+    try:
+        quantity = pricing.round_up_kg(requested_kg)
+    except ValueError:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       {"quantity_kg": ["must be greater than 0"]}) from None
+    if quantity > project.available_kg:
+        raise ApiError(409, "insufficient_credits",
+                       f"{project.code} has {project.available_kg} kg available, {quantity} kg requested")
+    provider = providers.for_new_orders()
+    order = Order(
+        id=new_id("ord"), status=lifecycle.PENDING_PAYMENT, project_id=project.id,
+        quantity_kg=quantity, requested_kg=str(requested_kg),
+        amount_fen=pricing.amount_fen(quantity, project.price_fen_per_tonne), currency="CNY",
+        participant_id=participant["id"], display_name=participant["display_name"],
+        organization=participant.get("organization"),
+        mask_name=bool(participant.get("mask_name", False)),
+        scene_slug=scene["slug"] if scene else None, scene_name=scene["name"] if scene else None,
+        estimate_id=estimate_id, payment_provider=provider.name,
+        created_at=utcnow(), expires_at=utcnow() + order_ttl(),
+    )
+    available_before = project.available_kg
+    project.reserved_kg += quantity
+    session.add(order)
+    announce_low_inventory(session, project, available_before)
+    body = created_view(order, provider.checkout_url(order.id))
+    session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=order.id,
+                                  response_status=201, response_body=body,
+                                  expires_at=utcnow() + idempotency_ttl()))
+    return body
+
+
+def purge_idempotency_keys(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Forget keys past their TTL (a periodic task); returns how many were deleted."""
+    result = uow.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= (now or utcnow())))
+    return result.rowcount or 0
+
+
+# --- the payment window ---------------------------------------------------------------
+
+def cancel(session: Session, order: Order, reason: str) -> None:
+    """Release the reservation of an unpaid order."""
+    project = lock_project(session, order.project_id)
+    project.reserved_kg -= order.quantity_kg
+    order.cancelled_at = utcnow()
+    order.failure_reason = reason
+    moves.move(session, order, "cancel")
+
+
+def expire_unpaid(uow: UnitOfWork, now: datetime | None = None, limit: int = 500) -> int:
+    """Cancel unpaid orders past their payment window, releasing their reservation."""
+    session = uow.session
+    now = now or utcnow()
+    query = (select(Order.id).where(Order.status == lifecycle.PENDING_PAYMENT, Order.expires_at <= now)
+             .order_by(Order.expires_at).limit(limit))
+    expired = 0
+    for order_id in session.scalars(query).all():
+        order = lock_order(session, order_id)
+        if order.status == lifecycle.PENDING_PAYMENT:
+            cancel(session, order, "payment window expired")
+            expired += 1
+    return expired
+
+
+# --- the end: the certificate, its revocation -----------------------------------------
+
+def complete(uow: UnitOfWork, *, order_id: str, certificate_id: str, verify_code: str | None = None,
+             pdf_url: str | None = None, verify_url: str | None = None) -> bool:
+    """The certificate exists; the order is ``completed``."""
+    order = lock_order(uow.session, order_id)
+    if order is None:
+        log.warning("certificate issued for unknown order %s", order_id)
+        return False
+    if not lifecycle.can("complete", order.status):
+        return False  # completed already (duplicate) or not retired: nothing to do
+    order.completed_at = utcnow()
+    order.certificate_id = certificate_id
+    order.certificate_verify_code = verify_code
+    order.certificate_pdf_url = pdf_url
+    order.certificate_verify_url = verify_url
+    moves.move(uow.session, order, "complete")
+    return True
+
+
+def revoke_certificate(uow: UnitOfWork, *, order_id: str, certificate_id: str, reason: str,
+                       refund: bool) -> str:
+    """The certificates service revoked the order's certificate: mark the order, announce
+    ``certificate.revoked`` and, when asked, refund the payment (which reverses its
+    split). The kilograms stay retired: retired serials are never sold again.
+
+    Returns what was done: ``revoked``, ``refunded`` (revoked and refunded now),
+    ``already_revoked`` or ``ignored`` (unknown order, another certificate, no retirement).
+    """
+    session = uow.session
+    order = lock_order(session, order_id)
+    if order is None or order.status not in (lifecycle.RETIRED, lifecycle.COMPLETED):
+        log.warning("certificate %s revoked for order %s, which is %s", certificate_id, order_id,
+                    order.status if order else "unknown")
+        return "ignored"
+    if order.certificate_id not in (None, certificate_id):
+        log.warning("certificate %s revoked, but order %s holds certificate %s", certificate_id, order.id,
+                    order.certificate_id)
+        return "ignored"
+    action = "already_revoked"
+    first_time = order.certificate_revoked_at is None
+    if first_time:
+        order.certificate_revoked_at = utcnow()
+        order.revocation_reason = reason[:500]
+        action = "revoked"
+    if refund and refunds.existing(session, order.id) is None:
+        moves.move(session, order, "refund", reason=f"certificate revoked: {reason}")
+        session.flush()
+        action = "refunded"
+    if first_time:
+        def revoked() -> dict:
+            view = order_view(session, order)
+            return {**moves.certificate_event(order, view), "id": certificate_id, "refund": view["refund"],
+                    "order": view}
+        webhooks.emit(session, webhook_rules.CERTIFICATE_REVOKED, revoked, scene=order.scene_slug)
+    return action
+
+
+# --- repair ---------------------------------------------------------------------------
+
+def resend_stuck(uow: UnitOfWork, older_than: timedelta, limit: int = 200) -> int:
+    """Re-send the next step of orders stuck in ``paid`` or ``retired`` (receivers are idempotent)."""
+    session = uow.session
+    cutoff = utcnow() - older_than
+    resent = 0
+    stuck_paid = select(Order).where(Order.status == lifecycle.PAID, Order.paid_at <= cutoff).limit(limit)
+    for order in session.scalars(stuck_paid).all():
+        moves.announce(session, order, (lifecycle.RETIREMENT_REQUESTED,))
+        resent += 1
+    stuck_retired = select(Order).where(Order.status == lifecycle.RETIRED, Order.retired_at <= cutoff).limit(limit)
+    for order in session.scalars(stuck_retired).all():
+        moves.announce(session, order, lifecycle.MOVES["retire"].events)
+        resent += 1
+    return resent

@@ -1,0 +1,109 @@
+"""What an order looks like from outside: the order view, its page of a list, the 201 body."""
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from diandian_common.errors import ApiError, NotFound
+from diandian_common.timestamps import as_utc, iso
+
+from ..catalogue.service import find_project
+from ..ledger.domain import allocation
+from ..models import LedgerEntry, Order, Project, Refund
+from ..payments import providers
+from .domain import lifecycle
+
+
+def serial_ranges(order: Order, project: Project) -> list[str]:
+    return [allocation.format_range(project.code, project.vintage, r.serial_first, r.serial_last)
+            for r in order.retirements]
+
+
+def created_view(order: Order, checkout_url: str) -> dict:
+    return {
+        "id": order.id, "status": order.status, "project_id": order.project_id,
+        "quantity_kg": order.quantity_kg, "amount_fen": order.amount_fen, "currency": order.currency,
+        "expires_at": order.expires_at.isoformat(),
+        "payment": {"provider": order.payment_provider, "checkout_url": checkout_url},
+    }
+
+
+def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | None = None) -> dict:
+    """The public order; ``ledger_hashes`` (order id → hash) saves a query per order in lists."""
+    project = order.project
+    retirement = None
+    if order.retirements:
+        ranges = serial_ranges(order, project)
+        if ledger_hashes is None:
+            ledger_hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
+                                                 .where(LedgerEntry.order_id == order.id)).all())
+        retirement = {
+            "serial_range": ", ".join(ranges),
+            "serial_ranges": ranges,
+            "serial_first": order.retirements[0].serial_first,
+            "serial_last": order.retirements[-1].serial_last,
+            "retired_at": as_utc(order.retired_at).isoformat(),
+            "ledger_hash": ledger_hashes.get(order.id),
+        }
+    certificate = None
+    if order.certificate_id:
+        certificate = {"id": order.certificate_id, "pdf_url": order.certificate_pdf_url,
+                       "verify_url": order.certificate_verify_url,
+                       "revoked_at": iso(order.certificate_revoked_at)}
+    refund = session.scalars(select(Refund).where(Refund.order_id == order.id)).first() \
+        if order.status in (lifecycle.FAILED, lifecycle.CANCELLED) or order.certificate_revoked_at else None
+    return {
+        "id": order.id, "status": order.status, "quantity_kg": order.quantity_kg,
+        "amount_fen": order.amount_fen, "currency": order.currency,
+        "project": {"id": project.id, "code": project.code, "name": project.name,
+                    "name_en": project.name_en, "registry": project.registry_name, "vintage": project.vintage},
+        "participant": {"id": order.participant_id, "display_name": order.display_name,
+                        "organization": order.organization, "mask_name": order.mask_name},
+        "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
+        "payment": {"provider": order.payment_provider,
+                    "checkout_url": providers.provider(order.payment_provider).checkout_url(order.id)},
+        "created_at": as_utc(order.created_at).isoformat(),
+        "expires_at": as_utc(order.expires_at).isoformat(),
+        "paid_at": iso(order.paid_at),
+        "completed_at": iso(order.completed_at),
+        "failure_reason": order.failure_reason,
+        "retirement": retirement,
+        "certificate": certificate,
+        "refund": {"amount_fen": refund.amount_fen, "reason": refund.reason,
+                   "refunded_at": iso(refund.created_at)} if refund else None,
+    }
+
+
+def get_order_view(session: Session, order_id: str) -> dict:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("order", order_id)
+    return order_view(session, order)
+
+
+def list_orders(session: Session, *, status: str | None = None, project: str | None = None,
+                scene: str | None = None, limit: int = 50, after: str | None = None) -> dict:
+    """Orders oldest first, ``limit`` a page; ``after`` is the last id of the previous page."""
+    query = (select(Order).options(selectinload(Order.project), selectinload(Order.retirements))
+             .order_by(Order.created_at, Order.id))
+    if status:
+        query = query.where(Order.status == status)
+    if project:
+        found = find_project(session, project)
+        if found is None:
+            raise NotFound("project", project)
+        query = query.where(Order.project_id == found.id)
+    if scene:
+        query = query.where(Order.scene_slug == scene)
+    if after:
+        anchor = session.get(Order, after)
+        if anchor is None:
+            raise ApiError(422, "validation_error", "some fields are invalid", {"after": [f"unknown order {after}"]})
+        query = query.where(or_(Order.created_at > anchor.created_at,
+                                and_(Order.created_at == anchor.created_at, Order.id > anchor.id)))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    page = rows[:limit]
+    hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
+                                  .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
+    return {"items": [order_view(session, o, hashes) for o in page],
+            "next_after": page[-1].id if len(rows) > limit else None}

@@ -1,0 +1,1 @@
+"""Payment providers (the port and its adapters), confirmations, provider webhooks, refunds."""

@@ -1,0 +1,65 @@
+"""Routes of payments: the sandbox's confirmation and the providers' webhook (on the orders
+blueprint)."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+from flask import request
+from flask.views import MethodView
+from sqlalchemy.exc import IntegrityError
+
+from diandian_common.errors import ApiError, NotFound
+
+from ..blueprint import blp
+from ..wiring import unit_of_work
+from . import providers, service
+from .domain import signatures
+from .schemas import PaymentAcceptedSchema, PaymentConfirmSchema, WebhookAcceptedSchema
+
+
+@blp.route("/orders/<string:order_id>/payment")
+class OrderPayment(MethodView):
+    @blp.arguments(PaymentConfirmSchema, required=False)
+    @blp.response(202, PaymentAcceptedSchema)
+    def post(self, data, order_id):
+        """Sandbox provider's confirmation; paying twice changes nothing."""
+        with unit_of_work() as uow:
+            return service.confirm_sandbox_payment(uow, order_id, (data or {}).get("reference"))
+
+
+@blp.route("/payments/<string:provider>/webhook", methods=["POST"])
+@blp.response(200, WebhookAcceptedSchema)
+@blp.alt_response(401, description="signature_missing")
+@blp.alt_response(403, description="invalid_signature or stale_signature")
+@blp.alt_response(404, description="unknown provider (or not configured), unknown order")
+@blp.alt_response(409, description="amount_mismatch, provider_mismatch, event_id_reused")
+def payment_webhook(provider):
+    """A payment provider's signed notification (see services/orders/README.md).
+
+    Header ``Payment-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``
+    with the secret in ``PAYMENT_WEBHOOK_SECRET_<PROVIDER>``. The same event twice gets the
+    same answer and changes nothing.
+    """
+    configured = providers.webhook_provider(provider)
+    if configured is None:
+        raise NotFound("payment provider", provider)
+    adapter, secret = configured
+    raw = request.get_data(cache=True)
+    try:
+        signatures.verify(secret, request.headers.get(adapter.signature_header), raw, time.time(),
+                          providers.webhook_tolerance_s())
+    except signatures.SignatureError as exc:
+        raise ApiError(401 if exc.code == "signature_missing" else 403, exc.code, exc.message) from None
+    try:
+        note = adapter.notification(raw)
+    except providers.InvalidNotification as exc:
+        raise ApiError(422, "validation_error", "some fields are invalid", exc.fields) from None
+    body_hash = hashlib.sha256(raw).hexdigest()
+    try:
+        with unit_of_work() as uow:
+            return service.apply_payment_notification(uow, adapter.name, note, body_hash)
+    except IntegrityError:
+        # PostgreSQL: a twin delivery recorded the event first; answer as it did.
+        with unit_of_work() as uow:
+            return service.apply_payment_notification(uow, adapter.name, note, body_hash)

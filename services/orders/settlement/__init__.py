@@ -1,0 +1,1 @@
+"""Project owners, the split of every payment, monthly statements, payouts, reconciliation."""

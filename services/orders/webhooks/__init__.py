@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints, events, signed deliveries with retries."""
