@@ -42,4 +42,68 @@ cat >&2 <<MSG
 [stack] starting ${#processes[@]} processes; data in $VAR_DIR
 [stack] open $PUBLIC_BASE_URL  (API: $PUBLIC_BASE_URL/api/v1/scenes, health: $PUBLIC_BASE_URL/healthz)
 MSG
+
+# The start-up lines scroll that away, so a waiter says it again once the gateway's /healthz
+# answers 200 and every worker answers a ping, or says clearly that the stack did not come up
+# within DIANDIAN_START_TIMEOUT seconds. It ends then, or as soon as honcho (this script's pid
+# after the exec) is gone; Ctrl-C reaches it too. Started from a subshell, so that init, not
+# honcho, reaps it when it ends.
+DIANDIAN_START_TIMEOUT=${DIANDIAN_START_TIMEOUT:-120}
+case $GATEWAY_HOST in
+  0.0.0.0|::|'') probe_host=127.0.0.1 ;;
+  *:*) probe_host="[$GATEWAY_HOST]" ;;   # an IPv6 address
+  *) probe_host=$GATEWAY_HOST ;;
+esac
+workers=()
+for name in "${processes[@]}"; do [[ $name == *-worker ]] && workers+=("${name%-worker}"); done
+health_url=http://$probe_host:$GATEWAY_PORT/healthz
+(python - "$$" "$health_url" "$DIANDIAN_START_TIMEOUT" "${workers[@]}" >&2 <<'WAITER' &
+import os, signal, sys, time, urllib.error, urllib.request
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)   # a background job of a script starts with it ignored
+stack, health, timeout, workers = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), set(sys.argv[4:])
+deadline = time.monotonic() + timeout
+base = os.environ["PUBLIC_BASE_URL"]
+
+
+def waiting() -> bool:
+    try:
+        os.kill(stack, 0)
+    except ProcessLookupError:   # honcho has exited: the stack is gone, nothing to announce
+        sys.exit(0)
+    return time.monotonic() < deadline
+
+
+def gave_up(what: str) -> None:
+    print(f"[stack] WARNING: Diandian did not come up within {timeout:.0f} s: {what}; see the lines above",
+          flush=True)
+    sys.exit(1)
+
+
+last = "no answer"
+while waiting():
+    try:
+        with urllib.request.urlopen(health, timeout=2):
+            break
+    except urllib.error.HTTPError as exc:   # 503: a service or Redis is not up (yet)
+        last = f"{exc.code} {exc.read().decode(errors='replace').strip()[:300]}"
+    except OSError as exc:
+        last = str(getattr(exc, "reason", exc))
+    time.sleep(0.5)
+else:
+    gave_up(f"no 200 from {health} (last: {last})")
+
+from celery import Celery   # imported only now: it takes a while, and the stack may not come up
+
+control = Celery(broker=os.environ.get("CELERY_BROKER_URL") or os.environ["REDIS_URL"]).control
+while workers and waiting():
+    try:
+        workers -= {node.partition("@")[0] for reply in control.ping(timeout=1) for node in reply}
+    except Exception:   # the broker is briefly unreachable: ask again
+        time.sleep(0.5)
+if workers:
+    gave_up(f"no answer to a ping from the {', '.join(sorted(workers))} worker(s)")
+print(f"[stack] Diandian is up: {base}/  (API: {base}/api/v1/scenes; Ctrl-C stops everything)", flush=True)
+WAITER
+)
 exec honcho start --no-colour -f Procfile "${processes[@]}" 2>&1
