@@ -1,12 +1,100 @@
-"""``make run`` as a newcomer meets it (scripts/start-stack.sh): the line saying the stack is up."""
+"""``make run`` as a newcomer meets it: README's tables and hand-made order, and the line
+saying the stack is up (scripts/start-stack.sh)."""
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 UP_LINE = "[stack] Diandian is up: "
+
+
+def readme_tables() -> list[list[str]]:
+    """Every run of consecutive lines starting with ``|`` (outside code blocks)."""
+    tables, current, in_code = [], [], False
+    for line in README.read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        if not in_code and line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables + ([current] if current else [])
+
+
+def cells(row: str) -> int:
+    return len(re.split(r"(?<!\\)\|", row.strip().strip("|")))
+
+
+def test_every_readme_table_has_a_header_and_rows_of_its_width():
+    """A blank line inside a table turns what follows into a paragraph of pipes."""
+    tables = readme_tables()
+    assert len(tables) >= 5
+    for table in tables:
+        assert len(table) >= 3, table
+        assert re.fullmatch(r"\|(\s*:?-{3,}:?\s*\|)+", table[1]), f"no header separator under {table[0]!r}"
+        width = cells(table[0])
+        assert [row for row in table if cells(row) != width] == [], table[0]
+
+
+def test_the_configuration_table_is_one_table():
+    configuration = [t for t in readme_tables() if any("`GATEWAY_PORT`" in row for row in t)]
+    assert len(configuration) == 1
+    names = " ".join(configuration[0])
+    for name in ("DOCKERD_STORAGE_DRIVER", "DIANDIAN_CACHE_DIR",   # below the blank line that split it
+                 "DIANDIAN_START_TIMEOUT"):
+        assert f"`{name}`" in names
+
+
+def readme_order_example() -> str:
+    text = README.read_text()
+    start = text.index("A full order through the gateway, by hand")
+    return re.search(r"```sh\n(.*?)```", text[start:], re.DOTALL).group(1)
+
+
+def test_the_order_example_needs_only_curl_and_python3():
+    example = readme_order_example()
+    words = set(re.findall(r"[\w-]+", example))
+    assert not words & {"uuidgen", "jq", "http", "wget"}
+    assert "localhost:8000" in example   # the default port; the test below swaps it
+
+
+def minimal_path(tmp_path: Path) -> str:
+    """A PATH with only what the example may use: curl, python3 and coreutils' seq and sleep."""
+    tools = {"curl": shutil.which("curl"), "python3": sys.executable,
+             "seq": shutil.which("seq"), "sleep": shutil.which("sleep")}
+    if tools["curl"] is None:
+        pytest.skip("curl is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, target in tools.items():
+        (bin_dir / name).symlink_to(target)
+    return str(bin_dir)
+
+
+@pytest.mark.integration
+def test_the_readme_order_example_runs_as_pasted_and_ends_completed(stack, tmp_path):
+    script = readme_order_example().replace("localhost:8000", f"localhost:{stack.port}")
+    env = {"PATH": minimal_path(tmp_path), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    done = subprocess.run([shutil.which("bash"), "--norc", "--noprofile", "-i"], input=script, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = done.stdout
+    assert "command not found" not in done.stderr, done.stderr
+    paid = json.loads(out.splitlines()[0])
+    assert paid["status"] == "paid"
+    order = json.loads(out[out.rindex("\n{\n") + 1:])   # the last thing printed: the order
+    assert order["id"] == paid["id"] and order["status"] == "completed", out
+    assert order["participant"]["display_name"] == "李雷" and order["quantity_kg"] == 13
+    assert order["retirement"]["serial_ranges"] and order["certificate"]["pdf_url"]
 
 
 def wait_for_line(path: Path, text: str, timeout: float = 90) -> list[str]:
