@@ -1,33 +1,16 @@
 """The gateway's own database: operator API keys (hashes only, never the keys)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+
+from diandian_common.timestamps import UtcDateTime
 
 
 class Base(DeclarativeBase):
     pass
-
-
-class UtcDateTime(TypeDecorator):
-    """Aware UTC datetimes on every backend (SQLite keeps no offset: store naive UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class ApiKey(Base):
