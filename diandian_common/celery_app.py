@@ -1,8 +1,9 @@
-"""One Celery configuration for every service (SPEC §2, §3).
+"""One Celery configuration for every service (docs/contract.md, "Messages").
 
 Each service has its own Celery app whose worker consumes only the service's queue.
 Tasks are sent by name to the owner's queue: the queue is the part of the task name
-before the dot (``certificates.render`` → queue ``certificates``).
+before the dot (``certificates.render`` → queue ``certificates``). Only task names with
+a contract in :mod:`diandian_common.contracts` can be sent, with payloads that keep it.
 
 Delivery is at-least-once, so every handler is idempotent:
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only
@@ -25,12 +26,12 @@ from celery.signals import setup_logging, task_prerun, task_postrun
 from kombu.transport import redis as kombu_redis
 
 from . import config
+from .contracts import MESSAGE_VERSION, UnsupportedMessage, check, check_version  # noqa: F401 - re-exported
 from .logs import configure_logging, order_id_var, request_id_var
 from .metrics import install_celery_metrics
 
 log = logging.getLogger(__name__)
 
-MESSAGE_VERSION = 1
 VISIBILITY_TIMEOUT_S = config.env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 
 
@@ -122,7 +123,19 @@ def make_celery(service: str, **overrides) -> Celery:
 
 
 def send(celery: Celery, task_name: str, payload: dict, **options) -> None:
-    """Send ``payload`` to the task's owner, by name (no import of its code)."""
+    """Send ``payload`` to the task's owner, by name (no import of its code).
+
+    A message to one of the platform's queues (``config.SERVICES``) is checked against its
+    task's contract first: a task name without one raises ``contracts.NoContract``, a
+    payload that breaks it ``contracts.InvalidMessage``. Other queues are not the
+    platform's (a test's probe app) and have no contracts."""
+    if queue_for(task_name) in config.SERVICES:
+        payload = check(task_name, payload)
+    publish(celery, task_name, payload, **options)
+
+
+def publish(celery: Celery, task_name: str, payload: dict, **options) -> None:
+    """Send a payload that was checked already (an outbox row, checked when it was enqueued)."""
     if payload.get("v") != MESSAGE_VERSION:
         payload = {"v": MESSAGE_VERSION, **payload}
     headers = dict(options.pop("headers", None) or {})
@@ -130,16 +143,6 @@ def send(celery: Celery, task_name: str, payload: dict, **options) -> None:
     if rid:
         headers.setdefault("request_id", rid)
     celery.send_task(task_name, args=[payload], queue=queue_for(task_name), headers=headers, **options)
-
-
-class UnsupportedMessage(ValueError):
-    """A payload of a version this worker does not understand."""
-
-
-def check_version(payload: dict) -> dict:
-    if not isinstance(payload, dict) or payload.get("v") != MESSAGE_VERSION:
-        raise UnsupportedMessage(f"expected a v{MESSAGE_VERSION} payload, got {payload!r}")
-    return payload
 
 
 @task_prerun.connect

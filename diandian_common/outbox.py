@@ -3,7 +3,11 @@
 A service adds an ``OutboxMessage`` row in the same transaction as its state change
 (:func:`enqueue`); :func:`relay` later publishes unsent rows to Celery by task name and
 marks them sent. A crash between publishing and marking re-publishes the row, so the
-receivers are idempotent (at-least-once, SPEC §3).
+receivers are idempotent (at-least-once, docs/contract.md "Delivery").
+
+Every message is checked against its task's contract (:mod:`diandian_common.contracts`)
+when it is enqueued, inside the state change's transaction: a task name without a
+contract, or a payload that breaks it, fails that transaction rather than a consumer.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from redis.retry import Retry
 from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .celery_app import MESSAGE_VERSION, queue_for, send
+from .celery_app import publish, queue_for
+from .contracts import check
 from .db import Database
 
 log = logging.getLogger(__name__)
@@ -41,8 +46,10 @@ class OutboxMixin:
 
 
 def enqueue(session: Session, model, task_name: str, payload: dict) -> None:
+    """Add ``task_name``'s message to the outbox (raises ``contracts.NoContract`` or
+    ``contracts.InvalidMessage`` for a name or payload its contract refuses)."""
     session.add(model(task_name=task_name, queue=queue_for(task_name),
-                      payload={"v": MESSAGE_VERSION, **payload}, attempts=0))
+                      payload=check(task_name, payload), attempts=0))
     session.info["outbox_enqueued"] = True
 
 
@@ -67,7 +74,8 @@ def relay(database: Database, model, celery: Celery, limit: int = 200, retry: bo
         for row in session.scalars(query):
             row.attempts = (row.attempts or 0) + 1
             try:
-                send(celery, row.task_name, row.payload, retry=retry)
+                # Checked when enqueued: a row is never held back by a later check.
+                publish(celery, row.task_name, row.payload, retry=retry)
             except Exception as exc:
                 log.warning("outbox relay could not publish %s #%s (%s); will retry",
                             row.task_name, row.id, exc)

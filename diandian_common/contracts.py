@@ -1,0 +1,508 @@
+"""The message contracts: every task name of the platform with its v1 payload type.
+
+A message is a JSON object ``{"v": 1, ...fields}`` sent by task name to the queue named by
+the name's prefix (docs/contract.md, "Messages"). This module is the one place that says
+which fields each task takes:
+
+- producers build payloads with :func:`build` (``outbox.enqueue`` and ``celery_app.send``
+  check every payload with :func:`check` and refuse a task name that has no contract);
+- consumers read them with :func:`load`, which returns the task's typed message.
+
+Producers are strict (a field the contract lacks is refused), consumers lenient (they
+ignore fields they do not know, so a v1 message may grow). A payload of another version
+raises :class:`UnsupportedMessage`; a v1 payload that breaks its contract raises
+:class:`InvalidMessage`. Neither can succeed later, so no task retries them (retries are
+for a database or broker that is away).
+
+``python -m diandian_common.contracts`` prints the "Messages" part of docs/contract.md.
+"""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+MESSAGE_VERSION = 1
+
+
+class UnsupportedMessage(ValueError):
+    """A payload of a version this worker does not understand."""
+
+
+class InvalidMessage(ValueError):
+    """A v1 payload that breaks its task's contract (retrying it will not help)."""
+
+    def __init__(self, task_name: str, errors: dict):
+        super().__init__(f"{task_name} payload breaks its contract: {errors}")
+        self.task_name = task_name
+        self.errors = errors
+
+
+class NoContract(LookupError):
+    """A task name with no contract: nothing may send or consume it."""
+
+
+def check_version(payload) -> dict:
+    if not isinstance(payload, dict) or payload.get("v") != MESSAGE_VERSION:
+        raise UnsupportedMessage(f"expected a v{MESSAGE_VERSION} payload, got {payload!r}")
+    return payload
+
+
+# --- field types ------------------------------------------------------------------------
+
+class StrOrInt(fields.Field):
+    """A project's id or vintage: a string (1 to 100 characters) or an integer."""
+
+    doc = "string (1–100 characters) or integer"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ValidationError("must be a string or an integer")
+        if isinstance(value, str) and not 1 <= len(value) <= 100:
+            raise ValidationError("must be 1 to 100 characters")
+        return value
+
+
+class Timestamp(fields.Field):
+    """An ISO-8601 date-time string; one without an offset is UTC."""
+
+    doc = "ISO-8601 date-time string (without an offset: UTC)"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            if not isinstance(value, str):
+                raise ValueError
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("must be an ISO-8601 date-time string") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Kilograms(fields.Field):
+    """Kilograms above 0 with at most three decimals: a number or a numeric string."""
+
+    doc = "number of kg above 0, at most 3 decimals (a numeric string is read too)"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValidationError("must be a number")
+        try:
+            kg = Decimal(str(value))
+        except InvalidOperation:
+            raise ValidationError("must be a number") from None
+        if not kg.is_finite():
+            raise ValidationError("must be a finite number")
+        if kg * 1000 != (kg * 1000).to_integral_value():
+            raise ValidationError("has more than three decimals")
+        if kg <= 0:
+            raise ValidationError("must be above 0")
+        return kg
+
+
+class Flag(fields.Field):
+    """true or false, nothing else."""
+
+    doc = "boolean (true or false only)"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be a boolean")
+        return value
+
+
+class Visible(validate.Validator):
+    """Text with a character other than white space and control characters."""
+
+    def __call__(self, value: str) -> str:
+        text = unicodedata.normalize("NFKC", value)
+        if not any(not ch.isspace() and unicodedata.category(ch) != "Cc" for ch in text):
+            raise ValidationError("must not be blank")
+        return value
+
+
+def Id(max_length: int = 64, **kwargs) -> fields.String:  # noqa: N802 - a field factory
+    """A required identifier of 1 to ``max_length`` characters."""
+    return fields.String(required=True, validate=validate.Length(1, max_length), **kwargs)
+
+
+def Text(max_length: int | None = None, **kwargs) -> fields.String:  # noqa: N802
+    """A required string that is not blank."""
+    return fields.String(required=True, validate=[validate.Length(max=max_length), Visible()], **kwargs)
+
+
+class Payload(Schema):
+    """A message's schema: unknown fields are ignored; a load makes the typed message."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    message_type: type = dict
+
+    @post_load
+    def _typed(self, data, **_kwargs):
+        return self.message_type(**data)
+
+
+# --- the messages -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Empty:
+    """A periodic task's message: ``{"v": 1}``, or no argument at all from beat."""
+
+
+class EmptySchema(Payload):
+    message_type = Empty
+
+
+@dataclass(frozen=True)
+class OrderRef:
+    order_id: str
+
+
+class RetireCreditsSchema(Payload):
+    message_type = OrderRef
+    order_id = Id(metadata={"description": "the paid order"})
+
+
+@dataclass(frozen=True)
+class CertificateIssued:
+    order_id: str
+    certificate_id: str
+    verify_code: str | None
+    verify_url: str | None
+    pdf_url: str | None
+
+
+class CertificateIssuedSchema(Payload):
+    message_type = CertificateIssued
+    order_id = Id()
+    certificate_id = Id()
+    verify_code = fields.String(load_default=None, validate=validate.Length(max=100),
+                                metadata={"description": "the code printed on the certificate"})
+    verify_url = fields.String(load_default=None, metadata={"description": "its verification page"})
+    pdf_url = fields.String(load_default=None, metadata={"description": "its PDF"})
+
+
+@dataclass(frozen=True)
+class CertificateRevoked:
+    order_id: str
+    certificate_id: str
+    reason: str
+    refund: bool
+
+
+class CertificateRevokedSchema(Payload):
+    message_type = CertificateRevoked
+    order_id = Id()
+    certificate_id = Id()
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+    refund = fields.Boolean(load_default=False, metadata={"description": "refund the payment too"})
+
+
+@dataclass(frozen=True)
+class DeliverWebhook:
+    delivery_id: int
+
+
+class DeliverWebhookSchema(Payload):
+    message_type = DeliverWebhook
+    delivery_id = fields.Integer(required=True, metadata={"description": "the webhook delivery to attempt"})
+
+
+@dataclass(frozen=True)
+class SendRefund:
+    refund_id: int
+
+
+class SendRefundSchema(Payload):
+    message_type = SendRefund
+    refund_id = fields.Integer(required=True, metadata={"description": "the booked refund"})
+
+
+@dataclass(frozen=True)
+class ProjectSnapshot:
+    id: str | int
+    code: str
+    name: str
+    name_en: str | None
+    registry: str
+    vintage: str | int
+
+
+class ProjectSnapshotSchema(Payload):
+    message_type = ProjectSnapshot
+    id = StrOrInt(required=True)
+    code = fields.String(required=True, validate=validate.Length(1, 100))
+    name = fields.String(required=True, validate=validate.Length(1, 300))
+    name_en = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=300))
+    registry = fields.String(required=True, validate=validate.Length(1, 200))
+    vintage = StrOrInt(required=True)
+
+
+@dataclass(frozen=True)
+class SceneSnapshot:
+    slug: str
+    name: str
+
+
+class SceneSnapshotSchema(Payload):
+    message_type = SceneSnapshot
+    slug = fields.String(required=True, validate=validate.Length(1, 100))
+    name = fields.String(required=True, validate=validate.Length(1, 300))
+
+
+@dataclass(frozen=True)
+class RenderCertificate:
+    order_id: str
+    holder: str
+    organization: str | None
+    quantity_kg: int
+    project: ProjectSnapshot
+    serial_range: str
+    scene: SceneSnapshot | None
+    issued_at: datetime
+    ledger_hash: str | None
+
+
+class RenderCertificateSchema(Payload):
+    message_type = RenderCertificate
+    order_id = Id()
+    holder = fields.String(required=True, validate=validate.Length(1, 500))
+    organization = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
+    quantity_kg = fields.Integer(required=True, validate=validate.Range(min=1),
+                                 metadata={"description": "whole kilograms retired"})
+    project = fields.Nested(ProjectSnapshotSchema, required=True)
+    serial_range = fields.String(required=True, validate=validate.Length(1, 4000),
+                                 metadata={"description": "the retired serial ranges, comma-separated"})
+    scene = fields.Nested(SceneSnapshotSchema, allow_none=True, load_default=None)
+    issued_at = Timestamp(required=True, metadata={"description": "when the credits were retired"})
+    ledger_hash = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=128),
+                                metadata={"description": "hash of the retirement's ledger entry"})
+
+
+@dataclass(frozen=True)
+class RecordContribution:
+    order_id: str
+    participant_id: str
+    display_name: str
+    organization: str | None
+    scene: str | None
+    quantity_kg: Decimal
+    occurred_at: datetime
+    mask_name: bool
+
+
+RANKING_SLUG = r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$"
+
+
+class RecordContributionSchema(Payload):
+    message_type = RecordContribution
+    order_id = Text(128)
+    participant_id = Text(128)
+    display_name = Text(metadata={"description": "boards show at most 100 characters"})
+    organization = fields.String(allow_none=True, load_default=None,
+                                 metadata={"description": "blank is none; boards show at most 200 characters"})
+    scene = fields.String(allow_none=True, load_default=None, validate=validate.Regexp(RANKING_SLUG),
+                          metadata={"description": "the scene's slug"})
+    quantity_kg = Kilograms(required=True)
+    occurred_at = Timestamp(required=True, metadata={"description": "when the credits were retired"})
+    mask_name = Flag(load_default=False, metadata={"description": "show the name masked (张*)"})
+
+
+class RevokeContributionSchema(Payload):
+    message_type = OrderRef
+    order_id = Text(128)
+
+
+@dataclass(frozen=True)
+class PrerenderScene:
+    slug: str
+
+
+class PrerenderSceneSchema(Payload):
+    message_type = PrerenderScene
+    slug = fields.String(required=True, metadata={"description": "the scene's slug"})
+
+
+# --- the registry -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Contract:
+    task_name: str
+    schema: type[Payload]
+    sent_by: str      # who sends it, and when
+    does: str         # what the consuming worker does with it
+
+    @property
+    def periodic(self) -> bool:
+        return self.schema is EmptySchema
+
+
+_BEAT = "the service's beat scheduler"
+
+CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
+    Contract("orders.retire_credits", RetireCreditsSchema,
+             "orders, when a payment is confirmed (and again for an order stuck in `paid`)",
+             "retires the order's kilograms: serial range, ledger entry, then `certificates.render` "
+             "and `ranking.record`"),
+    Contract("orders.certificate_issued", CertificateIssuedSchema,
+             "certificates, when the order's certificate exists (again on every redelivery)",
+             "marks the order `completed` and keeps the certificate's links"),
+    Contract("orders.certificate_revoked", CertificateRevokedSchema,
+             "certificates, when an operator revokes a certificate",
+             "marks the order's certificate revoked, announces it, and refunds when asked"),
+    Contract("orders.deliver_webhook", DeliverWebhookSchema,
+             "orders, when a webhook event is due for an endpoint (first try, retries, resend)",
+             "makes one attempt to POST the delivery"),
+    Contract("orders.send_refund", SendRefundSchema,
+             "orders, when it books the refund of an order's payment",
+             "asks the payment provider for the refund (once: the refund id is the provider's "
+             "idempotency key) and keeps its reference"),
+    Contract("orders.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
+    Contract("orders.expire_unpaid", EmptySchema, _BEAT,
+             "cancels orders whose payment window closed and releases their reservation"),
+    Contract("orders.resend_stuck", EmptySchema, _BEAT,
+             "sends the next step again for orders stuck in `paid` or `retired`"),
+    Contract("orders.purge_idempotency_keys", EmptySchema, _BEAT, "forgets idempotency keys past their TTL"),
+    Contract("orders.dispatch_webhooks", EmptySchema, _BEAT, "queues the webhook deliveries that are due"),
+    Contract("certificates.render", RenderCertificateSchema,
+             "orders, once the order's credits are retired (and again for an order stuck in `retired`)",
+             "issues the order's certificate once (PDF, verification code), then sends "
+             "`orders.certificate_issued`"),
+    Contract("certificates.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
+    Contract("ranking.record", RecordContributionSchema,
+             "orders, once the order's credits are retired",
+             "counts the order's kilograms once on every board it belongs to"),
+    Contract("ranking.revoke", RevokeContributionSchema,
+             "certificates, when a certificate is revoked",
+             "takes the order's kilograms off every board once"),
+    Contract("ranking.reconcile", EmptySchema, _BEAT,
+             "compares the boards with the database and repairs what differs"),
+    Contract("calculator.prerender_scene", PrerenderSceneSchema,
+             "calculator, when a scene is created or changed",
+             "draws the scene's QR code and poster into the render cache"),
+)}
+
+
+def contract(task_name: str) -> Contract:
+    try:
+        return CONTRACTS[task_name]
+    except KeyError:
+        raise NoContract(f"no message contract for task {task_name!r} "
+                         f"(add it to diandian_common/contracts.py)") from None
+
+
+def _unknown_fields(schema: Schema, data: dict, prefix: str = "") -> list[str]:
+    found = [prefix + key for key in data if key not in schema.fields]
+    for name, field in schema.fields.items():
+        if isinstance(field, fields.Nested) and isinstance(data.get(name), dict):
+            found += _unknown_fields(field.schema, data[name], f"{prefix}{name}.")
+    return found
+
+
+def check(task_name: str, payload: dict) -> dict:
+    """A producer's payload checked against its contract; returned with ``"v": 1``.
+
+    Raises :class:`NoContract`, :class:`UnsupportedMessage` (a ``v`` other than 1) or
+    :class:`InvalidMessage` (a field missing, malformed, or not in the contract)."""
+    schema = contract(task_name).schema()
+    if not isinstance(payload, dict):
+        raise InvalidMessage(task_name, {"_schema": ["must be a JSON object"]})
+    if payload.get("v", MESSAGE_VERSION) != MESSAGE_VERSION:
+        raise UnsupportedMessage(f"{task_name}: cannot send v{payload.get('v')}, only v{MESSAGE_VERSION}")
+    fields_only = {k: v for k, v in payload.items() if k != "v"}
+    errors = {name: ["not in the contract"] for name in _unknown_fields(schema, fields_only)}
+    try:
+        schema.load(fields_only)
+    except ValidationError as exc:
+        errors.update(exc.normalized_messages())
+    if errors:
+        raise InvalidMessage(task_name, errors)
+    return {"v": MESSAGE_VERSION, **fields_only}
+
+
+def build(task_name: str, **message_fields) -> dict:
+    """The payload of ``task_name`` with these fields (JSON values), checked, with ``"v": 1``."""
+    return check(task_name, message_fields)
+
+
+def load(task_name: str, payload):
+    """The typed message of a received payload (a periodic task's may be absent: None).
+
+    Raises :class:`UnsupportedMessage` for another version, :class:`InvalidMessage` for a
+    v1 payload that breaks the contract, :class:`NoContract` for an unknown task name."""
+    found = contract(task_name)
+    if payload is None and found.periodic:
+        return Empty()
+    check_version(payload)
+    try:
+        return found.schema().load({k: v for k, v in payload.items() if k != "v"})
+    except ValidationError as exc:
+        raise InvalidMessage(task_name, exc.normalized_messages()) from None
+
+
+# --- the "Messages" part of docs/contract.md ----------------------------------------------
+
+_TYPES = {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean",
+          fields.Nested: "object"}
+
+
+def _constraints(field: fields.Field) -> list[str]:
+    notes = []
+    for rule in field.validators:
+        if isinstance(rule, validate.Length) and (rule.min, rule.max) != (None, None):
+            if rule.min and rule.max is not None:
+                notes.append(f"{rule.min}–{rule.max} characters")
+            elif rule.max is not None:
+                notes.append(f"at most {rule.max} characters")
+            else:
+                notes.append(f"at least {rule.min} characters")
+        elif isinstance(rule, validate.Range):
+            notes.append(f"≥ {rule.min}")
+        elif isinstance(rule, validate.Regexp):
+            notes.append(f"matches `{rule.regex.pattern}`")
+        elif isinstance(rule, Visible):
+            notes.append("not blank")
+    return notes
+
+
+def _field_rows(schema: Schema, prefix: str = "") -> list[str]:
+    rows = []
+    for name, field in schema.fields.items():
+        kind = getattr(field, "doc", None) or _TYPES[type(field)]
+        kind = ", ".join([kind, *_constraints(field)]) + (", or null" if field.allow_none else "")
+        if field.required:
+            required = "yes"
+        else:
+            default = field.load_default
+            required = f"no (default `{'null' if default is None else str(default).lower()}`)"
+        note = field.metadata.get("description", "")
+        rows.append(f"| `{prefix}{name}` | {kind} | {required} | {note} |")
+        if isinstance(field, fields.Nested):
+            rows += _field_rows(field.schema, f"{prefix}{name}.")
+    return rows
+
+
+def messages_markdown() -> str:
+    """Every contract, grouped by the queue that consumes it (generated; do not edit the output)."""
+    lines = []
+    for queue in ("orders", "certificates", "ranking", "calculator"):
+        mine = [c for c in CONTRACTS.values() if c.task_name.split(".", 1)[0] == queue]
+        lines += [f"### Queue `{queue}`", ""]
+        for c in (c for c in mine if not c.periodic):
+            lines += [f"#### `{c.task_name}`", "", f"Sent by {c.sent_by}. The {queue} worker {c.does}.", "",
+                      "| Field | Type | Required | Notes |", "|---|---|---|---|",
+                      "| `v` | integer | yes | 1 |", *_field_rows(c.schema()), ""]
+        periodic = [c for c in mine if c.periodic]
+        if periodic:
+            lines += ["Periodic, sent by the service's beat scheduler with the payload `{\"v\": 1}` "
+                      "or with no argument at all:", ""]
+            lines += [f"- `{c.task_name}`: {c.does}." for c in periodic] + [""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the generated "Messages" section
+    print(messages_markdown(), end="")
