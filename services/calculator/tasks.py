@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 
 from diandian_common import config
-from diandian_common.celery_app import check_version, make_celery, send
+from diandian_common.celery_app import make_celery, send
+from diandian_common.contracts import InvalidMessage, build, load
 from diandian_common.db import Database, service_database
 
 from . import scenes
@@ -27,12 +28,14 @@ def database() -> Database:
 
 @celery.task(name=PRERENDER_SCENE, bind=True)
 def prerender_scene(self, payload: dict) -> None:
-    """``{"v": 1, "slug"}`` → the scene's QR PNG and poster PDF in the cache.
+    """``calculator.prerender_scene`` (docs/contract.md) → the scene's QR PNG and poster
+    PDF in the cache.
 
     Idempotent: a render already cached for the same content is not drawn again."""
-    check_version(payload)
-    slug = payload.get("slug")
-    if not isinstance(slug, str):
+    try:
+        slug = load(PRERENDER_SCENE, payload).slug
+    except InvalidMessage:
+        # Best effort only: the API renders on demand what was not pre-rendered.
         log.warning("prerender_scene without a slug: %r", payload)
         return
     with database().transaction() as session:
@@ -50,7 +53,7 @@ def prerender_scene(self, payload: dict) -> None:
 def request_prerender(slug: str) -> None:
     """Best effort: without a broker the API still renders on the first request."""
     try:
-        send(celery, PRERENDER_SCENE, {"slug": slug})
+        send(celery, PRERENDER_SCENE, build(PRERENDER_SCENE, slug=slug))
     except Exception:
         log.warning("could not queue %s for scene %s; it will render on demand",
                     PRERENDER_SCENE, slug, exc_info=True)
