@@ -9,15 +9,14 @@ row on demand.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pypdfium2 as pdfium
-
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from diandian_common.contracts import RenderCertificate, build
 from diandian_common.db import Database
 from diandian_common.outbox import enqueue, utcnow
 
@@ -27,7 +26,6 @@ from .domain.verification import new_verify_token
 from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage, as_utc
 from .preview import pdf_preview_png
 from .render import CertificateContent, render_certificate
-from .schemas import RenderPayloadSchema
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -37,10 +35,6 @@ ORDERS_REVOKED_TASK = "orders.certificate_revoked"
 RANKING_REVOKE_TASK = "ranking.revoke"
 # Fresh identifiers are drawn again when a new row collides on a random unique value.
 CREATE_ATTEMPTS = 3
-
-
-class InvalidPayload(ValueError):
-    """A ``certificates.render`` message that can never succeed (retrying will not help)."""
 
 
 @dataclass(frozen=True)
@@ -143,14 +137,10 @@ def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
 
 
 def issued_message(cert: Certificate) -> dict:
-    """Payload of ``orders.certificate_issued`` (``v`` is added by the outbox)."""
-    return {
-        "order_id": cert.order_id,
-        "certificate_id": cert.id,
-        "verify_code": cert.verify_code,
-        "verify_url": settings.verify_url(cert.verify_code),
-        "pdf_url": settings.pdf_url(cert.id),
-    }
+    """Payload of ``orders.certificate_issued`` (docs/contract.md, "Messages")."""
+    return build(CERTIFICATE_ISSUED_TASK, order_id=cert.order_id, certificate_id=cert.id,
+                 verify_code=cert.verify_code, verify_url=settings.verify_url(cert.verify_code),
+                 pdf_url=settings.pdf_url(cert.id))
 
 
 def find_by_order(session: Session, order_id: str) -> Certificate | None:
@@ -165,21 +155,20 @@ def find_by_code(session: Session, code: str) -> Certificate | None:
     return session.scalars(select(Certificate).where(Certificate.verify_token == token)).one_or_none()
 
 
-def _new_certificate(facts: dict) -> Certificate:
+def _new_certificate(facts: RenderCertificate) -> Certificate:
     token = new_verify_token()
-    issued_at = facts["issued_at"]
     return Certificate(
         id=new_certificate_id(),
-        number=certificate_number(local_date(issued_at, settings.display_timezone())),
-        order_id=facts["order_id"],
-        holder=facts["holder"],
-        organization=facts["organization"],
-        quantity_kg=facts["quantity_kg"],
-        project=facts["project"],
-        serial_range=facts["serial_range"],
-        scene=facts["scene"],
-        ledger_hash=facts["ledger_hash"],
-        issued_at=issued_at,
+        number=certificate_number(local_date(facts.issued_at, settings.display_timezone())),
+        order_id=facts.order_id,
+        holder=facts.holder,
+        organization=facts.organization,
+        quantity_kg=facts.quantity_kg,
+        project=asdict(facts.project),
+        serial_range=facts.serial_range,
+        scene=asdict(facts.scene) if facts.scene else None,
+        ledger_hash=facts.ledger_hash,
+        issued_at=facts.issued_at,
         verify_token=token,
         verify_code=settings.verification_codes().code_for(token),
         status=STATUS_VALID,
@@ -187,22 +176,14 @@ def _new_certificate(facts: dict) -> Certificate:
     )
 
 
-def _load_facts(payload: dict) -> dict:
-    try:
-        return RenderPayloadSchema().load(payload)
-    except ValidationError as exc:
-        raise InvalidPayload(f"certificates.render payload is invalid: {exc.messages}") from exc
-
-
-def issue_certificate(database: Database, storage: Storage, payload: dict) -> IssueOutcome:
+def issue_certificate(database: Database, storage: Storage, facts: RenderCertificate) -> IssueOutcome:
     """Handle one ``certificates.render`` message; safe to run any number of times per order.
 
     The first run creates the certificate; every later run (a redelivery, or a duplicate
     that lost the race on ``order_id``) makes sure the PDF exists and announces the
     existing certificate again, which repairs a lost ``orders.certificate_issued``.
     """
-    facts = _load_facts(payload)
-    order_id = facts["order_id"]
+    order_id = facts.order_id
     with database.transaction() as session:
         existing = find_by_order(session, order_id)
 
@@ -250,9 +231,9 @@ def revoke_certificate(session: Session, certificate_id: str, reason: str,
     cert.status = STATUS_REVOKED
     cert.revoked_at = utcnow()
     cert.revocation_reason = reason.strip()
-    enqueue(session, OutboxMessage, RANKING_REVOKE_TASK, {"order_id": cert.order_id})
-    enqueue(session, OutboxMessage, ORDERS_REVOKED_TASK, {
-        "order_id": cert.order_id, "certificate_id": cert.id,
-        "reason": cert.revocation_reason, "refund": bool(refund)})
+    enqueue(session, OutboxMessage, RANKING_REVOKE_TASK, build(RANKING_REVOKE_TASK, order_id=cert.order_id))
+    enqueue(session, OutboxMessage, ORDERS_REVOKED_TASK, build(
+        ORDERS_REVOKED_TASK, order_id=cert.order_id, certificate_id=cert.id,
+        reason=cert.revocation_reason, refund=bool(refund)))
     log.info("revoked certificate %s of order %s", cert.id, cert.order_id)
     return cert

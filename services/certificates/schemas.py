@@ -1,55 +1,8 @@
-"""Marshmallow schemas: the render message, the API's requests and its responses."""
+"""Marshmallow schemas of the API's requests and responses (the messages' are in
+``diandian_common.contracts``)."""
 from __future__ import annotations
 
-from datetime import timezone
-
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-
-
-class StrOrInt(fields.Field):
-    """A project id or vintage: orders may send either a string or an integer."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError("must be a string or an integer")
-        if isinstance(value, str) and not 1 <= len(value) <= 100:
-            raise ValidationError("must be 1 to 100 characters")
-        return value
-
-
-class LenientSchema(Schema):
-    """Messages may grow new keys; a v1 worker ignores the ones it does not know."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-
-class ProjectSnapshotSchema(LenientSchema):
-    id = StrOrInt(required=True)
-    code = fields.String(required=True, validate=validate.Length(1, 100))
-    name = fields.String(required=True, validate=validate.Length(1, 300))
-    name_en = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=300))
-    registry = fields.String(required=True, validate=validate.Length(1, 200))
-    vintage = StrOrInt(required=True)
-
-
-class SceneSnapshotSchema(LenientSchema):
-    slug = fields.String(required=True, validate=validate.Length(1, 100))
-    name = fields.String(required=True, validate=validate.Length(1, 300))
-
-
-class RenderPayloadSchema(LenientSchema):
-    """``certificates.render`` v1, sent by orders once the credits are retired."""
-
-    order_id = fields.String(required=True, validate=validate.Length(1, 64))
-    holder = fields.String(required=True, validate=validate.Length(1, 500))
-    organization = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=500))
-    quantity_kg = fields.Integer(required=True, validate=validate.Range(min=1))
-    project = fields.Nested(ProjectSnapshotSchema, required=True)
-    serial_range = fields.String(required=True, validate=validate.Length(1, 4000))
-    scene = fields.Nested(SceneSnapshotSchema, allow_none=True, load_default=None)
-    issued_at = fields.AwareDateTime(required=True, default_timezone=timezone.utc)
-    ledger_hash = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=128))
+from marshmallow import Schema, fields, validate
 
 
 class ProjectSchema(Schema):

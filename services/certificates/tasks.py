@@ -11,7 +11,8 @@ from celery.signals import worker_init, worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from diandian_common import config
-from diandian_common.celery_app import check_version, make_celery
+from diandian_common.celery_app import make_celery
+from diandian_common.contracts import load
 from diandian_common.db import Database, service_database
 from diandian_common.outbox import relay, try_relay
 
@@ -34,7 +35,8 @@ celery.conf.beat_schedule = {
 }
 
 # Failures worth another try: the database or the storage briefly unavailable, or a
-# render cut short by the soft time limit on an overloaded worker.
+# render cut short by the soft time limit on an overloaded worker. A message that breaks
+# its contract (contracts.InvalidMessage) or has another version is never retried.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
 
 
@@ -62,8 +64,8 @@ def database() -> Database:
              retry_jitter=True)
 def render(self, payload: dict) -> dict:
     """Issue the order's certificate (once) and announce it with ``orders.certificate_issued``."""
-    check_version(payload)
-    outcome = issue_certificate(database(), storage_from_env(), payload)
+    facts = load("certificates.render", payload)
+    outcome = issue_certificate(database(), storage_from_env(), facts)
     try_relay(database(), OutboxMessage, celery)
     return {"certificate_id": outcome.certificate_id, "created": outcome.created}
 
@@ -71,6 +73,5 @@ def render(self, payload: dict) -> dict:
 @celery.task(name="certificates.relay_outbox", soft_time_limit=30, time_limit=45)
 def relay_outbox(payload: dict | None = None) -> int:
     """Publish outbox rows that were not sent right after their commit."""
-    if payload is not None:
-        check_version(payload)
+    load("certificates.relay_outbox", payload)
     return relay(database(), OutboxMessage, celery)
