@@ -14,11 +14,12 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from diandian_common.contracts import RecordContribution
 from diandian_common.db import Database
 
 from . import settings, store
 from .domain.boards import Board, Kind
-from .domain.contribution import Contribution, parse_record
+from .domain.contribution import Contribution, contribution_of
 from .domain.scores import earliness
 from .models import ContributionRow
 
@@ -80,9 +81,9 @@ def _store_row(session: Session, contribution: Contribution, now: datetime) -> C
     return row
 
 
-def record(database: Database, client: redis.Redis, payload: dict, now: datetime) -> Outcome:
+def record(database: Database, client: redis.Redis, message: RecordContribution, now: datetime) -> Outcome:
     """``ranking.record``: store the contribution (once), then count it on its boards (once)."""
-    contribution = parse_record(payload, now)
+    contribution = contribution_of(message, now)
     stored = True
     try:
         with database.transaction() as session:
@@ -128,11 +129,8 @@ def _apply_record(client: redis.Redis, row: ContributionRow, now: datetime) -> s
                                                earliness(row.occurred_at), memberships, _names(row)))]
 
 
-def revoke(database: Database, client: redis.Redis, payload: dict, now: datetime) -> Outcome:
+def revoke(database: Database, client: redis.Redis, order_id: str, now: datetime) -> Outcome:
     """``ranking.revoke``: mark the contribution revoked (once), then take it off its boards (once)."""
-    order_id = payload.get("order_id")
-    if not isinstance(order_id, str) or not order_id.strip() or len(order_id) > 128:
-        raise ValueError(f"ranking.revoke needs an order_id string, got {order_id!r}")
     with database.transaction() as session:
         row = session.scalars(select(ContributionRow).where(ContributionRow.order_id == order_id)).one_or_none()
         if row is None:

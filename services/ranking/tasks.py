@@ -1,11 +1,8 @@
-"""Celery tasks of the ranking service (queue ``ranking``).
+"""Celery tasks of the ranking service (queue ``ranking``): ``ranking.record``,
+``ranking.revoke`` and the periodic ``ranking.reconcile`` (see ``beat_schedule``); their
+payloads are loaded through ``diandian_common.contracts`` (docs/contract.md, "Messages").
 
-- ``ranking.record``   {v, order_id, participant_id, display_name, organization, scene,
-                        quantity_kg, occurred_at, mask_name?}
-- ``ranking.revoke``   {v, order_id}
-- ``ranking.reconcile`` {v}  (periodic, see ``beat_schedule``)
-
-All three are idempotent. Temporary failures (Redis or the database unreachable, a
+All three are idempotent. A payload that breaks its contract fails at once, untouched. Temporary failures (Redis or the database unreachable, a
 rebuild holding the boards) are retried with backoff; the reconciliation repairs
 whatever still slips through.
 """
@@ -17,7 +14,8 @@ from dataclasses import asdict
 import redis
 from sqlalchemy.exc import OperationalError
 
-from diandian_common.celery_app import check_version, make_celery
+from diandian_common.celery_app import make_celery
+from diandian_common.contracts import load
 from diandian_common.db import Database, service_database
 
 from . import contributions, maintenance, settings, store
@@ -51,9 +49,9 @@ def _retry_delay(retries: int) -> int:
 
 @celery.task(name="ranking.record", bind=True, max_retries=MAX_RETRIES)
 def record(self, payload: dict) -> dict:
-    check_version(payload)
+    message = load("ranking.record", payload)
     try:
-        outcome = contributions.record(database(), store.writer(), payload, settings.now())
+        outcome = contributions.record(database(), store.writer(), message, settings.now())
     except TEMPORARY_ERRORS as exc:
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
     return asdict(outcome)
@@ -61,9 +59,9 @@ def record(self, payload: dict) -> dict:
 
 @celery.task(name="ranking.revoke", bind=True, max_retries=MAX_RETRIES)
 def revoke(self, payload: dict) -> dict:
-    check_version(payload)
+    order_id = load("ranking.revoke", payload).order_id
     try:
-        outcome = contributions.revoke(database(), store.writer(), payload, settings.now())
+        outcome = contributions.revoke(database(), store.writer(), order_id, settings.now())
     except contributions.UnknownOrder as exc:
         if self.request.retries >= UNKNOWN_ORDER_RETRIES:
             raise
@@ -77,7 +75,7 @@ def revoke(self, payload: dict) -> dict:
 # beyond the platform's default task limits (still well within the visibility timeout).
 @celery.task(name="ranking.reconcile", bind=True, soft_time_limit=1800, time_limit=1900)
 def reconcile(self, payload: dict) -> dict:
-    check_version(payload)
+    load("ranking.reconcile", payload)
     report = maintenance.reconcile(database(), store.writer(), settings.now())
     log.info("ranking reconciliation done", extra={"repaired": report.repaired, "checked": report.checked,
                                                    "differing": len(report.differing),

@@ -1,12 +1,14 @@
-"""A contribution: one order's kilograms, as the ``ranking.record`` message describes it."""
+"""A contribution: one order's kilograms, as the ``ranking.record`` message describes it
+(the message's fields and types: docs/contract.md, "Messages")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from .boards import Board, Kind, boards_at, is_slug
+from .boards import Board, Kind, boards_at
 from .names import mask_name, normalize_text, organization_key
 
 MAX_ID_LENGTH = 128
@@ -17,7 +19,7 @@ MAX_ORDER_GRAMS = 100_000_000 * 1000
 
 
 class InvalidContribution(ValueError):
-    """A message that can never be recorded (retrying it would not help)."""
+    """A message that keeps its contract but can never be recorded (retrying would not help)."""
 
     def __init__(self, fields: dict[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in fields.items()))
@@ -26,7 +28,7 @@ class InvalidContribution(ValueError):
 
 def kg_to_grams(value) -> int:
     """Exact grams of a kilogram amount with at most three decimals; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise ValueError("must be a number")
     try:
         kg = Decimal(str(value))
@@ -77,70 +79,32 @@ class Contribution:
         return result
 
 
-def _identifier(payload: dict, name: str, errors: dict) -> str | None:
-    value = payload.get(name)
-    if not isinstance(value, str) or not value.strip():
-        errors[name] = "required non-empty string"
-    elif len(value) > MAX_ID_LENGTH:
-        errors[name] = f"longer than {MAX_ID_LENGTH} characters"
-    else:
-        return value
-    return None
+class RecordMessage(Protocol):
+    """A ``ranking.record`` message as its contract loads it (``contracts.RecordContribution``)."""
+
+    order_id: str
+    participant_id: str
+    display_name: str
+    organization: str | None
+    scene: str | None
+    quantity_kg: Decimal
+    occurred_at: datetime  # aware
+    mask_name: bool
 
 
-def parse_record(payload: dict, now: datetime) -> Contribution:
-    """Validate a ``ranking.record`` payload (SPEC §3).
+def contribution_of(message: RecordMessage, now: datetime) -> Contribution:
+    """The contribution a ``ranking.record`` message describes.
 
     Lenient where leniency keeps a paid order on the boards: names too long are cut,
-    an empty organisation is none, a naive ``occurred_at`` is UTC, and a time after
-    ``now`` (clock skew) becomes ``now`` so that no order lands on a future board.
+    an empty organisation is none, and a time after ``now`` (clock skew) becomes ``now``
+    so that no order lands on a future board.
     """
-    errors: dict[str, str] = {}
-    order_id = _identifier(payload, "order_id", errors)
-    participant_id = _identifier(payload, "participant_id", errors)
-
-    display_name = payload.get("display_name")
-    if not isinstance(display_name, str) or not normalize_text(display_name):
-        errors["display_name"] = "required non-empty string"
-    else:
-        display_name = normalize_text(display_name)[:MAX_DISPLAY_NAME_LENGTH]
-
-    organization = payload.get("organization")
-    if organization is not None and not isinstance(organization, str):
-        errors["organization"] = "must be a string or null"
-    else:
-        organization = normalize_text(organization)[:MAX_ORGANIZATION_LENGTH] if organization else None
-        organization = organization or None
-
-    scene = payload.get("scene")
-    if scene is not None and (not isinstance(scene, str) or not is_slug(scene)):
-        errors["scene"] = "must be a scene slug or null"
-
-    grams = None
     try:
-        grams = kg_to_grams(payload.get("quantity_kg"))
+        grams = kg_to_grams(message.quantity_kg)
     except ValueError as exc:
-        errors["quantity_kg"] = str(exc)
-
-    occurred_at = None
-    raw_time = payload.get("occurred_at")
-    try:
-        if not isinstance(raw_time, str):
-            raise ValueError
-        occurred_at = datetime.fromisoformat(raw_time)
-    except ValueError:
-        errors["occurred_at"] = "must be an ISO-8601 date-time string"
-    else:
-        if occurred_at.tzinfo is None:
-            occurred_at = occurred_at.replace(tzinfo=timezone.utc)
-        occurred_at = min(occurred_at.astimezone(timezone.utc), now)
-
-    mask = payload.get("mask_name", False)
-    if not isinstance(mask, bool):
-        errors["mask_name"] = "must be a boolean"
-
-    if errors:
-        raise InvalidContribution(errors)
-    return Contribution(order_id=order_id, participant_id=participant_id, display_name=display_name,
-                        mask_name=mask, organization=organization, scene=scene, grams=grams,
-                        occurred_at=occurred_at)
+        raise InvalidContribution({"quantity_kg": str(exc)}) from None
+    organization = normalize_text(message.organization)[:MAX_ORGANIZATION_LENGTH] if message.organization else None
+    return Contribution(order_id=message.order_id, participant_id=message.participant_id,
+                        display_name=normalize_text(message.display_name)[:MAX_DISPLAY_NAME_LENGTH],
+                        mask_name=message.mask_name, organization=organization or None, scene=message.scene,
+                        grams=grams, occurred_at=min(message.occurred_at.astimezone(timezone.utc), now))

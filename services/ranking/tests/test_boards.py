@@ -8,8 +8,8 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
+from diandian_common.contracts import InvalidMessage, UnsupportedMessage
 from ranking import contributions, maintenance, settings, store, tasks
-from ranking.domain.contribution import InvalidContribution
 from ranking.domain.periods import Period, bucket_of
 from ranking.domain.scores import score_of
 from ranking.models import ContributionRow
@@ -83,9 +83,11 @@ def test_totals_accumulate_and_equal_kilograms_go_to_whoever_got_there_first(red
 
 
 def test_invalid_payloads_fail_without_touching_anything(redis_client, database, now):
-    with pytest.raises(InvalidContribution):
+    with pytest.raises(InvalidMessage):
         tasks.record.run(order("o-1", "p-1", -2, now))
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidMessage):
+        tasks.revoke.run({"v": 1, "order_id": "  "})
+    with pytest.raises(UnsupportedMessage):
         tasks.record.run({"order_id": "o-1"})   # no "v": 1
     assert dump(redis_client) == {}
     with database.transaction() as session:

@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from ranking.domain.boards import Board, Kind, boards_at, current_board, is_slug
-from ranking.domain.contribution import (MAX_ORDER_GRAMS, Contribution, InvalidContribution, grams_to_kg,
-                                         kg_to_grams, parse_record)
+from diandian_common.contracts import RANKING_SLUG, InvalidMessage, load
+from ranking.domain.boards import SLUG_PATTERN
+from ranking.domain.contribution import (MAX_ORDER_GRAMS, Contribution, InvalidContribution, contribution_of,
+                                         grams_to_kg, kg_to_grams)
 from ranking.domain.names import mask_name, normalize_text, organization_key
 from ranking.domain.periods import ALL_TIME, Period, bucket_of, live_buckets
 from ranking.domain.scores import (MAX_TOTAL_GRAMS, TICK_SPAN, TIE_EPOCH, decode, earliness, encode,
@@ -298,6 +300,14 @@ PAYLOAD = {"v": 1, "order_id": "o-1", "participant_id": "p-1", "display_name": "
            "occurred_at": "2025-03-14T03:00:00+00:00"}
 
 
+def parse_record(payload: dict, now: datetime) -> Contribution:
+    return contribution_of(load("ranking.record", payload), now)
+
+
+def test_the_message_contract_takes_the_boards_scene_slugs():
+    assert RANKING_SLUG == SLUG_PATTERN
+
+
 def test_parse_record():
     c = parse_record(PAYLOAD, NOW)
     assert c == Contribution("o-1", "p-1", "张三", False, "Tsinghua University", "forum-2025", 12500,
@@ -320,11 +330,19 @@ def test_parse_record():
                                           ({"quantity_kg": -3}, "quantity_kg"),
                                           ({"occurred_at": "yesterday"}, "occurred_at"),
                                           ({"occurred_at": 1700000000}, "occurred_at"),
-                                          ({"mask_name": "yes"}, "mask_name")])
+                                          ({"mask_name": "yes"}, "mask_name"),
+                                          ({"display_name": "\x00\x07"}, "display_name"),
+                                          ({"quantity_kg": 1.0005}, "quantity_kg")])
 def test_invalid_record_payloads_name_the_field(change, field):
-    with pytest.raises(InvalidContribution) as error:
+    with pytest.raises(InvalidMessage) as error:
         parse_record({**PAYLOAD, **change}, NOW)
-    assert set(error.value.fields) == {field}
+    assert set(error.value.errors) == {field}
+
+
+def test_a_record_beyond_the_boards_range_is_refused():
+    with pytest.raises(InvalidContribution) as error:
+        parse_record({**PAYLOAD, "quantity_kg": MAX_ORDER_GRAMS // 1000 + 1}, NOW)
+    assert set(error.value.fields) == {"quantity_kg"}
 
 
 def test_memberships_cover_individual_and_organisation_boards():
