@@ -84,3 +84,119 @@ def test_what_the_running_code_imports_is_in_the_images_requirements():
             if not distributions & runtime:
                 missing.setdefault(module, []).append(str(path.relative_to(ROOT)))
     assert not missing, f"imported at run time but not in requirements.txt: {missing}"
+
+
+# --- message contracts (docs/contract.md, "Messages") ------------------------------------
+
+def service_tasks(service: str) -> tuple:
+    """The Celery app of a service's worker and the tasks its code defines ({name: task}).
+
+    Celery shares every task with every app of the process, so the tasks are told apart by
+    the module that defines them."""
+    import importlib
+
+    celery = importlib.import_module(f"{service}.tasks").celery
+    return celery, {name: task for name, task in celery.tasks.items()
+                    if task.__module__.partition(".")[0] == service}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_task_a_worker_consumes_has_a_contract_and_every_contract_a_consumer(service):
+    from diandian_common.contracts import CONTRACTS
+
+    celery, tasks = service_tasks(service)
+    consumed = set(tasks)
+    scheduled = {entry["task"] for entry in (celery.conf.beat_schedule or {}).values()}
+    assert {name.partition(".")[0] for name in consumed | scheduled} <= {service}
+    assert not consumed - set(CONTRACTS), "tasks without a contract in diandian_common/contracts.py"
+    assert not scheduled - set(CONTRACTS), "scheduled tasks without a contract"
+    assert not scheduled - consumed, "scheduled tasks no worker registers"
+    contracted = {name for name in CONTRACTS if name.partition(".")[0] == service}
+    assert not contracted - consumed, "contracts whose task no worker consumes"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_broken_message_is_never_retried(service):
+    """Retries are for a database or broker that is away; a message that breaks its contract
+    (or has another version) fails the same way every time."""
+    from diandian_common.contracts import InvalidMessage, UnsupportedMessage
+
+    for name, task in service_tasks(service)[1].items():
+        retried = tuple(getattr(task, "autoretry_for", ()) or ())
+        for error in (InvalidMessage, UnsupportedMessage):
+            assert not issubclass(error, retried), f"{name} retries {error.__name__}"
+
+
+PLUMBING = {"diandian_common.celery_app": {"send": 1, "publish": 1},
+            "diandian_common.outbox": {"enqueue": 2},
+            "diandian_common.contracts": {"build": 0, "check": 0, "load": 0}}
+
+
+def task_name_calls(path: Path):
+    """(line, task-name argument) of every call of the plumbing's send/enqueue/build/load
+    in one module, the argument resolved to a string where it is a literal or a constant
+    of the module (None where it is neither)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 for target in node.targets if isinstance(target, ast.Name)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+    functions, modules = {}, {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in PLUMBING:
+            for alias in node.names:
+                if alias.name in PLUMBING[node.module]:
+                    functions[alias.asname or alias.name] = PLUMBING[node.module][alias.name]
+        elif isinstance(node, ast.ImportFrom) and node.module == "diandian_common":
+            for alias in node.names:
+                if f"diandian_common.{alias.name}" in PLUMBING:
+                    modules[alias.asname or alias.name] = PLUMBING[f"diandian_common.{alias.name}"]
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func, position = node.func, None
+        if isinstance(func, ast.Name) and func.id in functions:
+            position = functions[func.id]
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and func.value.id in modules and func.attr in modules[func.value.id]:
+            position = modules[func.value.id][func.attr]
+        if position is None or len(node.args) <= position:
+            continue
+        argument = node.args[position]
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+            yield node.lineno, argument.value
+        elif isinstance(argument, ast.Name):
+            yield node.lineno, constants.get(argument.id)
+        else:
+            yield node.lineno, None
+
+
+def test_every_task_name_sent_built_or_loaded_in_the_code_has_a_contract():
+    from diandian_common.contracts import CONTRACTS
+
+    plumbing = {ROOT / "diandian_common" / f"{name}.py" for name in ("celery_app", "outbox", "contracts")}
+    offending, seen = [], set()
+    for package_dir in PACKAGES.values():
+        for path in package_dir.rglob("*.py"):
+            if "tests" in path.parts or path.name == "conftest.py" or path in plumbing:
+                continue
+            for line, name in task_name_calls(path):
+                where = f"{path.relative_to(ROOT)}:{line}"
+                if name is None:
+                    offending.append(f"{where}: name the task with a literal or a module constant")
+                elif name not in CONTRACTS:
+                    offending.append(f"{where}: {name!r} has no contract")
+                seen.add(name)
+    assert not offending, offending
+    assert {"orders.retire_credits", "certificates.render", "ranking.record"} <= seen  # the scan sees
+
+
+def test_the_contract_document_is_up_to_date():
+    """docs/contract.md's generated parts say what the contracts and the OpenAPI documents say."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("contract_doc", ROOT / "docs" / "contract_doc.py")
+    contract_doc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(contract_doc)
+    current = contract_doc.DOCUMENT.read_text(encoding="utf-8")
+    assert contract_doc.render(current, contract_doc.generated_blocks()) == current, (
+        "docs/contract.md is out of date: run .venv/bin/python docs/contract_doc.py")
