@@ -1,2 +1,2 @@
 """The calculator service: scenes (with QR codes and door posters), cited emission
-factors, and trip, life and event footprints (SPEC §4 "Scenes", "Estimates")."""
+factors, and trip, life and event footprints (docs/contract.md §5, routes tagged calculator)."""

@@ -1,4 +1,4 @@
-"""HTTP API of the calculator (SPEC §4 "Scenes", "Estimates"); routes only."""
+"""HTTP API of the calculator (docs/contract.md §5, routes tagged calculator); routes only."""
 from __future__ import annotations
 
 import io

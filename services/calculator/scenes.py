@@ -1,4 +1,4 @@
-"""Scenes: the venues whose doors carry a QR code (SPEC §4 "Scenes")."""
+"""Scenes: the venues whose doors carry a QR code (docs/contract.md §5)."""
 from __future__ import annotations
 
 from sqlalchemy import select

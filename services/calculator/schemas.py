@@ -1,4 +1,4 @@
-"""Request and response schemas (marshmallow): the calculator's part of SPEC §4."""
+"""Request and response schemas (marshmallow): the calculator's part of docs/contract.md §5."""
 from __future__ import annotations
 
 from marshmallow import (Schema, ValidationError, fields, pre_load, validate,
@@ -71,7 +71,7 @@ def whole(minimum: int, maximum: int, description: str) -> fields.Integer:
 # --- estimates ------------------------------------------------------------------------
 
 class ActivitySchema(Schema):
-    """One activity; which fields apply depends on ``type`` (SPEC §4)."""
+    """One activity; which fields apply depends on ``type`` (docs/contract.md §5, EstimateRequest)."""
 
     type = fields.String(required=True, validate=validate.OneOf(ACTIVITY_TYPES))
     from_ = fields.String(data_key="from", attribute="from",

@@ -1,4 +1,4 @@
-"""Public API of the certificates service (SPEC §4 "Certificates")."""
+"""Public API of the certificates service (docs/contract.md §5, routes tagged certificates)."""
 from __future__ import annotations
 
 import re
@@ -88,7 +88,7 @@ def verify_certificate(query: dict, code: str):
     with db().transaction() as session:
         cert = find_by_code(session, code)
     if cert is None:
-        # The SPEC's {valid: false} together with the platform's error shape.
+        # The contract's {valid: false} together with the platform's error shape.
         response = jsonify({"valid": False, **error_body(
             404, "not_found", "no certificate has this verification code")})
         response.status_code = 404

@@ -1,4 +1,4 @@
-"""Ranking service: leaderboards of neutralised kilograms (SPEC §3 step 5, §4 "Rankings").
+"""Ranking service: leaderboards of neutralised kilograms (docs/contract.md §3 step 4, §5).
 
 The database holds one contribution per order and is the truth; Redis sorted sets are a
 cache derived from it (``flask ranking rebuild`` recomputes them, ``ranking.reconcile``

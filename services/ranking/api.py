@@ -1,4 +1,4 @@
-"""Ranking API: boards and a participant's standing, read from Redis (SPEC §4)."""
+"""Ranking API: boards and a participant's standing, read from Redis (docs/contract.md §5)."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,4 @@
-"""Request and response schemas of the ranking API (SPEC §4 "Rankings")."""
+"""Request and response schemas of the ranking API (docs/contract.md §5, routes tagged ranking)."""
 from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema

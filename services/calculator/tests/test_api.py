@@ -1,4 +1,4 @@
-"""The calculator's HTTP API against a migrated SQLite database (SPEC §4)."""
+"""The calculator's HTTP API against a migrated SQLite database (docs/contract.md §5)."""
 from __future__ import annotations
 
 import logging
