@@ -1,12 +1,28 @@
-"""Helpers for the services' own tests (imported by tests only)."""
+"""Helpers for the tests (imported by tests only): databases, a Redis of the tests' own,
+:func:`wait_for`, and :class:`Driver`, the one client of the platform's HTTP API the tests
+use (a real gateway or stack over HTTP, or one service's Flask test client).
+
+It is also a pytest plugin (registered by the root ``conftest.py``): the ``redis_server``
+and ``redis_url`` fixtures.
+"""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
+
+import pytest
+import redis
+import requests
 
 from .migrate import upgrade
 
@@ -52,3 +68,255 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# --- waiting ------------------------------------------------------------------------------
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, *, interval: float = 0.1, what: str = "condition",
+             retry_on: tuple[type[BaseException], ...] = (), on_timeout: Callable[[], str] | None = None):
+    """Call ``predicate`` until it returns something truthy and return that; after ``timeout``
+    seconds raise AssertionError naming ``what``, the last value and ``on_timeout()`` (a log
+    tail, say). Exceptions of ``retry_on`` count as "not yet" (e.g. a restarting server's
+    dropped connections). The predicate is called at least once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except retry_on as exc:
+            value = exc
+        if value and not isinstance(value, BaseException):
+            return value
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    detail = on_timeout() if on_timeout is not None else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value {value!r}"
+                         + (f"\n{detail}" if detail else ""))
+
+
+# --- a Redis of the tests' own ------------------------------------------------------------
+
+REDIS_SERVER_MISSING = "redis-server is not installed (scripts/setup.sh installs it; Debian: apt-get install redis-server)"
+
+
+def _answers_ping(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path | None = None, timeout: float = 10) -> Iterator[str]:
+    """A throw-away redis-server on a free port of 127.0.0.1 (never the machine's shared one),
+    persisting nothing; yields its URL and stops it afterwards. ``directory`` is its working
+    directory (default: the current one; it writes nothing there)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RuntimeError(REDIS_SERVER_MISSING)
+    for attempt in range(3):   # the free port may be taken between finding it and binding it
+        port = free_port()
+        command = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if directory is not None:
+            command += ["--dir", str(directory)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            wait_for(lambda: process.poll() is not None or _answers_ping(url), timeout=timeout, interval=0.02,
+                     what=f"redis-server on port {port}")
+            if process.poll() is None:
+                break
+            if attempt == 2:
+                raise RuntimeError(f"redis-server exited with {process.returncode} on port {port}")
+        except BaseException:
+            process.kill()
+            process.wait(timeout=10)
+            raise
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# --- pytest fixtures (a plugin: the root conftest.py registers this module) ---------------
+
+@pytest.fixture(scope="session", name="redis_server")
+def _redis_server_fixture() -> Iterator[str]:
+    """The URL of one redis-server of the test session's own (see :func:`redis_server`)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip(REDIS_SERVER_MISSING)
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(name="redis_url")
+def _redis_url_fixture(redis_server: str) -> str:
+    """The session's redis-server, emptied for this test: its URL."""
+    client = redis.Redis.from_url(redis_server)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server
+
+
+# --- the client -----------------------------------------------------------------------------
+
+class Answer:
+    """A Flask test client's response with the face of a ``requests.Response`` (what
+    :meth:`Driver.api` returns either way): ``status_code``, ``headers``, ``content``,
+    ``text`` and ``json()``."""
+
+    def __init__(self, response):
+        self.raw = response
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.content = response.get_data()
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class Driver:
+    """The one client the tests drive Diandian's HTTP API with, as a guest's page or an
+    operator's script would: over HTTP to a gateway (``target`` a base URL: a stack of
+    tests/stack.py, the Compose stack) or straight into one service (``target`` its Flask
+    test client). Every test that places or pays an order does it through here.
+
+    ``operator_key`` is sent by ``api(..., operator=True)``; ``retry_on`` and ``on_timeout``
+    are handed to :func:`wait_for` (e.g. a stack's log tail when a wait times out)."""
+
+    def __init__(self, target, operator_key: str | None = None, *, timeout: float = 20, interval: float = 0.3,
+                 retry_on: tuple[type[BaseException], ...] = (), on_timeout: Callable[[], str] | None = None):
+        if isinstance(target, str):
+            self.url, self.client, self.http = target.rstrip("/"), None, requests.Session()
+        else:
+            self.url, self.client, self.http = "", target, None
+        self.operator = {"X-API-Key": operator_key} if operator_key else {}
+        self.timeout, self.interval = timeout, interval
+        self.retry_on, self.on_timeout = retry_on, on_timeout
+
+    # --- requests and waiting ----------------------------------------------------------
+    def api(self, method: str, path: str, *, operator: bool = False, **kwargs):
+        """One request; ``operator=True`` adds the operator's key to ``headers``."""
+        headers = {**(self.operator if operator else {}), **(kwargs.pop("headers", None) or {})}
+        if self.http is not None:
+            kwargs.setdefault("timeout", self.timeout)
+            return self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+        kwargs.pop("timeout", None)
+        if "params" in kwargs:
+            kwargs["query_string"] = kwargs.pop("params")
+        return Answer(self.client.open(path, method=method, headers=headers, **kwargs))
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, *, interval: float | None = None,
+                 what: str = "condition"):
+        return wait_for(predicate, timeout, interval=self.interval if interval is None else interval, what=what,
+                        retry_on=self.retry_on, on_timeout=self.on_timeout)
+
+    @staticmethod
+    def in_parallel(function: Callable[[Any], Any], items, workers: int = 8) -> list:
+        """``function`` of every item, called from ``workers`` threads at once (a burst)."""
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(function, items))
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+    # --- the catalogue -------------------------------------------------------------------
+    def projects(self) -> list[dict]:
+        return self.api("GET", "/api/v1/projects").json()["items"]
+
+    def project(self, code: str) -> dict:
+        return next(p for p in self.projects() if p["code"] == code)
+
+    # --- orders --------------------------------------------------------------------------
+    @staticmethod
+    def new_participant(prefix: str = "guest", **fields) -> dict:
+        return {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "display_name": "Test Guest", **fields}
+
+    def place_order(self, project_id: str, kg=None, participant: dict | None = None, *, scene: str | None = None,
+                    key: str | None = None, **fields) -> dict:
+        """Place an order (POST /api/v1/orders, a new Idempotency-Key unless ``key``) and
+        return the answer's JSON, asserting 201. ``kg`` is the quantity (omit it with an
+        ``estimate_id=``); ``scene`` is sent when given; ``fields`` go into the body as they are."""
+        body = {"project_id": project_id, "participant": participant or self.new_participant()}
+        if kg is not None:
+            body["quantity_kg"] = kg
+        if scene is not None:
+            body["scene"] = scene
+        body.update(fields)
+        response = self.api("POST", "/api/v1/orders", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def pay(self, order_id: str) -> dict:
+        """Pay an order in the sandbox (POST .../payment), asserting 202."""
+        paid = self.api("POST", f"/api/v1/orders/{order_id}/payment")
+        assert paid.status_code == 202, paid.text
+        return paid.json()
+
+    def order(self, order_id: str) -> dict:
+        return self.api("GET", f"/api/v1/orders/{order_id}").json()
+
+    def completed(self, order_id: str) -> dict | None:
+        """The order's JSON if it is completed, else None."""
+        order = self.order(order_id)
+        return order if order["status"] == "completed" else None
+
+    def wait_completed(self, order_id: str, timeout: float = 90) -> dict:
+        return self.wait_for(lambda: self.completed(order_id), timeout, what=f"{order_id} completed")
+
+    def place_and_pay_order(self, project_id: str, kg=None, participant: dict | None = None, *,
+                            scene: str | None = None, complete: bool = False, timeout: float = 90,
+                            **fields) -> dict:
+        """Place an order and pay it (see :meth:`place_order`, :meth:`pay`). Returns the order as
+        placed, or with ``complete=True`` the order once completed (waiting up to ``timeout``)."""
+        placed = self.place_order(project_id, kg, participant, scene=scene, **fields)
+        self.pay(placed["id"])
+        return self.wait_completed(placed["id"], timeout) if complete else placed
+
+    def place_orders(self, project_id: str, count: int, participant: Callable[[int], dict], *,
+                     kg: Callable[[int], Any] = lambda i: 1 + i % 7, scene: str | None = None,
+                     workers: int = 8) -> dict[str, dict]:
+        """A burst: ``count`` orders placed from ``workers`` threads at once, the i-th for
+        ``kg(i)`` kilograms by ``participant(i)``; order id → the order as placed."""
+        placed = self.in_parallel(lambda i: self.place_order(project_id, kg(i), participant(i), scene=scene),
+                                  range(count), workers)
+        return {order["id"]: order for order in placed}
+
+    def pay_all(self, order_ids, workers: int = 8) -> None:
+        self.in_parallel(self.pay, list(order_ids), workers)
+
+    # --- what the ledger and the boards say -------------------------------------------------
+    def ledger_entries(self, project_id: str) -> list[dict]:
+        """Every public ledger entry of the project (all pages)."""
+        entries, after = [], 0
+        while after is not None:
+            response = self.api("GET", "/api/v1/ledger", params={"project": project_id, "after": after,
+                                                                 "limit": 1000})
+            assert response.status_code == 200, response.text
+            page = response.json()
+            entries += page["items"]
+            after = page["next_after"]
+        return entries
+
+    def standing(self, participant_id: str, *, expect: tuple[int, ...] | None = None, **params) -> dict | None:
+        """The participant's place on a board (``scene=``, ``period=``), or None when it has none
+        (or the board does not answer); ``expect`` asserts the status is one of those."""
+        response = self.api("GET", f"/api/v1/rankings/participants/{participant_id}", params=params)
+        if expect is not None:
+            assert response.status_code in expect, response.text
+        return response.json() if response.status_code == 200 else None
