@@ -1,15 +1,10 @@
 """Helpers for the gateway's tests (imported by tests only): stand-in services on real
-ports, and a Redis server of the test's own."""
+ports. (A Redis of the tests' own: the ``redis_url`` fixture of diandian_common.testing.)"""
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
 import threading
 import time
-from typing import Iterator
 
-import redis
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
@@ -66,30 +61,3 @@ class Upstream:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-@contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """A throw-away redis-server on a free port (never the machine's shared one); its URL."""
-    if shutil.which("redis-server") is None:
-        raise RuntimeError("redis-server is required (scripts/setup.sh installs it)")
-    port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        client.close()
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -28,7 +28,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import redis
 import yaml
 
 from diandian_common import config
@@ -715,28 +714,7 @@ def test_shared_settings_have_compose_values(compose, config_map):
 # --- the worker probe, for real ----------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
-                break
-            except redis.RedisError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+# redis_url: the session's own redis-server, emptied for the test (diandian_common.testing).
 
 
 @pytest.mark.integration

@@ -7,7 +7,6 @@ with PROMETHEUS_MULTIPROC_DIR and check that a scrape sums every process.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from diandian_common import metrics
 from diandian_common.celery_app import make_celery
 from diandian_common.errors import register_error_handlers
-from diandian_common.testing import free_port
+from diandian_common.testing import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,16 +53,6 @@ def total(samples: dict, name: str, **labels) -> float:
 def unique(prefix: str) -> str:
     """A service label of this test only: the metrics are one set per process."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- Flask ------------------------------------------------------------------------------
@@ -336,29 +325,7 @@ def test_a_busy_metrics_port_leaves_the_worker_running(monkeypatch, caplog):
 # --- queue depth --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    """A Redis of this test only (never the machine's shared one)."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(tmp_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        wait_for(lambda: _pings(url), timeout=30, what="redis-server")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _pings(url: str) -> bool:
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
-    except redis.RedisError:
-        return False
+# redis_url: the session's own redis-server, emptied for the test (diandian_common.testing).
 
 
 def collected(collector) -> dict:

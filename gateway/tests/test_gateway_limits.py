@@ -7,16 +7,10 @@ import redis
 from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway import participants
 from gateway.app import create_app
-from gateway.testing import Upstream, redis_server
+from gateway.testing import Upstream
 
 LIMITS = {"RATE_LIMIT_ORDERS": "3/minute", "RATE_LIMIT_READS": "6/minute", "RATE_LIMIT_WRITES": "4/minute",
           "RATE_LIMIT_PROVIDER_WEBHOOKS": "5/minute", "RATE_LIMIT_PER_ADDRESS": "12/minute"}
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +44,8 @@ def client(app):
     return app.test_client()
 
 
-def place_order(client, **kwargs):
+def order_write(client, **kwargs):
+    """A write to the orders routes (the upstream is a stand-in: nothing is placed)."""
     return client.post("/api/v1/orders", json={}, headers={"Idempotency-Key": "k"}, **kwargs)
 
 
@@ -60,8 +55,8 @@ def with_participant(client, participant_id: str):
 
 
 def test_order_writes_are_limited_with_429_and_retry_after(client):
-    assert [place_order(client).status_code for _ in range(3)] == [201] * 3
-    limited = place_order(client)
+    assert [order_write(client).status_code for _ in range(3)] == [201] * 3
+    limited = order_write(client)
     assert limited.status_code == 429
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert "Retry-After" in limited.get_json()["error"]["message"]
@@ -84,18 +79,18 @@ def test_reads_and_other_writes_have_their_own_limits(client):
 def test_guests_behind_one_address_are_told_apart_by_their_cookie(app):
     alice = with_participant(app.test_client(), "p_alice")
     bob = with_participant(app.test_client(), "p_bob")
-    assert [place_order(alice).status_code for _ in range(4)] == [201, 201, 201, 429]
-    assert [place_order(bob).status_code for _ in range(3)] == [201] * 3
+    assert [order_write(alice).status_code for _ in range(4)] == [201, 201, 201, 429]
+    assert [order_write(bob).status_code for _ in range(3)] == [201] * 3
     # no cookie: the address's own budget, untouched by theirs
-    assert place_order(app.test_client()).status_code == 201
+    assert order_write(app.test_client()).status_code == 201
 
 
 def test_a_forged_cookie_counts_as_the_address(app):
     forged = app.test_client()
     forged.set_cookie(participants.COOKIE_NAME, "p_mallory.not-signed")
     anonymous = app.test_client()
-    assert [place_order(forged).status_code for _ in range(3)] == [201] * 3
-    assert place_order(anonymous).status_code == 429
+    assert [order_write(forged).status_code for _ in range(3)] == [201] * 3
+    assert order_write(anonymous).status_code == 429
 
 
 def test_operators_are_limited_by_key(app):
@@ -123,7 +118,7 @@ def test_every_address_has_an_overall_ceiling(app):
 
 
 def test_provider_webhooks_have_their_own_budget(client):
-    assert [place_order(client).status_code for _ in range(4)][-1] == 429
+    assert [order_write(client).status_code for _ in range(4)][-1] == 429
     assert client.post("/api/v1/payments/sandbox/webhook", json={}).status_code == 201
 
 
@@ -138,17 +133,17 @@ def test_health_and_preflights_are_not_limited(client):
 def test_limits_fail_open_when_redis_is_down(gateway_env, monkeypatch):
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     client = create_app().test_client()
-    assert [place_order(client).status_code for _ in range(5)] == [201] * 5
+    assert [order_write(client).status_code for _ in range(5)] == [201] * 5
 
 
 def test_limits_come_from_the_environment(gateway_env, monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_ORDERS", "off")
     client = create_app().test_client()
-    assert [place_order(client).status_code for _ in range(5)] == [201] * 5
+    assert [order_write(client).status_code for _ in range(5)] == [201] * 5
     monkeypatch.setenv("RATE_LIMIT_ORDERS", "twenty a minute")
     with pytest.raises(ValueError):
         create_app()
     monkeypatch.setenv("RATE_LIMIT_ORDERS", "1/minute")
     monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
     client = create_app().test_client()
-    assert [place_order(client).status_code for _ in range(3)] == [201] * 3
+    assert [order_write(client).status_code for _ in range(3)] == [201] * 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -14,16 +13,9 @@ from werkzeug.serving import make_server
 from diandian_common.celery_app import make_celery, send
 from diandian_common.errors import register_error_handlers
 from diandian_common.logs import ContextFilter, request_id_var
-from diandian_common.testing import free_port, migrated_sqlite_url
+from diandian_common.testing import free_port, migrated_sqlite_url, wait_for
 from diandian_common.web import install_request_id
 from gateway.app import create_app
-from gateway.testing import redis_server
-
-
-def wait_for(seen: list, count: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while len(seen) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 class Recorder(logging.Handler):
@@ -39,11 +31,10 @@ class Recorder(logging.Handler):
 
 
 @pytest.fixture
-def broker(monkeypatch):
-    with redis_server() as url:
-        monkeypatch.setenv("CELERY_BROKER_URL", url)
-        monkeypatch.setenv("REDIS_URL", url)
-        yield url
+def broker(redis_url, monkeypatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    return redis_url
 
 
 def test_request_id_reaches_the_worker_and_its_logs(broker, tmp_path, monkeypatch):
@@ -77,11 +68,11 @@ def test_request_id_reaches_the_worker_and_its_logs(broker, tmp_path, monkeypatc
         with start_worker(celery, queues=["probe"], pool="solo", perform_ping_check=False):
             response = gateway.post("/api/v1/estimates", json={}, headers={"X-Request-ID": "trace-7f3a"})
             assert response.status_code == 201 and response.headers["X-Request-ID"] == "trace-7f3a"
-            wait_for(seen, 1)
+            wait_for(lambda: len(seen) >= 1, timeout=15, interval=0.05, what="the first task")
             # a message sent outside any request carries no id, and the worker does not
             # carry the previous task's over to it
             send(celery, "probe.record", {"what": "a scheduled job"})
-            wait_for(seen, 2)
+            wait_for(lambda: len(seen) >= 2, timeout=15, interval=0.05, what="the second task")
     finally:
         server.shutdown()
         task_log.removeHandler(recorder)
