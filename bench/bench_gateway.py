@@ -1,6 +1,6 @@
 """The gateway's cost: ``POST /api/v1/estimates`` through it against a bare Flask app.
 
-One run starts, from the stack of ``tests/processes.py`` (migrated and seeded as ``make run``
+One run starts, from the ``ProcessStack`` of ``tests/stack.py`` (migrated and seeded as ``make run``
 does), Redis, the calculator API and the gateway, plus a bare Flask app answering a constant
 JSON body, all under gunicorn with the same options (``GUNICORN_OPTS``, start-stack.sh's
 default). Then the same load generator, ``CLIENTS`` keep-alive connections sending requests
@@ -160,7 +160,7 @@ def _measure_wrk(ports: dict[str, int], workdir: Path) -> dict[str, dict]:
 
 
 def run() -> list[Report]:
-    from tests.processes import ProcessStack   # the repository root is the working directory
+    from tests.stack import ProcessStack   # the repository root is the working directory
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     load_before = os.getloadavg()[0]

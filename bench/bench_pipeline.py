@@ -1,6 +1,6 @@
 """The order pipeline under a burst: ``BENCH_PIPELINE_ORDERS`` (500) orders paid at once.
 
-The whole stack of ``tests/processes.py`` runs as ``make run`` runs it (every Procfile
+The whole stack of ``tests/stack.py`` (its ``ProcessStack``) runs as ``make run`` runs it (every Procfile
 process, start-stack.sh's ``GUNICORN_OPTS`` and ``CELERY_WORKER_OPTS``, migrated and seeded),
 except that the gateway's rate limits are raised: the load comes from one address. The
 orders are placed first (not timed), then paid in a burst through the gateway by
@@ -25,12 +25,9 @@ import shutil
 import sqlite3
 import tempfile
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import requests
 
 from diandian_common import config
 
@@ -51,29 +48,14 @@ def _worker_processes(celery_worker_options: str) -> int:
 
 
 def _place(stack, project_id: str, count: int) -> list[str]:
-    session = requests.Session()
-
-    def place(i: int) -> str:
-        body = {"project_id": project_id, "quantity_kg": 1 + i % 20,
-                "participant": {"id": f"bench-{i % 50}", "display_name": f"Bench guest {i % 50}"}}
-        response = session.post(f"{stack.url}/api/v1/orders", json=body, timeout=30,
-                                headers={"Idempotency-Key": uuid.uuid4().hex})
-        if response.status_code != 201:
-            raise RuntimeError(f"placing an order: {response.status_code} {response.text[:300]}")
-        return response.json()["id"]
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        return list(pool.map(place, range(count)))
+    placed = stack.driver.place_orders(project_id, count, lambda i: {"id": f"bench-{i % 50}",
+                                                                     "display_name": f"Bench guest {i % 50}"},
+                                       kg=lambda i: 1 + i % 20, workers=CLIENTS)
+    return list(placed)
 
 
 def _pay(stack, order_ids: list[str]) -> None:
-    session = requests.Session()
-
-    def pay(order_id: str) -> None:
-        response = session.post(f"{stack.url}/api/v1/orders/{order_id}/payment", timeout=30)
-        if response.status_code != 202:
-            raise RuntimeError(f"paying {order_id}: {response.status_code} {response.text[:300]}")
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        list(pool.map(pay, order_ids))
+    stack.driver.pay_all(order_ids, workers=CLIENTS)
 
 
 def _completed_count(stack, project_id: str) -> int:
@@ -84,14 +66,14 @@ def _completed_count(stack, project_id: str) -> int:
                           (project_id,)).fetchone()[0]
 
 
-def _orders(stack, project_id: str, status: str, operator: dict) -> list[dict]:
+def _orders(stack, project_id: str, status: str) -> list[dict]:
     """Every order of the project in ``status`` (the operator's paged list)."""
     found, after = [], None
     while True:
         params = {"project": project_id, "status": status, "limit": 200}
         if after:
             params["after"] = after
-        page = stack.api("GET", "/api/v1/orders", params=params, headers=operator).json()
+        page = stack.driver.api("GET", "/api/v1/orders", params=params, operator=True).json()
         found += page["items"]
         after = page["next_after"]
         if not after:
@@ -100,18 +82,17 @@ def _orders(stack, project_id: str, status: str, operator: dict) -> list[dict]:
 
 def run() -> list[Report]:
     # The repository root is the working directory of `python -m bench`.
-    from tests.processes import ProcessStack
-    from tests.stack import OPERATOR_KEY
+    from tests.stack import ProcessStack
 
     count = config.env_int("BENCH_PIPELINE_ORDERS", 500)
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
         stack = ProcessStack(workdir, BENCH_ENV)
+        stack.driver.timeout = 30   # a request may wait behind the burst
         workers = _worker_processes(stack.env["CELERY_WORKER_OPTS"])
         ceiling = render_ceiling_per_second(workers)    # on a quieter machine: before the stack starts
         with stack:
-            project = next(p for p in stack.api("GET", "/api/v1/projects").json()["items"]
-                           if p["code"] == PROJECT_CODE)
+            project = stack.driver.project(PROJECT_CODE)
             order_ids = _place(stack, project["id"], count)
             cpu_before = {name: stack.cpu_seconds(name) for name in stack.types}
             started = time.time()
@@ -121,7 +102,7 @@ def run() -> list[Report]:
             while _completed_count(stack, project["id"]) < count and time.monotonic() < deadline:
                 time.sleep(0.5)
             cpu = {name: round(stack.cpu_seconds(name) - cpu_before[name], 1) for name in stack.types}
-            completed = _orders(stack, project["id"], "completed", {"X-API-Key": OPERATOR_KEY})
+            completed = _orders(stack, project["id"], "completed")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if len(completed) != count:

@@ -16,11 +16,10 @@ import uuid
 import celery
 import pytest
 
-from tests.test_pipeline import completed, place_order
+from tests.outcomes import SCENE
 
 pytestmark = pytest.mark.integration
 
-SCENE = "cdcn-forum-2021"
 PERIODS = ("all", "day", "week", "month")
 SCOPES = (None, SCENE)
 
@@ -84,21 +83,19 @@ def workers(stack, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def ranked_orders(stack):
+def ranked_orders(driver):
     """Two completed orders of two new guests of one new organisation, both on the boards."""
-    project = stack.api("GET", "/api/v1/projects").json()["items"][0]
+    project = driver.projects()[0]
     organization = f"Ranking E2E {uuid.uuid4().hex[:8]}"
     placed = []
     for kg in (21, 34):
         participant = {"id": f"rank-e2e-{uuid.uuid4().hex[:8]}", "display_name": f"Guest {kg}",
                        "organization": organization}
-        order = place_order(stack, project["id"], kg, participant, scene=SCENE)
-        assert stack.api("POST", f"/api/v1/orders/{order['id']}/payment").status_code == 202
-        placed.append((order, participant))
+        placed.append((driver.place_and_pay_order(project["id"], kg, participant, scene=SCENE), participant))
     ranked = []
     for order, participant in placed:
-        done = stack.wait_for(lambda: completed(stack, order["id"]), timeout=90, what=f"{order['id']} completed")
-        stack.wait_for(lambda: standing(stack, participant["id"], SCENE, "all"), timeout=30, what="ranked")
+        done = driver.wait_completed(order["id"])
+        driver.wait_for(lambda: standing(driver, participant["id"], SCENE, "all"), timeout=30, what="ranked")
         ranked.append({"v": 1, "order_id": done["id"], "participant_id": participant["id"],
                        "display_name": participant["display_name"], "organization": organization,
                        "scene": SCENE, "quantity_kg": done["quantity_kg"],
@@ -106,48 +103,45 @@ def ranked_orders(stack):
     return ranked
 
 
-def standing(stack, participant_id: str, scene: str | None, period: str) -> dict | None:
-    response = stack.api("GET", f"/api/v1/rankings/participants/{participant_id}",
-                         params={"scene": scene or "", "period": period})
-    assert response.status_code in (200, 404), response.text
-    return response.json() if response.status_code == 200 else None
+def standing(driver, participant_id: str, scene: str | None, period: str) -> dict | None:
+    return driver.standing(participant_id, expect=(200, 404), scene=scene or "", period=period)
 
 
-def kg_everywhere(stack, payload: dict) -> dict:
+def kg_everywhere(driver, payload: dict) -> dict:
     """The order's participant's and organisation's kilograms on each of their eight boards."""
     kg = {}
     for scene in SCOPES:
         for period in PERIODS:
-            mine = standing(stack, payload["participant_id"], scene, period)
+            mine = standing(driver, payload["participant_id"], scene, period)
             kg[("individual", scene, period)] = mine and mine["kg"]
-            board = stack.api("GET", "/api/v1/rankings", params={
+            board = driver.api("GET", "/api/v1/rankings", params={
                 "board": "organization", "scene": scene or "", "period": period, "limit": 100}).json()
             kg[("organization", scene, period)] = next(
                 (item["kg"] for item in board["items"] if item["display_name"] == payload["organization"]), None)
     return kg
 
 
-def test_a_redelivered_record_counts_once(stack, workers, ranked_orders):
+def test_a_redelivered_record_counts_once(driver, workers, ranked_orders):
     payload = ranked_orders[0]
-    before = kg_everywhere(stack, payload)
+    before = kg_everywhere(driver, payload)
     assert before == {**{("individual", s, p): payload["quantity_kg"] for s in SCOPES for p in PERIODS},
                       **{("organization", s, p): 55 for s in SCOPES for p in PERIODS}}
     assert workers.send("ranking.record", payload) == {"order_id": payload["order_id"], "stored": False,
                                                        "boards": "already"}
-    assert kg_everywhere(stack, payload) == before
+    assert kg_everywhere(driver, payload) == before
 
 
-def test_revoke_takes_the_order_off_every_board_once(stack, workers, ranked_orders):
+def test_revoke_takes_the_order_off_every_board_once(driver, workers, ranked_orders):
     revoked, kept = ranked_orders
     order = {"v": 1, "order_id": revoked["order_id"]}
     assert workers.send("ranking.revoke", order) == {"order_id": revoked["order_id"], "stored": True,
                                                       "boards": "applied"}
     # the guest had only this order: gone from every board; the organisation keeps the other order's kg
-    gone = kg_everywhere(stack, revoked)
+    gone = kg_everywhere(driver, revoked)
     assert gone == {**{("individual", s, p): None for s in SCOPES for p in PERIODS},
                     **{("organization", s, p): kept["quantity_kg"] for s in SCOPES for p in PERIODS}}
 
     assert workers.send("ranking.revoke", order)["boards"] == "already"
     assert workers.send("ranking.record", revoked)["boards"] == "skipped"   # a late redelivery stays revoked
-    assert kg_everywhere(stack, revoked) == gone
-    assert standing(stack, kept["participant_id"], SCENE, "week")["kg"] == kept["quantity_kg"]
+    assert kg_everywhere(driver, revoked) == gone
+    assert standing(driver, kept["participant_id"], SCENE, "week")["kg"] == kept["quantity_kg"]

@@ -28,16 +28,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from celery import Celery
 
-from orders.domain import settlement as rules
-from orders.domain import signatures
+from orders.settlement.domain import rules
+from orders.payments.domain import signatures
+from tests.outcomes import SCENE, publish
 from tests.stack import OPERATOR_KEY, ROOT
 
 pytestmark = pytest.mark.integration
 
 OPERATOR = {"X-API-Key": OPERATOR_KEY}
-SCENE = "cdcn-forum-2021"
 FEE = rules.FeeRule(bps=500, min_fen=10)
 ORDERS_KG = (13, 25, 7, 40, 1, 120)   # the burst; the last two are refunded
 SCENE_ORDERS = 2                      # the first two belong to SCENE
@@ -121,45 +120,26 @@ class VerifyingReceiver:
         self.server.server_close()
 
 
-def place_and_pay(stack, project_id: str, kg: int, scene: str | None) -> dict:
-    body = {"project_id": project_id, "quantity_kg": kg, "scene": scene,
-            "participant": {"id": f"e2e-settle-{uuid.uuid4().hex[:6]}", "display_name": "结算 Settlement"}}
-    placed = stack.api("POST", "/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
-    assert placed.status_code == 201, placed.text
-    paid = stack.api("POST", f"/api/v1/orders/{placed.json()['id']}/payment")
-    assert paid.status_code == 202, paid.text
-    return placed.json()
-
-
-def publish(stack, task: str, payload: dict) -> None:
-    """Send a message to the stack's broker. An explicit connection: the test session's
-    CELERY_BROKER_URL (memory://, see the root conftest.py) would otherwise win."""
-    publisher = Celery(broker=stack.redis_url)
-    with publisher.connection_for_write(stack.redis_url) as connection:
-        publisher.send_task(task, args=[payload], queue=task.split(".")[0], connection=connection)
-    publisher.close()
-
-
 def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
-    stack = webhook_stack
+    stack, driver = webhook_stack, webhook_stack.driver
     receiver = VerifyingReceiver(fail_first={"order.paid": 2, "order.completed": 1, "certificate.issued": 1,
                                              "certificate.revoked": 1, "project.low_inventory": 1})
     endpoints = []
     try:
         # --- an owner, a project with a fee rule and a low-inventory threshold ---------------
-        owner = stack.api("POST", "/api/v1/settlements/owners", headers=OPERATOR, json={
+        owner = driver.api("POST", "/api/v1/settlements/owners", headers=OPERATOR, json={
             "name": f"端到端林业 {uuid.uuid4().hex[:6]}", "payout_account": "ICBC 6222 0000 0000 0042",
             "contact": "finance@e2e-forest.example"})
         assert owner.status_code == 201, owner.text
         owner = owner.json()
         code = f"CDCER-SETTLE-{uuid.uuid4().hex[:6].upper()}"
-        project = stack.api("POST", "/api/v1/projects", headers=OPERATOR, json={
+        project = driver.api("POST", "/api/v1/projects", headers=OPERATOR, json={
             "code": code, "name": "结算测试林", "name_en": "Settlement Test Forest", "type": "forestry_carbon_sink",
             "location": "Chengdu", "vintage": 2025, "price_fen_per_tonne": 6000, "owner_id": owner["id"],
             "fee_bps": FEE.bps, "fee_min_fen": FEE.min_fen, "low_inventory_threshold_kg": THRESHOLD_KG})
         assert project.status_code == 201, project.text
         project = project.json()
-        issued = stack.api("POST", f"/api/v1/projects/{project['id']}/issuances", headers=OPERATOR,
+        issued = driver.api("POST", f"/api/v1/projects/{project['id']}/issuances", headers=OPERATOR,
                            json={"first": 1, "last": ISSUED_KG})
         assert issued.status_code == 201, issued.text
 
@@ -167,7 +147,7 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         for path, events, scene in (("/all", ["order.paid", "order.completed", "certificate.issued",
                                               "certificate.revoked", "project.low_inventory"], None),
                                     ("/scene", ["order.paid"], SCENE)):
-            created = stack.api("POST", "/api/v1/webhooks", headers=OPERATOR,
+            created = driver.api("POST", "/api/v1/webhooks", headers=OPERATOR,
                                 json={"url": receiver.base + path, "events": events, "scene": scene})
             assert created.status_code == 201, created.text
             receiver.secrets[path] = created.json()["secret"]
@@ -175,25 +155,26 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         everything, scene_only = endpoints
 
         # --- the burst -----------------------------------------------------------------------
-        orders = [place_and_pay(stack, project["id"], kg, SCENE if i < SCENE_ORDERS else None)
+        orders = [driver.place_and_pay_order(project["id"], kg, scene=SCENE if i < SCENE_ORDERS else None,
+                                             participant=driver.new_participant("e2e-settle",
+                                                                                display_name="结算 Settlement"))
                   for i, kg in enumerate(ORDERS_KG)]
         ids = {o["id"] for o in orders}
 
         def all_completed():
-            views = [stack.api("GET", f"/api/v1/orders/{o['id']}").json() for o in orders]
+            views = [driver.api("GET", f"/api/v1/orders/{o['id']}").json() for o in orders]
             return views if all(v["status"] == "completed" for v in views) else None
-        views = stack.wait_for(all_completed, timeout=120, what="every order completed")
+        views = driver.wait_for(all_completed, timeout=120, what="every order completed")
 
         refunded = views[-REFUNDED:]
-        for view in refunded:
-            publish(stack, "orders.certificate_revoked", {
-                "v": 1, "order_id": view["id"], "certificate_id": view["certificate"]["id"],
-                "reason": "end-to-end revocation", "refund": True})
+        publish(stack.redis_url, [("orders.certificate_revoked", {
+            "v": 1, "order_id": view["id"], "certificate_id": view["certificate"]["id"],
+            "reason": "end-to-end revocation", "refund": True}) for view in refunded])
 
         def refunds_done():
-            now = [stack.api("GET", f"/api/v1/orders/{v['id']}").json() for v in refunded]
+            now = [driver.api("GET", f"/api/v1/orders/{v['id']}").json() for v in refunded]
             return now if all(v["refund"] for v in now) else None
-        stack.wait_for(refunds_done, timeout=60, what="the revoked orders refunded")
+        driver.wait_for(refunds_done, timeout=60, what="the revoked orders refunded")
 
         # --- every event arrives, signed, accepted exactly once after failed attempts ---------
         def mine(event):
@@ -208,8 +189,8 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         def all_accepted():
             got = Counter(e["type"] for e in receiver.accepted("/all") if mine(e))
             return got if got == expected else None
-        stack.wait_for(all_accepted, timeout=120, interval=0.5, what=f"the receiver to accept {dict(expected)}")
-        stack.wait_for(lambda: len([e for e in receiver.accepted("/scene") if mine(e)]) == SCENE_ORDERS,
+        driver.wait_for(all_accepted, timeout=120, interval=0.5, what=f"the receiver to accept {dict(expected)}")
+        driver.wait_for(lambda: len([e for e in receiver.accepted("/scene") if mine(e)]) == SCENE_ORDERS,
                        timeout=60, what="the scene endpoint's payments")
 
         with receiver.lock:
@@ -228,7 +209,7 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         assert low["data"]["threshold_kg"] == THRESHOLD_KG and low["data"]["available_kg"] < THRESHOLD_KG
 
         # the deliveries' log tells the same story
-        log = stack.api("GET", f"/api/v1/webhooks/{everything['id']}/deliveries",
+        log = driver.api("GET", f"/api/v1/webhooks/{everything['id']}/deliveries",
                         params={"event_type": "order.paid", "limit": 200}, headers=OPERATOR)
         assert log.status_code == 200, log.text
         logged = [d for d in log.json()["items"] if d["event"]["id"] in
@@ -240,15 +221,15 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
 
         # a delivery re-sent by hand arrives again with the same event id (receivers de-duplicate)
         again = logged[0]
-        resent = stack.api("POST", f"/api/v1/webhooks/{everything['id']}/deliveries/{again['id']}/resend",
+        resent = driver.api("POST", f"/api/v1/webhooks/{everything['id']}/deliveries/{again['id']}/resend",
                            headers=OPERATOR)
         assert resent.status_code == 202, resent.text
-        stack.wait_for(lambda: [e["id"] for e in receiver.accepted("/all")].count(again["event"]["id"]) == 2,
+        driver.wait_for(lambda: [e["id"] for e in receiver.accepted("/all")].count(again["event"]["id"]) == 2,
                        timeout=30, what="the re-sent delivery")
 
         # --- statements add up -----------------------------------------------------------------
         period = rules.period_of(datetime.now(timezone.utc), ZoneInfo("Asia/Shanghai"))
-        statement = stack.api("GET", "/api/v1/settlements", params={"project": code, "period": period},
+        statement = driver.api("GET", "/api/v1/settlements", params={"project": code, "period": period},
                               headers=OPERATOR)
         assert statement.status_code == 200, statement.text
         [item] = statement.json()["items"]
@@ -260,25 +241,25 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         assert (item["orders"], item["refunds"], item["quantity_kg"]) == \
             (len(kept), REFUNDED, sum(ORDERS_KG[:-REFUNDED]))
         assert item["refunded_fen"] == sum(o["amount_fen"] for o in orders[-REFUNDED:])
-        as_csv = stack.api("GET", "/api/v1/settlements", params={"project": code, "period": period},
+        as_csv = driver.api("GET", "/api/v1/settlements", params={"project": code, "period": period},
                            headers={**OPERATOR, "Accept": "text/csv"})
         [row] = list(csv.DictReader(io.StringIO(as_csv.text)))
         assert (int(row["gross_fen"]), int(row["fee_fen"]), int(row["net_fen"])) == \
             (item["gross_fen"], item["fee_fen"], item["net_fen"])
-        early = stack.api("POST", "/api/v1/settlements/payouts", headers=OPERATOR, json={
+        early = driver.api("POST", "/api/v1/settlements/payouts", headers=OPERATOR, json={
             "owner_id": owner["id"], "project_id": project["id"], "period": period,
             "amount_fen": item["net_fen"], "reference": f"E2E-{uuid.uuid4().hex[:8]}",
             "paid_on": time.strftime("%Y-%m-%d")})
         assert early.status_code == 409 and early.json()["error"]["code"] == "period_open"
 
         # --- the public ledger: kilograms retired (revoked ones stay retired), the owner's share ---
-        summary = stack.api("GET", "/api/v1/ledger/summary").json()
+        summary = driver.api("GET", "/api/v1/ledger/summary").json()
         mine_summary = next(i for i in summary["items"] if i["project_id"] == project["id"])
         assert (mine_summary["retired_kg"], mine_summary["owner_net_fen"], mine_summary["paid_to_owner_fen"]) == \
             (sum(ORDERS_KG), item["net_fen"], 0)
 
         # --- the reconciliation passes, over the API and from the command line ----------------
-        verified = stack.api("GET", "/api/v1/settlements/verify", headers=OPERATOR).json()
+        verified = driver.api("GET", "/api/v1/settlements/verify", headers=OPERATOR).json()
         assert verified["ok"], verified["difference"]
         env = {**stack.env, "ORDERS_DATABASE_URL": f"sqlite:///{stack.var_dir / 'orders.db'}"}
         command = subprocess.run([sys.executable, "-m", "flask", "--app", "orders.app", "settlement", "verify"],
@@ -287,5 +268,5 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         assert "settlement ok" in command.stdout
     finally:
         for endpoint in endpoints:
-            stack.api("DELETE", f"/api/v1/webhooks/{endpoint['id']}", headers=OPERATOR)
+            driver.api("DELETE", f"/api/v1/webhooks/{endpoint['id']}", headers=OPERATOR)
         receiver.close()

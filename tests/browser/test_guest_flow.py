@@ -171,7 +171,7 @@ def test_life_footprint_flow(phone):
     assert guest.errors == []
 
 
-def test_operator_logs_in_and_creates_a_scene(phone, stack):
+def test_operator_logs_in_and_creates_a_scene(phone, driver):
     operator = phone("zh-CN", "operator")
     page = operator.page
     slug = f"expo-{uuid.uuid4().hex[:6]}"
@@ -209,5 +209,5 @@ def test_operator_logs_in_and_creates_a_scene(phone, stack):
     page.goto(f"/operator/scenes/{SCENE}")
     expect(page.locator("svg.line-chart")).to_be_visible()
     operator.shot("04-dashboard-forum")
-    assert stack.api("GET", f"/api/v1/scenes/{slug}").json()["name_en"] == "Browser Test Expo"
+    assert driver.api("GET", f"/api/v1/scenes/{slug}").json()["name_en"] == "Browser Test Expo"
     assert operator.errors == []

@@ -20,7 +20,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pypdfium2
 import pytest
@@ -28,11 +27,11 @@ import requests
 import zxingcpp
 from PIL import Image
 
-from tests.test_faults import RENDER_FINISHED, RENDER_RECEIVED, ledger_entries
+from diandian_common.testing import Driver
+from tests.outcomes import RENDER_FINISHED, RENDER_RECEIVED, SCENE
 
 pytestmark = pytest.mark.compose
 
-SCENE = "cdcn-forum-2021"            # seeded by the compose `seed` job (calculator seed-demo)
 BURST = 30
 CERTIFICATE_WORKERS = 3
 # Not performance figures: bounds after which "still waiting" means "broken".
@@ -43,19 +42,19 @@ PLACED: dict[str, dict] = {}
 
 
 class ComposeStack:
+    """What an operator does to the stack (scale, kill, restart; psql in the database
+    container); every HTTP request goes through ``driver`` to the gateway."""
+
     def __init__(self) -> None:
         missing = [v for v in ("DIANDIAN_COMPOSE_URL", "DIANDIAN_COMPOSE", "OPERATOR_API_KEY")
                    if not os.environ.get(v)]
         if missing:
             pytest.skip(f"run by `make test-compose`, which starts the stack ({', '.join(missing)} unset)")
-        self.url = os.environ["DIANDIAN_COMPOSE_URL"].rstrip("/")
         self.command = shlex.split(os.environ["DIANDIAN_COMPOSE"])
-        self.operator = {"X-API-Key": os.environ["OPERATOR_API_KEY"]}
-        self.http = requests.Session()
-
-    def api(self, method: str, path: str, operator: bool = False, **kwargs) -> requests.Response:
-        headers = {**(self.operator if operator else {}), **kwargs.pop("headers", {})}
-        return self.http.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+        # Restarting containers drop connections: a wait goes on; when it gives up, the logs.
+        self.driver = Driver(os.environ["DIANDIAN_COMPOSE_URL"], os.environ["OPERATOR_API_KEY"], timeout=30,
+                             interval=1.0, retry_on=(requests.RequestException,),
+                             on_timeout=lambda: self.compose("logs", "--tail", "30", timeout=60)[-8000:])
 
     def compose(self, *args: str, timeout: float = 300) -> str:
         result = subprocess.run([*self.command, *args], capture_output=True, text=True, timeout=timeout)
@@ -71,33 +70,25 @@ class ComposeStack:
                            f'psql -U "$POSTGRES_USER" -d {database} -At -F "|" -c "{sql}"')
         return [line.split("|") for line in out.splitlines() if line]
 
-    def wait_for(self, predicate, timeout: float, what: str, interval: float = 1.0):
-        deadline, value = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-            except requests.RequestException as exc:   # restarting containers drop connections
-                value = exc
-            if value and not isinstance(value, Exception):
-                return value
-            time.sleep(interval)
-        logs = self.compose("logs", "--tail", "30", timeout=60)[-8000:]
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last {value!r}\n{logs}")
-
     def healthy(self) -> dict:
         def answer():
-            response = self.api("GET", "/healthz")
+            response = self.driver.api("GET", "/healthz")
             return response.json() if response.status_code == 200 else None
-        return self.wait_for(answer, HEALTHY_WITHIN_S, "the gateway's /healthz to answer 200")
+        return self.driver.wait_for(answer, HEALTHY_WITHIN_S, what="the gateway's /healthz to answer 200")
 
 
 @pytest.fixture(scope="module")
-def stack() -> ComposeStack:
+def compose() -> ComposeStack:
     running = ComposeStack()
     started = time.monotonic()
     health = running.healthy()
     print(f"\n[compose] /healthz ok after {time.monotonic() - started:.0f}s: {health}")
     return running
+
+
+@pytest.fixture(scope="module")
+def driver(compose) -> Driver:
+    return compose.driver
 
 
 def stage(name: str, started: float) -> None:
@@ -106,45 +97,38 @@ def stage(name: str, started: float) -> None:
 
 # --- a guest's flow ---------------------------------------------------------------------
 
-def place_order(stack, project: dict, kg: int, participant: dict, scene: str = SCENE) -> dict:
-    body = {"project_id": project["id"], "quantity_kg": kg, "scene": scene, "participant": participant}
-    response = stack.api("POST", "/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
-    assert response.status_code == 201, response.text
-    PLACED[response.json()["id"]] = response.json()
-    return response.json()
-
-
-def completed(stack, order_id: str) -> dict | None:
-    order = stack.api("GET", f"/api/v1/orders/{order_id}").json()
-    return order if order["status"] == "completed" else None
+def placed(order: dict) -> dict:
+    """Remember an order for the restart test."""
+    PLACED[order["id"]] = order
+    return order
 
 
 def decoded_qr(image: Image.Image) -> list[str]:
     return [result.text for result in zxingcpp.read_barcodes(image)]
 
 
-def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(stack):
+def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(driver):
     started = time.monotonic()
-    assert set(stack.api("GET", "/healthz").json()["services"]) >= {
+    assert set(driver.api("GET", "/healthz").json()["services"]) >= {
         "calculator", "orders", "certificates", "ranking", "redis"}
 
     # An operator opens a scene (the operator key reached the gateway's store through the
     # gateway-keys job); without the key the same request is refused.
     scene_body = {"slug": f"compose-{uuid.uuid4().hex[:8]}", "name": "容器测试会场 Compose Hall",
                   "type": "conference"}
-    assert stack.api("POST", "/api/v1/scenes", json=scene_body).status_code == 401
-    created = stack.api("POST", "/api/v1/scenes", operator=True, json=scene_body)
+    assert driver.api("POST", "/api/v1/scenes", json=scene_body).status_code == 401
+    created = driver.api("POST", "/api/v1/scenes", operator=True, json=scene_body)
     assert created.status_code == 201, created.text
     scene = created.json()["slug"]
 
     # The scene's QR code leads to the scene's page on the public address.
-    qr = stack.api("GET", f"/api/v1/scenes/{scene}/qr.png")
+    qr = driver.api("GET", f"/api/v1/scenes/{scene}/qr.png")
     assert qr.status_code == 200 and qr.headers["Content-Type"] == "image/png"
-    assert decoded_qr(Image.open(io.BytesIO(qr.content))) == [f"{stack.url}/s/{scene}"]
-    assert stack.api("GET", f"/s/{scene}").status_code == 200
+    assert decoded_qr(Image.open(io.BytesIO(qr.content))) == [f"{driver.url}/s/{scene}"]
+    assert driver.api("GET", f"/s/{scene}").status_code == 200
 
     # The trip estimate, a cited factor behind every line.
-    estimate = stack.api("POST", "/api/v1/estimates", json={"kind": "trip", "scene": scene, "activities": [
+    estimate = driver.api("POST", "/api/v1/estimates", json={"kind": "trip", "scene": scene, "activities": [
         {"type": "flight", "from": "CTU", "to": "PEK", "round_trip": True},
         {"type": "rail", "distance_km": 120}]})
     assert estimate.status_code == 201, estimate.text
@@ -152,35 +136,30 @@ def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(stack):
     assert estimate["total_kg"] > 0 and all(item["factor"]["source"] for item in estimate["items"])
 
     # The order for that many kilograms, paid in the sandbox, then retired and certified.
-    projects = stack.api("GET", "/api/v1/projects").json()["items"]
+    projects = driver.api("GET", "/api/v1/projects").json()["items"]
     project = projects[0]
     participant = {"id": f"compose-{uuid.uuid4().hex[:8]}", "display_name": "韩梅梅 Han Meimei"}
-    order = place_order(stack, project, int(estimate["total_kg"]) + 1, participant, scene)
+    order = placed(driver.place_and_pay_order(project["id"], int(estimate["total_kg"]) + 1, participant, scene=scene))
     assert order["status"] == "pending_payment"
-    assert stack.api("POST", f"/api/v1/orders/{order['id']}/payment").status_code == 202
-    done = stack.wait_for(lambda: completed(stack, order["id"]), PIPELINE_WITHIN_S, "the order to complete")
+    done = driver.wait_completed(order["id"], PIPELINE_WITHIN_S)
     retirement = done["retirement"]
     assert retirement["serial_last"] - retirement["serial_first"] + 1 == order["quantity_kg"]
 
     # The certificate PDF, rendered in a worker container with the image's fonts, carries a
     # QR code that decodes to its verify URL, and that URL verifies.
     certificate = done["certificate"]
-    pdf = stack.api("GET", f"/api/v1/certificates/{certificate['id']}/pdf")
+    pdf = driver.api("GET", f"/api/v1/certificates/{certificate['id']}/pdf")
     assert pdf.status_code == 200 and pdf.headers["Content-Type"].startswith("application/pdf")
     page = pypdfium2.PdfDocument(pdf.content)[0]
     assert "Han Meimei" in page.get_textpage().get_text_range()
     assert decoded_qr(page.render(scale=3).to_pil()) == [certificate["verify_url"]]
-    assert certificate["verify_url"].startswith(stack.url)
+    assert certificate["verify_url"].startswith(driver.url)
     code = certificate["verify_url"].rsplit("/", 1)[1]
-    verified = stack.api("GET", f"/api/v1/certificates/verify/{code}")
+    verified = driver.api("GET", f"/api/v1/certificates/verify/{code}")
     assert verified.status_code == 200 and verified.json()["valid"] is True
 
     # The participant's rank on the scene's board.
-    def ranked():
-        response = stack.api("GET", f"/api/v1/rankings/participants/{participant['id']}",
-                             params={"scene": scene})
-        return response.json() if response.status_code == 200 else None
-    rank = stack.wait_for(ranked, 60, "the participant's rank")
+    rank = driver.wait_for(lambda: driver.standing(participant["id"], scene=scene), 60, what="the participant's rank")
     assert rank["kg"] == order["quantity_kg"] and rank["rank"] == 1   # the scene is new
     stage("guest flow", started)
 
@@ -201,25 +180,23 @@ def renders_in_flight(container: str) -> set[str]:
     return set(RENDER_RECEIVED.findall(log)) - set(RENDER_FINISHED.findall(log))
 
 
-def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothing(stack):
+def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothing(compose, driver):
     started = time.monotonic()
-    stack.compose("up", "-d", "--no-deps", "--scale", f"certificates-worker={CERTIFICATE_WORKERS}",
+    compose.compose("up", "-d", "--no-deps", "--scale", f"certificates-worker={CERTIFICATE_WORKERS}",
                   "certificates-worker")
     def all_ready():
-        ids = stack.containers("certificates-worker")
+        ids = compose.containers("certificates-worker")
         return ids if len(ids) == CERTIFICATE_WORKERS and all(worker_ready(c) for c in ids) else None
-    workers = stack.wait_for(all_ready, 180, f"{CERTIFICATE_WORKERS} certificate workers ready")
+    workers = driver.wait_for(all_ready, 180, what=f"{CERTIFICATE_WORKERS} certificate workers ready")
     stage(f"scaled to {CERTIFICATE_WORKERS} certificate workers", started)
 
-    project = stack.api("GET", "/api/v1/projects").json()["items"][1]
+    project = driver.api("GET", "/api/v1/projects").json()["items"][1]
     participant = f"compose-burst-{uuid.uuid4().hex[:6]}"
-    with ThreadPoolExecutor(8) as pool:
-        orders = list(pool.map(lambda i: place_order(
-            stack, project, 1 + i % 7, {"id": participant, "display_name": f"Burst {i}"}), range(BURST)))
-    placed = {o["id"]: o["quantity_kg"] for o in orders}
-    with ThreadPoolExecutor(8) as pool:
-        paid = list(pool.map(lambda o: stack.api("POST", f"/api/v1/orders/{o}/payment"), placed))
-    assert {r.status_code for r in paid} == {202}
+    orders = driver.place_orders(project["id"], BURST, lambda i: {"id": participant, "display_name": f"Burst {i}"},
+                                 scene=SCENE)
+    PLACED.update(orders)
+    placed = {o: order["quantity_kg"] for o, order in orders.items()}
+    driver.pay_all(placed)
 
     # Kill a worker container in the middle of a render: one whose log shows a render
     # received and not yet finished.
@@ -229,16 +206,15 @@ def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothi
             if running:
                 return container, running
         return None
-    victim, interrupted = stack.wait_for(busy_worker, PIPELINE_WITHIN_S, "a worker mid-render", interval=0.1)
+    victim, interrupted = driver.wait_for(busy_worker, PIPELINE_WITHIN_S, what="a worker mid-render", interval=0.1)
     subprocess.run(["docker", "kill", victim], check=True, capture_output=True, timeout=60)
     print(f"[compose] killed certificates-worker container {victim[:12]} "
           f"with {len(interrupted)} render(s) under way")
 
-    done = {o: stack.wait_for(lambda o=o: completed(stack, o), PIPELINE_WITHIN_S, f"{o} to complete")
-            for o in placed}
-    certificates = Counter(order_id for order_id, _ in stack.psql(
+    done = {o: driver.wait_completed(o, PIPELINE_WITHIN_S) for o in placed}
+    certificates = Counter(order_id for order_id, _ in compose.psql(
         "certificates", "SELECT order_id, id FROM certificates") if order_id in placed)
-    ledger = Counter(e["order_id"] for e in ledger_entries(stack, project["id"]) if e["order_id"] in placed)
+    ledger = Counter(e["order_id"] for e in driver.ledger_entries(project["id"]) if e["order_id"] in placed)
     duplicated = [o for o in placed if certificates[o] > 1 or ledger[o] > 1]
     lost = [o for o in placed if certificates[o] == 0 or o not in done]
     print(f"[compose burst] placed={len(placed)} completed={len(done)} "
@@ -255,24 +231,23 @@ def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothi
 
 # --- restarts keep the data ------------------------------------------------------------------
 
-def test_restarting_the_orders_service_and_its_database_keeps_every_order(stack):
+def test_restarting_the_orders_service_and_its_database_keeps_every_order(compose, driver):
     started = time.monotonic()
     assert PLACED, "the earlier tests placed no orders"
-    before = {o: stack.api("GET", f"/api/v1/orders/{o}").json() for o in PLACED}
-    stack.compose("restart", "orders", "postgres", timeout=300)
-    stack.healthy()
+    before = {o: driver.api("GET", f"/api/v1/orders/{o}").json() for o in PLACED}
+    compose.compose("restart", "orders", "postgres", timeout=300)
+    compose.healthy()
 
     def after_restart():
-        answers = {o: stack.api("GET", f"/api/v1/orders/{o}") for o in PLACED}
+        answers = {o: driver.api("GET", f"/api/v1/orders/{o}") for o in PLACED}
         return answers if all(r.status_code == 200 for r in answers.values()) else None
-    after = {o: r.json() for o, r in stack.wait_for(after_restart, 120, "every order to answer").items()}
+    after = {o: r.json() for o, r in driver.wait_for(after_restart, 120, what="every order to answer").items()}
     assert {o: (a["status"], a.get("retirement")) for o, a in after.items()} == {
         o: (b["status"], b.get("retirement")) for o, b in before.items()}
     assert "completed" in {a["status"] for a in after.values()}
     # And the restarted service keeps working: one more order goes all the way.
-    project = stack.api("GET", "/api/v1/projects").json()["items"][0]
-    order = place_order(stack, project, 3, {"id": f"compose-after-{uuid.uuid4().hex[:6]}",
-                                              "display_name": "After Restart"})
-    assert stack.api("POST", f"/api/v1/orders/{order['id']}/payment").status_code == 202
-    stack.wait_for(lambda: completed(stack, order["id"]), PIPELINE_WITHIN_S, "an order after the restart")
+    project = driver.api("GET", "/api/v1/projects").json()["items"][0]
+    order = placed(driver.place_and_pay_order(project["id"], 3, {"id": f"compose-after-{uuid.uuid4().hex[:6]}",
+                                                                  "display_name": "After Restart"}, scene=SCENE))
+    driver.wait_completed(order["id"], PIPELINE_WITHIN_S)
     stage(f"restart of orders + postgres, {len(PLACED)} orders kept", started)
