@@ -72,8 +72,9 @@ def free_port() -> int:
 
 # --- waiting ------------------------------------------------------------------------------
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, *, interval: float = 0.1, what: str = "condition",
-             retry_on: tuple[type[BaseException], ...] = (), on_timeout: Callable[[], str] | None = None):
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, *, interval: float = 0.1,
+             what: str = "condition", retry_on: tuple[type[BaseException], ...] = (),
+             on_timeout: Callable[[], str] | None = None):
     """Call ``predicate`` until it returns something truthy and return that; after ``timeout``
     seconds raise AssertionError naming ``what``, the last value and ``on_timeout()`` (a log
     tail, say). Exceptions of ``retry_on`` count as "not yet" (e.g. a restarting server's
@@ -96,7 +97,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, *, interval: flo
 
 # --- a Redis of the tests' own ------------------------------------------------------------
 
-REDIS_SERVER_MISSING = "redis-server is not installed (scripts/setup.sh installs it; Debian: apt-get install redis-server)"
+REDIS_SERVER_MISSING = ("redis-server is not installed "
+                        "(scripts/setup.sh installs it; Debian: apt-get install redis-server)")
 
 
 def _answers_ping(url: str) -> bool:
@@ -222,8 +224,8 @@ class Driver:
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, *, interval: float | None = None,
                  what: str = "condition"):
-        return wait_for(predicate, timeout, interval=self.interval if interval is None else interval, what=what,
-                        retry_on=self.retry_on, on_timeout=self.on_timeout)
+        return wait_for(predicate, timeout, interval=self.interval if interval is None else interval,
+                        what=what, retry_on=self.retry_on, on_timeout=self.on_timeout)
 
     @staticmethod
     def in_parallel(function: Callable[[Any], Any], items, workers: int = 8) -> list:
@@ -247,8 +249,8 @@ class Driver:
     def new_participant(prefix: str = "guest", **fields) -> dict:
         return {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "display_name": "Test Guest", **fields}
 
-    def place_order(self, project_id: str, kg=None, participant: dict | None = None, *, scene: str | None = None,
-                    key: str | None = None, **fields) -> dict:
+    def place_order(self, project_id: str, kg=None, participant: dict | None = None, *,
+                    scene: str | None = None, key: str | None = None, **fields) -> dict:
         """Place an order (POST /api/v1/orders, a new Idempotency-Key unless ``key``) and
         return the answer's JSON, asserting 201. ``kg`` is the quantity (omit it with an
         ``estimate_id=``); ``scene`` is sent when given; ``fields`` go into the body as they are."""
@@ -258,7 +260,8 @@ class Driver:
         if scene is not None:
             body["scene"] = scene
         body.update(fields)
-        response = self.api("POST", "/api/v1/orders", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+        response = self.api("POST", "/api/v1/orders", json=body,
+                            headers={"Idempotency-Key": key or uuid.uuid4().hex})
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -313,7 +316,8 @@ class Driver:
             after = page["next_after"]
         return entries
 
-    def standing(self, participant_id: str, *, expect: tuple[int, ...] | None = None, **params) -> dict | None:
+    def standing(self, participant_id: str, *, expect: tuple[int, ...] | None = None,
+                 **params) -> dict | None:
         """The participant's place on a board (``scene=``, ``period=``), or None when it has none
         (or the board does not answer); ``expect`` asserts the status is one of those."""
         response = self.api("GET", f"/api/v1/rankings/participants/{participant_id}", params=params)
