@@ -3,6 +3,8 @@
 # the operator key, demo data, then Redis, the four APIs, the four workers, the schedulers
 # (one per service with periodic tasks) and the gateway under honcho (Procfile).
 # Expects the virtualenv from scripts/setup.sh. Ctrl-C (SIGINT/SIGTERM) stops everything.
+# The workers and schedulers write their logs to $DIANDIAN_LOG_DIR (default $VAR_DIR/log) and
+# show only warnings and errors here; DIANDIAN_LOG_DIR= (empty) keeps everything on the terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
@@ -11,7 +13,8 @@ eval "$(python -m diandian_common.config)"
 export GATEWAY_HOST=${GATEWAY_HOST:-127.0.0.1}
 export GUNICORN_OPTS=${GUNICORN_OPTS:---workers 2 --worker-class gthread --threads 4 --timeout 30 --graceful-timeout 10}
 export CELERY_WORKER_OPTS=${CELERY_WORKER_OPTS:---concurrency 2 --loglevel INFO}
-mkdir -p "$VAR_DIR/redis"
+export DIANDIAN_LOG_DIR=${DIANDIAN_LOG_DIR-$VAR_DIR/log}
+mkdir -p "$VAR_DIR/redis" ${DIANDIAN_LOG_DIR:+"$DIANDIAN_LOG_DIR"}
 
 # The gateway signs operator assertions for the services with INTERNAL_API_SECRET. Unless
 # the caller set one, this stack gets its own, made once and kept with its data.
@@ -38,8 +41,9 @@ echo "[stack] seeding demo data (first start only; idempotent)" >&2
 flask --app calculator.app seed-demo
 flask --app orders.app seed-demo
 
+logs_note=${DIANDIAN_LOG_DIR:+; worker and scheduler logs in $DIANDIAN_LOG_DIR}
 cat >&2 <<MSG
-[stack] starting ${#processes[@]} processes; data in $VAR_DIR
+[stack] starting ${#processes[@]} processes; data in $VAR_DIR$logs_note
 [stack] open $PUBLIC_BASE_URL  (API: $PUBLIC_BASE_URL/api/v1/scenes, health: $PUBLIC_BASE_URL/healthz)
 MSG
 
@@ -63,7 +67,7 @@ import os, signal, sys, time, urllib.error, urllib.request
 signal.signal(signal.SIGINT, signal.SIG_DFL)   # a background job of a script starts with it ignored
 stack, health, timeout, workers = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), set(sys.argv[4:])
 deadline = time.monotonic() + timeout
-base = os.environ["PUBLIC_BASE_URL"]
+base, log_dir = os.environ["PUBLIC_BASE_URL"], os.environ.get("DIANDIAN_LOG_DIR")
 
 
 def waiting() -> bool:
@@ -75,7 +79,8 @@ def waiting() -> bool:
 
 
 def gave_up(what: str) -> None:
-    print(f"[stack] WARNING: Diandian did not come up within {timeout:.0f} s: {what}; see the lines above",
+    where = f"the lines above and {log_dir}" if log_dir else "the lines above"
+    print(f"[stack] WARNING: Diandian did not come up within {timeout:.0f} s: {what}; see {where}",
           flush=True)
     sys.exit(1)
 
@@ -103,7 +108,9 @@ while workers and waiting():
         time.sleep(0.5)
 if workers:
     gave_up(f"no answer to a ping from the {', '.join(sorted(workers))} worker(s)")
-print(f"[stack] Diandian is up: {base}/  (API: {base}/api/v1/scenes; Ctrl-C stops everything)", flush=True)
+logs = f"; worker and scheduler logs in {log_dir}" if log_dir else ""
+print(f"[stack] Diandian is up: {base}/  (API: {base}/api/v1/scenes{logs}; Ctrl-C stops everything)",
+      flush=True)
 WAITER
 )
 exec honcho start --no-colour -f Procfile "${processes[@]}" 2>&1

@@ -1,5 +1,5 @@
-"""``make run`` as a newcomer meets it: README's tables and hand-made order, and the line
-saying the stack is up (scripts/start-stack.sh)."""
+"""``make run`` as a newcomer meets it: README's tables and hand-made order, the line saying
+the stack is up, and a terminal an idle stack leaves alone (scripts/start-stack.sh, Procfile)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from celery import Celery
+
+from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -51,7 +54,7 @@ def test_the_configuration_table_is_one_table():
     assert len(configuration) == 1
     names = " ".join(configuration[0])
     for name in ("DOCKERD_STORAGE_DRIVER", "DIANDIAN_CACHE_DIR",   # below the blank line that split it
-                 "DIANDIAN_START_TIMEOUT"):
+                 "DIANDIAN_LOG_DIR", "DIANDIAN_START_TIMEOUT"):
         assert f"`{name}`" in names
 
 
@@ -66,6 +69,19 @@ def test_the_order_example_needs_only_curl_and_python3():
     words = set(re.findall(r"[\w-]+", example))
     assert not words & {"uuidgen", "jq", "http", "wget"}
     assert "localhost:8000" in example   # the default port; the test below swaps it
+
+
+def test_the_procfile_workers_and_schedulers_log_to_files_without_banners():
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    commands = dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+    celery = {name: command for name, command in commands.items() if command.startswith("celery")}
+    assert len(celery) == 7
+    for name, command in celery.items():
+        assert re.match(r"celery -A \w+\.tasks --quiet (worker|beat) ", command), command
+        assert command.endswith(f"${{DIANDIAN_LOG_DIR:+--logfile $DIANDIAN_LOG_DIR/{name}.log}}"), command
+        assert "--loglevel" not in command   # LOG_LEVEL decides; --loglevel would only mislead
+    script = (ROOT / "scripts" / "start-stack.sh").read_text()
+    assert "export DIANDIAN_LOG_DIR=${DIANDIAN_LOG_DIR-$VAR_DIR/log}" in script
 
 
 def minimal_path(tmp_path: Path) -> str:
@@ -112,3 +128,30 @@ def test_make_run_says_again_when_the_stack_is_up(stack):
     lines = wait_for_line(stack.log_path, UP_LINE)
     assert f"{UP_LINE}{stack.url}/" in "\n".join(lines)
     assert not [line for line in lines if "did not come up" in line]
+
+
+@pytest.mark.integration
+def test_an_idle_stack_leaves_the_terminal_alone_but_shows_errors(tmp_path, monkeypatch):
+    """The workers and schedulers log to $DIANDIAN_LOG_DIR; what reaches the terminal while
+    nobody uses the stack is nothing, unless something goes wrong."""
+    log_dir = tmp_path / "log"   # make run's default: $VAR_DIR/log
+    quiet = Stack(tmp_path, extra_env={"DIANDIAN_LOG_DIR": str(log_dir)})
+    try:
+        quiet.start()
+        before = len(wait_for_line(quiet.log_path, UP_LINE))
+        time.sleep(8)   # the orders outbox relay alone runs every second here
+        idle = quiet.log_path.read_text(errors="replace").splitlines()[before:]
+        assert idle == [], "\n".join(idle)
+        worker_log = (log_dir / "orders-worker.log").read_text()
+        assert "ready." in worker_log and "orders.relay_outbox[" in worker_log and "succeeded" in worker_log
+        assert "Sending due task" in (log_dir / "orders-beat.log").read_text()
+
+        # An error still reaches the terminal. (The root conftest's CELERY_BROKER_URL=memory://
+        # would override the broker given to the app.)
+        monkeypatch.setenv("CELERY_BROKER_URL", quiet.redis_url)
+        publisher = Celery(broker=quiet.redis_url)
+        publisher.send_task("orders.no_such_task", args=[{}], queue="orders")
+        publisher.close()
+        wait_for_line(quiet.log_path, "unregistered task of type 'orders.no_such_task'", timeout=30)
+    finally:
+        quiet.stop()
