@@ -249,11 +249,13 @@ class Driver:
     def new_participant(prefix: str = "guest", **fields) -> dict:
         return {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "display_name": "Test Guest", **fields}
 
-    def place_order(self, project_id: str, kg=None, participant: dict | None = None, *,
+    def place_order(self, project_id: str | None = None, kg=None, participant: dict | None = None, *,
                     scene: str | None = None, key: str | None = None, **fields) -> dict:
         """Place an order (POST /api/v1/orders, a new Idempotency-Key unless ``key``) and
-        return the answer's JSON, asserting 201. ``kg`` is the quantity (omit it with an
-        ``estimate_id=``); ``scene`` is sent when given; ``fields`` go into the body as they are."""
+        return the answer's JSON, asserting 201. ``project_id`` defaults to the first project
+        listed; ``kg`` is the quantity (omit it with an ``estimate_id=``); ``scene`` is sent when
+        given; ``fields`` go into the body as they are."""
+        project_id = project_id or self.projects()[0]["id"]
         body = {"project_id": project_id, "participant": participant or self.new_participant()}
         if kg is not None:
             body["quantity_kg"] = kg
@@ -282,7 +284,7 @@ class Driver:
     def wait_completed(self, order_id: str, timeout: float = 90) -> dict:
         return self.wait_for(lambda: self.completed(order_id), timeout, what=f"{order_id} completed")
 
-    def place_and_pay_order(self, project_id: str, kg=None, participant: dict | None = None, *,
+    def place_and_pay_order(self, project_id: str | None = None, kg=None, participant: dict | None = None, *,
                             scene: str | None = None, complete: bool = False, timeout: float = 90,
                             **fields) -> dict:
         """Place an order and pay it (see :meth:`place_order`, :meth:`pay`). Returns the order as

@@ -33,20 +33,51 @@ def test_no_package_imports_another_service(package):
     assert not offending, offending
 
 
+def domain_dirs(package: Path) -> list[Path]:
+    """``domain/`` of a flat service, or of each capability package (orders)."""
+    return sorted(d for d in package.rglob("domain") if d.is_dir() and "migrations" not in d.parts)
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_domain_is_pure(service):
-    domain = PACKAGES[service] / "domain"
-    offending = [f"{p.relative_to(ROOT)} imports {m}" for p, m in imported_modules(domain)
+    domains = domain_dirs(PACKAGES[service])
+    assert domains, f"{service} has no domain/"
+    offending = [f"{p.relative_to(ROOT)} imports {m}" for d in domains for p, m in imported_modules(d)
                  if m in INFRASTRUCTURE]
+    # Relative imports stay inside domain packages (pure rules may use other pure rules).
+    for domain in domains:
+        for path in domain.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.level > 0:
+                    target = path.parent
+                    for _ in range(node.level - 1):
+                        target = target.parent
+                    target = target.joinpath(*(node.module or "").split("."))
+                    if "domain" not in target.relative_to(PACKAGES[service]).parts:
+                        offending.append(f"{path.relative_to(ROOT)} imports {target.relative_to(ROOT)}")
     assert not offending, offending
+
+
+# Services large enough to be split into packages by capability, each with its service
+# functions, routes, schemas, tasks and tests beside it (CONTRIBUTING.md).
+CAPABILITIES = {"orders": ("catalogue", "ordering", "payments", "ledger", "settlement", "webhooks")}
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_has_the_same_shape(service):
     package = PACKAGES[service]
-    for part in ("app.py", "api.py", "schemas.py", "models.py", "tasks.py", "domain",
-                 "migrations/env.py", "tests"):
+    for part in ("app.py", "models.py", "tasks.py", "migrations/env.py"):
         assert (package / part).exists(), f"{service} lacks {part}"
+    if service in CAPABILITIES:
+        assert (package / "wiring.py").exists(), f"{service} lacks wiring.py"
+        for capability in CAPABILITIES[service]:
+            for part in ("__init__.py", "service.py", "tests"):
+                assert (package / capability / part).exists(), f"{service}/{capability} lacks {part}"
+        assert not (package / "api.py").exists() and not (package / "domain").exists(), \
+            f"{service} is split by capability: no flat api.py or domain/"
+    else:
+        for part in ("api.py", "schemas.py", "domain", "tests"):
+            assert (package / part).exists(), f"{service} lacks {part}"
     assert list((package / "migrations" / "versions").glob("*.py")), f"{service} has no migration"
 
 

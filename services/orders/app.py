@@ -6,6 +6,7 @@ from diandian_common.web import create_service_app
 
 from . import cli
 from .blueprint import blp
+
 # Every routes module attaches its routes when imported, in the order of the OpenAPI document.
 from .catalogue import routes as _catalogue_routes  # noqa: F401
 from .ledger import routes as _ledger_routes  # noqa: F401

@@ -15,16 +15,16 @@ from sqlalchemy import select
 from diandian_common.errors import ApiError, NotFound
 
 from .catalogue import service as catalogue
+from .catalogue.schemas import IssuanceCreateSchema, ProjectCreateSchema, ProjectUpdateSchema
 from .ledger import service as ledger_service
 from .ledger.domain import chain as ledger
 from .models import LedgerEntry, Project
 from .ordering import views as order_views
 from .ordering.domain import lifecycle as states
-from .settlement import service as settlement
-from .wiring import unit_of_work
-from .catalogue.schemas import IssuanceCreateSchema, ProjectCreateSchema, ProjectUpdateSchema
 from .ordering.schemas import OrderListQuerySchema
+from .settlement import service as settlement
 from .settlement.schemas import OwnerCreateSchema, PayoutCreateSchema, SettlementQuerySchema
+from .wiring import unit_of_work
 
 # Chengdu carbon-inclusion (CDCER-style) demo projects: (code, zh, en, type, location,
 # vintage, price in fen per tonne, issued serials).

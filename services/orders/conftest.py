@@ -1,6 +1,6 @@
 import pytest
 
-from diandian_common.testing import migrated_sqlite_url
+from diandian_common.testing import Driver, migrated_sqlite_url
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
 from orders.cli import seed_demo_projects
@@ -36,3 +36,9 @@ def operator(monkeypatch):
     """Headers of an operator's request."""
     monkeypatch.setenv("OPERATOR_API_KEY", OPERATOR_KEY)
     return {"X-API-Key": OPERATOR_KEY}
+
+
+@pytest.fixture
+def driver(client):
+    """The one client of the tests (diandian_common.testing.Driver), on the service's test client."""
+    return Driver(client, operator_key=OPERATOR_KEY)

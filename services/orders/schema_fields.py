@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-
 ID = validate.Length(min=1, max=64)
 SLUG = validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$", error="must be a scene slug (a-z, 0-9, -)")
 MAX_ORDER_KG = 100_000_000  # 100 kt: more than any venue's event

@@ -2,9 +2,16 @@
 package, registered on the one Celery app of orders/wiring.py, and the outbox relay."""
 from __future__ import annotations
 
+from diandian_common.contracts import load
+
 from .ledger.tasks import retire_credits
-from .ordering.tasks import (certificate_issued, certificate_revoked, expire_unpaid, purge_idempotency_keys,
-                             resend_stuck)
+from .ordering.tasks import (
+    certificate_issued,
+    certificate_revoked,
+    expire_unpaid,
+    purge_idempotency_keys,
+    resend_stuck,
+)
 from .payments.tasks import send_refund
 from .webhooks.tasks import deliver_webhook, dispatch_webhooks
 from .wiring import celery, wiring
@@ -16,4 +23,5 @@ __all__ = ["celery", "certificate_issued", "certificate_revoked", "deliver_webho
 
 @celery.task(name="orders.relay_outbox")
 def relay_outbox(payload: dict | None = None) -> int:
+    load("orders.relay_outbox", payload)
     return wiring.relay()

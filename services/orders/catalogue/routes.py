@@ -8,8 +8,14 @@ from diandian_common.auth import operator_required
 from ..blueprint import OPERATOR, blp
 from ..wiring import unit_of_work
 from . import service
-from .schemas import IssuanceCreateSchema, IssuanceSchema, ProjectCreateSchema, ProjectListSchema, ProjectSchema, \
-    ProjectUpdateSchema
+from .schemas import (
+    IssuanceCreateSchema,
+    IssuanceSchema,
+    ProjectCreateSchema,
+    ProjectListSchema,
+    ProjectSchema,
+    ProjectUpdateSchema,
+)
 
 
 @blp.route("/projects")

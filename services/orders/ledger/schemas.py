@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from ..schema_fields import ID
 from ..catalogue.schemas import OwnerRefSchema
+from ..schema_fields import ID
 
 
 class LedgerQuerySchema(Schema):
     project = fields.String(validate=ID)
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    # Bounded like a 64-bit sequence: a larger number is a 422, never a database overflow.
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**63 - 1))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 

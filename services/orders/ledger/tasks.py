@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from diandian_common.celery_app import UnsupportedMessage, check_version
+from diandian_common.contracts import InvalidMessage, UnsupportedMessage, load
 
 from ..wiring import RETRY, celery, unit_of_work
 from . import service
@@ -20,7 +20,7 @@ class RetirementTask(celery.Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         payload = args[0] if args else None
-        if isinstance(exc, UnsupportedMessage) or not isinstance(payload, dict) or "order_id" not in payload:
+        if isinstance(exc, (UnsupportedMessage, InvalidMessage)):
             return  # not a message about an order we can name
         reason = f"retirement failed: {exc.__class__.__name__}: {exc}"
         try:
@@ -36,15 +36,15 @@ class RetirementTask(celery.Task):
 
 @celery.task(name="orders.retire_credits", base=RetirementTask, **RETRY)
 def retire_credits(payload: dict) -> None:
-    check_version(payload)
+    order_id = load("orders.retire_credits", payload).order_id
     try:
         with unit_of_work() as uow:
-            done = service.retire(uow, payload["order_id"])
+            done = service.retire(uow, order_id)
     except InsufficientSerials as exc:
         # The reservation guaranteed the kilograms; only corrupted inventory gets here.
-        log.error("retirement of %s failed for good: %s", payload["order_id"], exc)
+        log.error("retirement of %s failed for good: %s", order_id, exc)
         with unit_of_work() as uow:
-            service.fail_retirement(uow, payload["order_id"], f"retirement failed: {exc}")
+            service.fail_retirement(uow, order_id, f"retirement failed: {exc}")
         return
     if done:
-        log.info("order retired", extra={"order_id": payload["order_id"]})
+        log.info("order retired", extra={"order_id": order_id})

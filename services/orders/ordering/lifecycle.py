@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from diandian_common.contracts import build
 from diandian_common.outbox import enqueue
 from diandian_common.timestamps import as_utc, iso
 
@@ -35,39 +36,41 @@ def announce(session: Session, order: Order, events: tuple[str, ...], *, reason:
 
 
 def _retirement_requested(session: Session, order: Order, _reason) -> None:
-    enqueue(session, OutboxMessage, "orders.retire_credits", {"order_id": order.id})
+    enqueue(session, OutboxMessage, "orders.retire_credits", build("orders.retire_credits", order_id=order.id))
 
 
 def _certificate_requested(session: Session, order: Order, _reason) -> None:
     session.flush()
     project = order.project
     entry = session.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.id)).first()
-    enqueue(session, OutboxMessage, "certificates.render", {
-        "order_id": order.id,
-        "holder": order.display_name,
-        "organization": order.organization,
-        "quantity_kg": order.quantity_kg,
-        "project": {"id": project.id, "code": project.code, "name": project.name,
-                    "name_en": project.name_en, "registry": project.registry_name,
-                    "vintage": project.vintage},
-        "serial_range": ", ".join(serial_ranges(order, project)),
-        "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
-        "issued_at": as_utc(order.retired_at).isoformat(),
-        "ledger_hash": entry.hash if entry else None,
-    })
+    enqueue(session, OutboxMessage, "certificates.render", build(
+        "certificates.render",
+        order_id=order.id,
+        holder=order.display_name,
+        organization=order.organization,
+        quantity_kg=order.quantity_kg,
+        project={"id": project.id, "code": project.code, "name": project.name,
+                 "name_en": project.name_en, "registry": project.registry_name,
+                 "vintage": project.vintage},
+        serial_range=", ".join(serial_ranges(order, project)),
+        scene={"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
+        issued_at=as_utc(order.retired_at).isoformat(),
+        ledger_hash=entry.hash if entry else None,
+    ))
 
 
 def _contribution_requested(session: Session, order: Order, _reason) -> None:
-    enqueue(session, OutboxMessage, "ranking.record", {
-        "order_id": order.id,
-        "participant_id": order.participant_id,
-        "display_name": order.display_name,
-        "organization": order.organization,
-        "scene": order.scene_slug,
-        "quantity_kg": order.quantity_kg,
-        "occurred_at": as_utc(order.retired_at).isoformat(),
-        "mask_name": order.mask_name,
-    })
+    enqueue(session, OutboxMessage, "ranking.record", build(
+        "ranking.record",
+        order_id=order.id,
+        participant_id=order.participant_id,
+        display_name=order.display_name,
+        organization=order.organization,
+        scene=order.scene_slug,
+        quantity_kg=order.quantity_kg,
+        occurred_at=as_utc(order.retired_at).isoformat(),
+        mask_name=order.mask_name,
+    ))
 
 
 def certificate_event(order: Order, view: dict) -> dict:

@@ -1,7 +1,7 @@
 """Request and response schemas of placing and reading orders."""
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ..schema_fields import ID, MAX_ORDER_KG, SLUG
 from .domain import lifecycle as states
@@ -118,15 +118,3 @@ class OrderListQuerySchema(Schema):
 class OrderPageSchema(Schema):
     items = fields.List(fields.Nested(OrderSchema))
     next_after = fields.String(allow_none=True)
-
-
-class CertificateRevokedSchema(Schema):
-    """Payload of ``orders.certificate_revoked`` (sent by the certificates service)."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    order_id = fields.String(required=True, validate=ID)
-    certificate_id = fields.String(required=True, validate=ID)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    refund = fields.Boolean(load_default=False)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from diandian_common.contracts import build
 from diandian_common.outbox import enqueue
 from diandian_common.timestamps import utcnow
 
@@ -45,7 +46,7 @@ def request(session: Session, order: Order, reason: str) -> Refund:
     session.add(refund)
     settlement.reverse_capture(session, order, now)
     session.flush()
-    enqueue(session, OutboxMessage, SEND_REFUND_TASK, {"refund_id": refund.id})
+    enqueue(session, OutboxMessage, SEND_REFUND_TASK, build(SEND_REFUND_TASK, refund_id=refund.id))
     return refund
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from diandian_common.celery_app import check_version
+from diandian_common.contracts import load
 
 from ..wiring import RETRY, celery, unit_of_work
 from . import refunds
@@ -11,14 +11,14 @@ from . import refunds
 log = logging.getLogger(__name__)
 
 
-@celery.task(name=refunds.SEND_REFUND_TASK, **RETRY)
+@celery.task(name="orders.send_refund", **RETRY)
 def send_refund(payload: dict) -> str | None:
     """Claimed in one unit of work, sent outside any, recorded in another. A refund that is
     unknown or sent already changes nothing; one the provider refused is retried by the
     next delivery (the provider refunds once per refund id)."""
-    check_version(payload)
+    refund_id = load("orders.send_refund", payload).refund_id
     with unit_of_work() as uow:
-        taken = refunds.claim(uow.session, int(payload["refund_id"]))
+        taken = refunds.claim(uow.session, refund_id)
     if taken is None:
         return None
     reference = refunds.call(taken)

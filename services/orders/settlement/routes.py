@@ -11,13 +11,22 @@ from flask_smorest import Blueprint
 from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound
 
-from . import service as settlement
 from ..blueprint import OPERATOR
 from ..ledger.routes import wants_csv
 from ..wiring import unit_of_work
-from .schemas import (OwnerCreateSchema, OwnerListSchema, OwnerSchema, OwnerUpdateSchema, PayoutCreateSchema,
-                      PayoutListSchema, PayoutSchema, ReconciliationSchema, SettlementQuerySchema,
-                      StatementListSchema)
+from . import service as settlement
+from .schemas import (
+    OwnerCreateSchema,
+    OwnerListSchema,
+    OwnerSchema,
+    OwnerUpdateSchema,
+    PayoutCreateSchema,
+    PayoutListSchema,
+    PayoutSchema,
+    ReconciliationSchema,
+    SettlementQuerySchema,
+    StatementListSchema,
+)
 
 blp = Blueprint("settlement", __name__, url_prefix="/api/v1",
                 description="Money to project owners: owners, monthly statements, payouts, reconciliation")

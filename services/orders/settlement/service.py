@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session
 from diandian_common import config
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import utcnow
-
 from diandian_common.timestamps import iso
 
+from ..models import LedgerEntry, Order, Owner, Payout, Project, Refund, Retirement, SettlementEntry
 from ..records import for_update, new_id
 from .domain import rules
 from .domain.rules import CAPTURE, REFUND
-from ..models import LedgerEntry, Order, Owner, Payout, Project, Refund, Retirement, SettlementEntry
 
 log = logging.getLogger(__name__)
 

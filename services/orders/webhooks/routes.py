@@ -7,12 +7,20 @@ from flask_smorest import Blueprint
 from diandian_common.auth import operator_required
 from diandian_common.errors import ApiError
 
-from ..ordering import calculator_client
-from . import service as webhooks
 from ..blueprint import OPERATOR
+from ..ordering import calculator_client
 from ..wiring import unit_of_work
-from .schemas import (DeliveryPageSchema, DeliveryQuerySchema, DeliverySchema, WebhookCreatedSchema,
-                      WebhookCreateSchema, WebhookListSchema, WebhookSchema, WebhookUpdateSchema)
+from . import service as webhooks
+from .schemas import (
+    DeliveryPageSchema,
+    DeliveryQuerySchema,
+    DeliverySchema,
+    WebhookCreatedSchema,
+    WebhookCreateSchema,
+    WebhookListSchema,
+    WebhookSchema,
+    WebhookUpdateSchema,
+)
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/v1",
                 description="Signed outbound webhooks: order.paid, order.completed, certificate.issued, "

@@ -16,21 +16,21 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from diandian_common import config
+from diandian_common.contracts import build
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import enqueue, utcnow
-
 from diandian_common.timestamps import as_utc, iso
 
+from ..models import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ..records import for_update, new_id
 from .domain import rules
-from ..models import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def emit(session: Session, event_type: str, data: dict | Callable[[], dict], *,
     session.add_all(deliveries)
     session.flush()
     for delivery in deliveries:
-        enqueue(session, OutboxMessage, DELIVER_TASK, {"delivery_id": delivery.id})
+        enqueue(session, OutboxMessage, DELIVER_TASK, build(DELIVER_TASK, delivery_id=delivery.id))
     return event
 
 
@@ -281,7 +281,7 @@ def dispatch_due(session: Session, now: datetime, current: Settings, limit: int 
     queued = 0
     for delivery in session.scalars(for_update(session, query)):
         delivery.dispatched_at = now
-        enqueue(session, OutboxMessage, DELIVER_TASK, {"delivery_id": delivery.id})
+        enqueue(session, OutboxMessage, DELIVER_TASK, build(DELIVER_TASK, delivery_id=delivery.id))
         queued += 1
     return queued
 
@@ -299,7 +299,7 @@ def resend(session: Session, endpoint_id: str, delivery_id: int) -> WebhookDeliv
         raise ApiError(409, "delivery_in_progress", f"delivery {delivery.id} is being sent right now")
     delivery.status, delivery.failures = PENDING, 0
     delivery.next_attempt_at = delivery.dispatched_at = now
-    enqueue(session, OutboxMessage, DELIVER_TASK, {"delivery_id": delivery.id})
+    enqueue(session, OutboxMessage, DELIVER_TASK, build(DELIVER_TASK, delivery_id=delivery.id))
     session.flush()
     return delivery
 

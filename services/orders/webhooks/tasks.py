@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from diandian_common.celery_app import check_version
+from diandian_common.contracts import load
 from diandian_common.timestamps import utcnow
 
 from ..wiring import RETRY, celery, unit_of_work
@@ -17,10 +17,10 @@ def deliver_webhook(payload: dict) -> str | None:
     """One attempt of a webhook delivery ``{delivery_id}``: claimed in one transaction,
     POSTed outside any, the outcome recorded in another (with the next retry's time).
     A message for a delivery that is not due, done, or being sent changes nothing."""
-    check_version(payload)
+    delivery_id = load("orders.deliver_webhook", payload).delivery_id
     current = service.settings()
     with unit_of_work() as uow:
-        taken = service.claim(uow.session, int(payload["delivery_id"]), utcnow(), current)
+        taken = service.claim(uow.session, delivery_id, utcnow(), current)
     if taken is None:
         return None
     started_at = utcnow()
@@ -36,5 +36,6 @@ def deliver_webhook(payload: dict) -> str | None:
 @celery.task(name="orders.dispatch_webhooks", **RETRY)
 def dispatch_webhooks(payload: dict | None = None) -> int:
     """Queue the deliveries whose (re)try is due (every ``WEBHOOK_DISPATCH_SECONDS``)."""
+    load("orders.dispatch_webhooks", payload)
     with unit_of_work() as uow:
         return service.dispatch_due(uow.session, utcnow(), service.settings())

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from diandian_common.uow import UnitOfWork
-
 from orders.ordering import service as ordering
 
 NEW_PROJECT = {"code": "CDCER-DJY-FOREST", "name": "都江堰森林碳汇", "name_en": "Dujiangyan Forest Sink",

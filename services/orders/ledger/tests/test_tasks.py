@@ -1,38 +1,26 @@
 """The orders tasks, each delivered twice (at-least-once delivery), and their failure paths."""
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
-import pytest
-
-from diandian_common.uow import UnitOfWork
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from diandian_common.timestamps import utcnow
+from diandian_common.uow import UnitOfWork
 from orders import tasks
 from orders.ledger import service as ledger_service
+from orders.models import IdempotencyRecord, LedgerEntry, Order, OutboxMessage, Project, Refund, Retirement
 from orders.ordering import service as ordering
-from orders.models import (IdempotencyRecord, LedgerEntry, Order, OutboxMessage, Project, Refund,
-                           Retirement)
 
-
-def paid_order(client, kg=6) -> dict:
-    project = client.get("/api/v1/projects").get_json()["items"][0]
-    order = client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-        "project_id": project["id"], "quantity_kg": kg,
-        "participant": {"id": "p-1", "display_name": "Guest"}}).get_json()
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 202
-    return order
-
+GUEST = {"id": "p-1", "display_name": "Guest"}
 
 def count(session, model, *where) -> int:
     return session.scalars(select(func.count()).select_from(model).where(*where)).one()
 
 
-def test_retire_credits_twice_retires_once(client, database):
-    order = paid_order(client)
+def test_retire_credits_twice_retires_once(client, database, driver):
+    order = driver.place_and_pay_order(kg=6, participant=GUEST)
     payload = {"v": 1, "order_id": order["id"]}
     tasks.retire_credits.run(payload)
     tasks.retire_credits.run(payload)
@@ -47,8 +35,8 @@ def test_retire_credits_twice_retires_once(client, database):
         assert (project.reserved_kg, project.retired_kg) == (0, 6)
 
 
-def test_certificate_issued_twice_completes_once(client, database):
-    order = paid_order(client)
+def test_certificate_issued_twice_completes_once(client, database, driver):
+    order = driver.place_and_pay_order(kg=6, participant=GUEST)
     tasks.retire_credits.run({"v": 1, "order_id": order["id"]})
     issued = {"v": 1, "order_id": order["id"], "certificate_id": "cert_1", "verify_code": "code-1",
               "pdf_url": "http://x/1.pdf", "verify_url": "http://x/v/code-1"}
@@ -101,8 +89,8 @@ def test_the_purge_is_scheduled():
     assert set(schedule) <= set(tasks.celery.tasks)
 
 
-def test_retirement_that_exhausts_its_retries_fails_and_refunds(client, database, monkeypatch):
-    order = paid_order(client, kg=8)
+def test_retirement_that_exhausts_its_retries_fails_and_refunds(client, database, monkeypatch, driver):
+    order = driver.place_and_pay_order(kg=8, participant=GUEST)
     attempts = []
 
     def database_away(session, order_id):
@@ -122,8 +110,8 @@ def test_retirement_that_exhausts_its_retries_fails_and_refunds(client, database
         assert session.get(Project, view["project"]["id"]).reserved_kg == 0
 
 
-def test_a_retry_that_succeeds_does_not_fail_the_order(client, database, monkeypatch):
-    order = paid_order(client)
+def test_a_retry_that_succeeds_does_not_fail_the_order(client, database, monkeypatch, driver):
+    order = driver.place_and_pay_order(kg=6, participant=GUEST)
     real_retire, attempts = ledger_service.retire, []
 
     def flaky(session, order_id):
@@ -140,14 +128,14 @@ def test_a_retry_that_succeeds_does_not_fail_the_order(client, database, monkeyp
         assert count(session, Refund) == 0
 
 
-def test_a_message_of_another_version_fails_no_order(client, database):
-    order = paid_order(client)
+def test_a_message_of_another_version_fails_no_order(client, database, driver):
+    order = driver.place_and_pay_order(kg=6, participant=GUEST)
     assert tasks.retire_credits.apply(args=[{"v": 2, "order_id": order["id"]}]).failed()
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "paid"
 
 
-def test_insufficient_serials_fail_the_order_once(client, database):
-    order = paid_order(client, kg=5)
+def test_insufficient_serials_fail_the_order_once(client, database, driver):
+    order = driver.place_and_pay_order(kg=5, participant=GUEST)
     with UnitOfWork(database) as uow:
         session = uow.session  # corrupt the inventory: the blocks are used up
         project_id = session.get(Order, order["id"]).project_id

@@ -5,24 +5,26 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
-from diandian_common.uow import UnitOfWork
 from sqlalchemy import func, select
 
+from diandian_common.testing import Driver
 from diandian_common.timestamps import utcnow
+from diandian_common.uow import UnitOfWork
 from orders.ledger import service as ledger_service
-from orders.ordering import service as ordering
 from orders.ledger.domain import chain as ledger
 from orders.models import LedgerEntry, Order, OutboxMessage, Project, Retirement
+from orders.ordering import service as ordering
 
 
 def first_project(client):
     return client.get("/api/v1/projects").get_json()["items"][0]
 
 
+WANG_FANG = {"id": "p-1", "display_name": "王芳", "organization": "成都某公司"}
+
+
 def order_body(project_id, kg=10, **extra):
-    return {"project_id": project_id, "quantity_kg": kg,
-            "participant": {"id": "p-1", "display_name": "王芳", "organization": "成都某公司"}, **extra}
+    return {"project_id": project_id, "quantity_kg": kg, "participant": WANG_FANG, **extra}
 
 
 def post_order(client, body, key=None):
@@ -105,9 +107,7 @@ def test_unknown_order_is_404(client):
 
 
 def pay_and_retire(client, database, kg=10, **extra):
-    project = first_project(client)
-    order = post_order(client, order_body(project["id"], kg, **extra)).get_json()
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 202
+    order = Driver(client).place_and_pay_order(kg=kg, participant=WANG_FANG, **extra)
     with UnitOfWork(database) as uow:
         assert ledger_service.retire(uow, order["id"]) is True
     return order

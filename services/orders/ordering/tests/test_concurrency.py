@@ -6,14 +6,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-from diandian_common.uow import UnitOfWork
 from sqlalchemy import select
 
 from diandian_common.testing import migrated_sqlite_url, postgres_available, temporary_postgres_database
+from diandian_common.uow import UnitOfWork
+from orders.app import create_app
 from orders.catalogue import service as catalogue
 from orders.ledger import service as ledger_service
-from orders.app import create_app
 from orders.models import Project, Retirement
 
 BUYERS = 60
@@ -94,8 +93,8 @@ def test_twin_webhook_deliveries_pay_once(database_url, monkeypatch):
 
     from sqlalchemy import func
 
-    from orders.payments.domain import signatures
     from orders.models import OutboxMessage, PaymentEvent
+    from orders.payments.domain import signatures
 
     monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")
     monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", "whsec_race")

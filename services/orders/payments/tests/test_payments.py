@@ -7,34 +7,26 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
-from diandian_common.uow import UnitOfWork
 from sqlalchemy import func, select
 
 from diandian_common.timestamps import utcnow
-from orders import records
+from diandian_common.uow import UnitOfWork
+from orders import records, tasks
+from orders.models import OutboxMessage, PaymentEvent, Project, Refund
 from orders.ordering import service as ordering
 from orders.payments.domain import signatures
-from orders import tasks
-from orders.models import OutboxMessage, PaymentEvent, Project, Refund
 
 SECRET = "whsec_orders_tests"
 URL = "/api/v1/payments/testpay/webhook"
 
+
+GUEST = {"id": "p-1", "display_name": "Guest"}
 
 @pytest.fixture
 def testpay(monkeypatch):
     """New orders are paid through testpay, whose webhooks are signed with SECRET."""
     monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")
     monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", SECRET)
-
-
-def place(client, kg=10):
-    project = client.get("/api/v1/projects").get_json()["items"][0]
-    response = client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-        "project_id": project["id"], "quantity_kg": kg, "participant": {"id": "p-1", "display_name": "Guest"}})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
 
 
 def event(order, event_id=None, type_="payment.succeeded", **data):
@@ -51,15 +43,15 @@ def deliver(client, body, secret=SECRET, timestamp=None, provider="testpay", hea
                        headers={"Content-Type": "application/json", "Payment-Signature": signature})
 
 
-def test_orders_name_testpay_as_their_provider(client, testpay):
-    order = place(client)
+def test_orders_name_testpay_as_their_provider(client, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     assert order["payment"]["provider"] == "testpay"
     sandbox = client.post(f"/api/v1/orders/{order['id']}/payment")
     assert sandbox.status_code == 409 and sandbox.get_json()["error"]["code"] == "not_a_sandbox_order"
 
 
-def test_a_signed_payment_confirms_the_order(client, database, testpay):
-    order = place(client)
+def test_a_signed_payment_confirms_the_order(client, database, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     body = event(order)
     response = deliver(client, body)
     assert response.status_code == 200, response.get_json()
@@ -75,8 +67,8 @@ def test_a_signed_payment_confirms_the_order(client, database, testpay):
             ("testpay", body["id"], body["data"]["transaction_id"])
 
 
-def test_the_same_event_twice_changes_nothing(client, database, testpay):
-    order = place(client)
+def test_the_same_event_twice_changes_nothing(client, database, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     body = event(order)
     first = deliver(client, body)
     again = deliver(client, body)  # the provider retries, with a new timestamp
@@ -87,8 +79,8 @@ def test_the_same_event_twice_changes_nothing(client, database, testpay):
         assert session.scalars(select(func.count()).select_from(OutboxMessage)).one() == 1
 
 
-def test_another_event_for_a_paid_order_changes_nothing(client, database, testpay):
-    order = place(client)
+def test_another_event_for_a_paid_order_changes_nothing(client, database, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     deliver(client, event(order))
     second = deliver(client, event(order))
     assert second.status_code == 200 and second.get_json()["action"] == "already_paid"
@@ -97,8 +89,8 @@ def test_another_event_for_a_paid_order_changes_nothing(client, database, testpa
         assert session.scalars(select(func.count()).select_from(OutboxMessage)).one() == 1
 
 
-def test_an_event_id_reused_with_another_body_is_refused(client, testpay):
-    order = place(client)
+def test_an_event_id_reused_with_another_body_is_refused(client, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     body = event(order)
     deliver(client, body)
     altered = {**body, "data": {**body["data"], "transaction_id": "tp_other"}}
@@ -107,15 +99,15 @@ def test_an_event_id_reused_with_another_body_is_refused(client, testpay):
 
 
 @pytest.mark.parametrize("change", [{"amount_fen": 1}, {"currency": "USD"}])
-def test_an_amount_or_currency_that_differs_is_refused(client, testpay, change):
-    order = place(client)
+def test_an_amount_or_currency_that_differs_is_refused(client, testpay, change, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     response = deliver(client, event(order, **change))
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "amount_mismatch"
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
 
 
-def test_a_bad_signature_is_refused_and_changes_nothing(client, testpay):
-    order = place(client)
+def test_a_bad_signature_is_refused_and_changes_nothing(client, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     body = event(order)
     missing = deliver(client, body, header="")
     assert missing.status_code == 401 and missing.get_json()["error"]["code"] == "signature_missing"
@@ -128,8 +120,8 @@ def test_a_bad_signature_is_refused_and_changes_nothing(client, testpay):
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
 
 
-def test_stale_calls_are_refused(client, testpay, monkeypatch):
-    order = place(client)
+def test_stale_calls_are_refused(client, testpay, monkeypatch, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     stale = deliver(client, event(order), timestamp=int(time.time()) - 301)
     assert stale.status_code == 403 and stale.get_json()["error"]["code"] == "stale_signature"
     future = deliver(client, event(order), timestamp=int(time.time()) + 301)
@@ -138,8 +130,8 @@ def test_stale_calls_are_refused(client, testpay, monkeypatch):
     assert deliver(client, event(order), timestamp=int(time.time()) - 600).status_code == 200
 
 
-def test_unknown_or_unconfigured_providers_are_404(client, testpay, monkeypatch):
-    order = place(client)
+def test_unknown_or_unconfigured_providers_are_404(client, testpay, monkeypatch, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     for provider in ("wechatpay", "sandbox", "nope"):
         response = deliver(client, event(order), provider=provider)
         assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
@@ -147,8 +139,8 @@ def test_unknown_or_unconfigured_providers_are_404(client, testpay, monkeypatch)
     assert deliver(client, event(order)).status_code == 404
 
 
-def test_unknown_orders_and_unreadable_bodies(client, testpay):
-    order = place(client)
+def test_unknown_orders_and_unreadable_bodies(client, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     unknown = deliver(client, event({**order, "id": "ord_nope"}))
     assert unknown.status_code == 404
     not_json = deliver(client, b"{not json")
@@ -161,22 +153,22 @@ def test_unknown_orders_and_unreadable_bodies(client, testpay):
     assert deliver(client, b"[" * 100_000).status_code == 422
 
 
-def test_a_sandbox_order_cannot_be_paid_by_testpay(client, monkeypatch):
-    order = place(client)  # PAYMENT_PROVIDER is sandbox
+def test_a_sandbox_order_cannot_be_paid_by_testpay(client, monkeypatch, driver):
+    order = driver.place_order(kg=10, participant=GUEST)  # PAYMENT_PROVIDER is sandbox
     monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", SECRET)
     response = deliver(client, event(order))
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "provider_mismatch"
 
 
-def test_other_events_are_acknowledged_not_acted_on(client, testpay):
-    order = place(client)
+def test_other_events_are_acknowledged_not_acted_on(client, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     response = deliver(client, event(order, type_="payment.failed"))
     assert response.status_code == 200 and response.get_json()["action"] == "ignored"
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
 
 
-def test_a_late_payment_before_the_sweep_is_delivered(client, database, testpay):
-    order = place(client)
+def test_a_late_payment_before_the_sweep_is_delivered(client, database, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
     with UnitOfWork(database) as uow:
         session = uow.session
         records.lock_order(session, order["id"]).expires_at = utcnow() - timedelta(minutes=1)
@@ -184,8 +176,8 @@ def test_a_late_payment_before_the_sweep_is_delivered(client, database, testpay)
     assert response.status_code == 200 and response.get_json()["status"] == "paid"
 
 
-def test_a_payment_after_cancellation_is_refunded(client, database, testpay):
-    order = place(client, kg=20)
+def test_a_payment_after_cancellation_is_refunded(client, database, testpay, driver):
+    order = driver.place_order(kg=20, participant=GUEST)
     with UnitOfWork(database) as uow:
         session = uow.session
         ordering.expire_unpaid(uow, now=utcnow() + timedelta(hours=1))

@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orders.settlement.domain import rules
-from orders.settlement.domain.rules import CAPTURE, REFUND, FeeRule, LedgerFacts, Line, LineSum, OrderFacts, Split
+from orders.settlement.domain.rules import (
+    CAPTURE,
+    REFUND,
+    FeeRule,
+    LedgerFacts,
+    Line,
+    LineSum,
+    OrderFacts,
+    Split,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -11,26 +11,28 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-
-from diandian_common.uow import UnitOfWork
 from alembic import command
 from sqlalchemy import create_engine, delete, select, text, update
 
 from diandian_common.migrate import alembic_config, upgrade
+from diandian_common.testing import Driver
 from diandian_common.timestamps import as_utc, utcnow
+from diandian_common.uow import UnitOfWork
 from orders import tasks
-from orders.ledger import service as ledger_service
-from orders.ordering import service as ordering
-from orders.settlement import service as settlement
 from orders.app import create_app
-from orders.payments.domain import signatures
 from orders.cli import DEMO_OWNERS
+from orders.ledger import service as ledger_service
 from orders.models import Order, Project, Refund, SettlementEntry
+from orders.ordering import service as ordering
+from orders.payments.domain import signatures
+from orders.settlement import service as settlement
 
 SECRET = "whsec_settlement_tests"
 
 PAST = "2020-01"  # a month long over: its statement can be paid
 
+
+GUEST = {"id": "p-1", "display_name": "Guest"}
 
 def create_owner(client, operator, name=None):
     response = client.post("/api/v1/settlements/owners", headers=operator, json={
@@ -51,13 +53,6 @@ def create_project(client, operator, issued=10_000, **fields):
     return project
 
 
-def place(client, project_id, kg=13, scene=None):
-    response = client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-        "project_id": project_id, "quantity_kg": kg, "participant": {"id": "p-1", "display_name": "Guest"}})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
 def event(order):
     """A testpay notification that the order's payment succeeded."""
     return {"id": f"evt_{uuid.uuid4().hex}", "type": "payment.succeeded",
@@ -70,10 +65,6 @@ def deliver(client, body):
     return client.post("/api/v1/payments/testpay/webhook", data=raw, headers={
         "Content-Type": "application/json",
         "Payment-Signature": signatures.header_value(SECRET, int(time.time()), raw)})
-
-
-def pay(client, order):
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 202
 
 
 def complete(database, order_id, certificate_id="cert_1"):
@@ -124,21 +115,21 @@ def test_seeding_again_keeps_an_operators_owner(app, client, operator):
     assert (again["owner"]["id"], again["fee_bps"]) == (mine["id"], 0)
 
 
-def test_a_payment_is_split_in_the_transaction_that_marks_it_paid(client, database, operator):
+def test_a_payment_is_split_in_the_transaction_that_marks_it_paid(client, database, operator, driver):
     owner = create_owner(client, operator)
     project = create_project(client, operator, owner_id=owner["id"], fee_bps=500, fee_min_fen=10)
-    order = place(client, project["id"], kg=13)  # 13 kg at 60 fen/kg... 6000 fen/t: 78 fen
+    order = driver.place_order(project["id"], 13, GUEST)  # 13 kg at 60 fen/kg... 6000 fen/t: 78 fen
     assert order["amount_fen"] == 78
-    pay(client, order)
-    pay(client, order)  # paying twice splits once
+    driver.pay(order["id"])
+    driver.pay(order["id"])  # paying twice splits once
     # 5 % of 78 is 3.9 → 4, raised to the 10 fen minimum
     assert lines(database, order["id"]) == [("capture", owner["id"], 13, 78, 10, 68)]
 
 
-def test_no_split_no_payment(client, database, operator, monkeypatch):
+def test_no_split_no_payment(client, database, operator, monkeypatch, driver):
     """The split and the status change commit together: if one fails, neither happens."""
     project = create_project(client, operator)
-    order = place(client, project["id"])
+    order = driver.place_order(project["id"], 13, GUEST)
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("split failed")
@@ -149,21 +140,21 @@ def test_no_split_no_payment(client, database, operator, monkeypatch):
     assert lines(database, order["id"]) == []
 
 
-def test_the_provider_webhook_path_splits_the_same_way(client, database, operator, monkeypatch):
+def test_the_provider_webhook_path_splits_the_same_way(client, database, operator, monkeypatch, driver):
     monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")
     monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", SECRET)
     project = create_project(client, operator, fee_bps=250)
-    order = place(client, project["id"], kg=1000)  # 6000 fen
+    order = driver.place_order(project["id"], 1000, GUEST)  # 6000 fen
     body = event(order)
     assert deliver(client, body).get_json()["action"] == "paid"
     assert deliver(client, body).get_json()["action"] == "paid"  # the provider's retry: the first answer
     assert lines(database, order["id"]) == [("capture", None, 1000, 6000, 150, 5850)]
 
 
-def test_a_failed_retirement_reverses_the_split(client, database, operator):
+def test_a_failed_retirement_reverses_the_split(client, database, operator, driver):
     project = create_project(client, operator, fee_bps=500)
-    order = place(client, project["id"], kg=1000)
-    pay(client, order)
+    order = driver.place_order(project["id"], 1000, GUEST)
+    driver.pay(order["id"])
     with UnitOfWork(database) as uow:
         assert ledger_service.fail_retirement(uow, order["id"], "registry down")
     with UnitOfWork(database) as uow:
@@ -175,11 +166,11 @@ def test_a_failed_retirement_reverses_the_split(client, database, operator):
     assert reconciled(database).ok
 
 
-def test_a_payment_after_cancellation_is_split_and_reversed_together(client, database, operator, monkeypatch):
+def test_a_payment_after_cancellation_is_split_and_reversed_together(client, database, operator, monkeypatch, driver):
     monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")
     monkeypatch.setenv("PAYMENT_WEBHOOK_SECRET_TESTPAY", SECRET)
     project = create_project(client, operator, fee_bps=500)
-    order = place(client, project["id"], kg=1000)
+    order = driver.place_order(project["id"], 1000, GUEST)
     with UnitOfWork(database) as uow:
         session = uow.session
         session.get(Order, order["id"]).expires_at = utcnow()
@@ -193,10 +184,10 @@ def test_a_payment_after_cancellation_is_split_and_reversed_together(client, dat
     assert result.ok, result.difference
 
 
-def test_a_revoked_certificate_with_refund_reverses_the_split_once(client, database, operator):
+def test_a_revoked_certificate_with_refund_reverses_the_split_once(client, database, operator, driver):
     project = create_project(client, operator, fee_bps=500)
-    order = place(client, project["id"], kg=1000)
-    pay(client, order)
+    order = driver.place_order(project["id"], 1000, GUEST)
+    driver.pay(order["id"])
     complete(database, order["id"])
     message = {"v": 1, "order_id": order["id"], "certificate_id": "cert_1", "reason": "double counted",
                "refund": True}
@@ -213,10 +204,10 @@ def test_a_revoked_certificate_with_refund_reverses_the_split_once(client, datab
     assert reconciled(database).ok
 
 
-def test_a_revocation_without_refund_keeps_the_split(client, database, operator):
+def test_a_revocation_without_refund_keeps_the_split(client, database, operator, driver):
     project = create_project(client, operator)
-    order = place(client, project["id"])
-    pay(client, order)
+    order = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(order["id"])
     complete(database, order["id"])
     message = {"v": 1, "order_id": order["id"], "certificate_id": "cert_1", "reason": "typo in the name"}
     assert tasks.certificate_revoked.run(message) == "revoked"
@@ -236,10 +227,10 @@ def test_revocations_that_change_nothing(client, message, action):
     assert tasks.certificate_revoked.run({"v": 1, **message}) == action
 
 
-def test_a_revocation_of_another_certificate_changes_nothing(client, database, operator):
+def test_a_revocation_of_another_certificate_changes_nothing(client, database, operator, driver):
     project = create_project(client, operator)
-    order = place(client, project["id"])
-    pay(client, order)
+    order = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(order["id"])
     complete(database, order["id"], certificate_id="cert_real")
     assert tasks.certificate_revoked.run({"v": 1, "order_id": order["id"], "certificate_id": "cert_other",
                                           "reason": "x", "refund": True}) == "ignored"
@@ -281,27 +272,27 @@ def test_fee_rules_are_validated(client, operator, fields, bad):
     assert response.status_code == 422 and bad in response.get_json()["error"]["fields"]
 
 
-def test_money_held_without_an_owner_goes_to_the_first_owner(client, database, operator):
+def test_money_held_without_an_owner_goes_to_the_first_owner(client, database, operator, driver):
     project = create_project(client, operator)
-    before = place(client, project["id"])
-    pay(client, before)
+    before = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(before["id"])
     first, second = create_owner(client, operator), create_owner(client, operator)
     client.patch(f"/api/v1/projects/{project['id']}", headers=operator, json={"owner_id": first["id"]})
     assert lines(database, before["id"])[0][1] == first["id"]
     client.patch(f"/api/v1/projects/{project['id']}", headers=operator, json={"owner_id": second["id"]})
-    after = place(client, project["id"])
-    pay(client, after)
+    after = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(after["id"])
     assert lines(database, before["id"])[0][1] == first["id"]  # earned under the first owner
     assert lines(database, after["id"])[0][1] == second["id"]
 
 
-def test_a_new_fee_applies_to_later_payments(client, database, operator):
+def test_a_new_fee_applies_to_later_payments(client, database, operator, driver):
     project = create_project(client, operator, fee_bps=1000)
-    first = place(client, project["id"], kg=1000)
-    pay(client, first)
+    first = driver.place_order(project["id"], 1000, GUEST)
+    driver.pay(first["id"])
     client.patch(f"/api/v1/projects/{project['id']}", headers=operator, json={"fee_bps": 0})
-    second = place(client, project["id"], kg=1000)
-    pay(client, second)
+    second = driver.place_order(project["id"], 1000, GUEST)
+    driver.pay(second["id"])
     assert lines(database, first["id"])[0][4] == 600 and lines(database, second["id"])[0][4] == 0
     assert reconciled(database).ok  # each line is checked against the rule it was split with
 
@@ -310,11 +301,12 @@ def test_a_new_fee_applies_to_later_payments(client, database, operator):
 
 def sell(client, database, operator, owner, kgs=(1000, 250, 13), refund_first=True, fee_bps=500, fee_min_fen=10):
     """A project of ``owner`` with paid orders of ``kgs``, the first one refunded."""
+    driver = Driver(client)
     project = create_project(client, operator, owner_id=owner["id"], fee_bps=fee_bps, fee_min_fen=fee_min_fen)
     orders = []
     for kg in kgs:
-        order = place(client, project["id"], kg=kg)
-        pay(client, order)
+        order = driver.place_order(project["id"], kg, GUEST)
+        driver.pay(order["id"])
         orders.append(order)
     if refund_first:
         with UnitOfWork(database) as uow:
@@ -433,10 +425,10 @@ def test_payouts_are_validated(client, database, operator, change, status, code)
     assert response.status_code == status and response.get_json()["error"]["code"] == code
 
 
-def test_money_held_for_no_owner_cannot_be_paid_out(client, database, operator):
+def test_money_held_for_no_owner_cannot_be_paid_out(client, database, operator, driver):
     project = create_project(client, operator)
-    order = place(client, project["id"])
-    pay(client, order)
+    order = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(order["id"])
     move_to_past(database, project["id"])
     owner = create_owner(client, operator)
     response = client.post("/api/v1/settlements/payouts", headers=operator, json=payout_body(owner, project, 10))
@@ -470,10 +462,10 @@ def test_verify_passes_after_sales_refunds_and_payouts(app, client, database, op
         over_api["owners_net_fen"] + over_api["platform_fees_fen"]
 
 
-def test_verify_names_the_first_difference(app, client, database, operator):
+def test_verify_names_the_first_difference(app, client, database, operator, driver):
     project = create_project(client, operator, fee_bps=500)
-    order = place(client, project["id"], kg=1000)
-    pay(client, order)
+    order = driver.place_order(project["id"], 1000, GUEST)
+    driver.pay(order["id"])
     with UnitOfWork(database) as uow:
         session = uow.session
         session.execute(delete(SettlementEntry).where(SettlementEntry.order_id == order["id"]))
@@ -483,10 +475,10 @@ def test_verify_names_the_first_difference(app, client, database, operator):
     assert client.get("/api/v1/settlements/verify", headers=operator).get_json()["ok"] is False
 
 
-def test_verify_catches_a_refund_that_bypassed_the_split(app, client, database, operator):
+def test_verify_catches_a_refund_that_bypassed_the_split(app, client, database, operator, driver):
     project = create_project(client, operator)
-    order = place(client, project["id"])
-    pay(client, order)
+    order = driver.place_order(project["id"], 13, GUEST)
+    driver.pay(order["id"])
     with UnitOfWork(database) as uow:
         session = uow.session
         session.add(Refund(order_id=order["id"], amount_fen=order["amount_fen"], provider="sandbox",
@@ -495,7 +487,7 @@ def test_verify_catches_a_refund_that_bypassed_the_split(app, client, database, 
     assert result.exit_code == 1 and "its split was never reversed" in result.output
 
 
-def test_the_cli_manages_owners_fees_statements_and_payouts(app, client, database):
+def test_the_cli_manages_owners_fees_statements_and_payouts(app, client, database, driver):
     created = cli(app, "owners", "create", "--name", "新津光伏", "--payout-account", "ABC 1", "--contact", "a@b.c")
     assert created.exit_code == 0, created.output
     owner = json.loads(created.output)
@@ -504,8 +496,8 @@ def test_the_cli_manages_owners_fees_statements_and_payouts(app, client, databas
     fee = cli(app, "projects", "set-fee", "CDCER-XJ-PV", "--bps", "300", "--min-fen", "2")
     assert fee.exit_code == 0 and json.loads(fee.output)["fee_bps"] == 300
     assert cli(app, "projects", "set-fee", "CDCER-XJ-PV", "--bps", "20000").exit_code != 0
-    order = place(client, project["id"], kg=1000)  # 5500 fen
-    pay(client, order)
+    order = driver.place_order(project["id"], 1000, GUEST)  # 5500 fen
+    driver.pay(order["id"])
     move_to_past(database, project["id"])
     table = cli(app, "settlement", "statements", "--project", "CDCER-XJ-PV")
     assert table.exit_code == 0 and "5500\t165\t5335" in table.output, table.output
@@ -593,12 +585,12 @@ def test_the_migration_splits_payments_captured_before_it(tmp_path):
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 @pytest.mark.postgres
-def test_settlement_and_webhook_bookkeeping_on_postgresql(monkeypatch, tmp_path, operator):
+def test_settlement_and_webhook_bookkeeping_on_postgresql(monkeypatch, tmp_path, operator, driver):
     """The same journal, statements, payouts and delivery claims on PostgreSQL (row locks,
     SUM over BIGINT as numeric)."""
     from diandian_common.testing import postgres_available, temporary_postgres_database
-    from orders.webhooks import service as webhooks
     from orders.cli import seed_demo_projects
+    from orders.webhooks import service as webhooks
     if not postgres_available():
         pytest.skip("no PostgreSQL server reachable")
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
@@ -614,8 +606,8 @@ def test_settlement_and_webhook_bookkeeping_on_postgresql(monkeypatch, tmp_path,
             project, orders = sell(client, database, operator, owner)
             endpoint = client.post("/api/v1/webhooks", headers=operator, json={
                 "url": "https://hooks.example.com/x", "events": ["order.paid"]}).get_json()
-            paid_after = place(client, project["id"], kg=1000)
-            pay(client, paid_after)
+            paid_after = driver.place_order(project["id"], 1000, GUEST)
+            driver.pay(paid_after["id"])
             move_to_past(database, project["id"])
             [item] = client.get(f"/api/v1/settlements?project={project['id']}", headers=operator).get_json()["items"]
             assert (item["gross_fen"], item["fee_fen"], item["net_fen"]) == (7578, 385, 7193)

@@ -6,26 +6,26 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from diandian_common.uow import UnitOfWork
 from sqlalchemy import func, select, update
 
 from diandian_common.timestamps import as_utc, utcnow
+from diandian_common.uow import UnitOfWork
 from orders import tasks
 from orders.ledger import service as ledger_service
+from orders.models import OutboxMessage, WebhookDelivery, WebhookEvent
 from orders.ordering import calculator_client
+from orders.payments.domain import signatures
 from orders.webhooks import sender as webhook_sender
 from orders.webhooks import service as webhooks
-from orders.payments.domain import signatures
-from orders.models import OutboxMessage, WebhookDelivery, WebhookEvent
 
 ALL_EVENTS = ["order.paid", "order.completed", "certificate.issued", "certificate.revoked", "project.low_inventory"]
 
+
+WANG = {"id": "p-1", "display_name": "王芳"}
 
 class Receiver:
     """An HTTP server that records what it is sent and answers ``statuses`` in turn (then 200)."""
@@ -94,21 +94,6 @@ def register(client, operator, url, events=ALL_EVENTS, **extra):
     response = client.post("/api/v1/webhooks", headers=operator, json={"url": url, "events": events, **extra})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
-
-
-def place(client, kg=10, scene=None, project=None):
-    project = project or client.get("/api/v1/projects").get_json()["items"][0]
-    response = client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-        "project_id": project["id"], "quantity_kg": kg, "scene": scene,
-        "participant": {"id": "p-1", "display_name": "王芳"}})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def paid_order(client, **kwargs):
-    order = place(client, **kwargs)
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 202
-    return order
 
 
 def deliveries(database, **where):
@@ -192,16 +177,16 @@ def test_disable_enable_and_delete(client, operator, local_webhooks, receiver):
 
 # --- events -------------------------------------------------------------------------------
 
-def test_no_endpoint_no_event(client, database):
-    paid_order(client)
+def test_no_endpoint_no_event(client, database, driver):
+    driver.place_and_pay_order(kg=10, participant=WANG)
     with UnitOfWork(database) as uow:
         session = uow.session
         assert session.scalars(select(func.count()).select_from(WebhookEvent)).one() == 0
 
 
-def test_the_event_is_written_with_the_payment(client, database, operator, local_webhooks, receiver):
+def test_the_event_is_written_with_the_payment(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    order = paid_order(client)
+    order = driver.place_and_pay_order(kg=10, participant=WANG)
     with UnitOfWork(database) as uow:
         session = uow.session
         event = session.scalars(select(WebhookEvent)).one()
@@ -215,9 +200,9 @@ def test_the_event_is_written_with_the_payment(client, database, operator, local
     assert len(deliveries(database)) == 1
 
 
-def test_no_event_without_the_payment(client, database, operator, local_webhooks, receiver, monkeypatch):
+def test_no_event_without_the_payment(client, database, operator, local_webhooks, receiver, monkeypatch, driver):
     register(client, operator, receiver.url, events=["order.paid"])
-    order = place(client)
+    order = driver.place_order(kg=10, participant=WANG)
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("outbox full")
@@ -228,12 +213,12 @@ def test_no_event_without_the_payment(client, database, operator, local_webhooks
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
 
 
-def test_scene_endpoints_hear_only_their_scene(client, database, operator, local_webhooks, receiver, scenes):
+def test_scene_endpoints_hear_only_their_scene(client, database, operator, local_webhooks, receiver, scenes, driver):
     forum = register(client, operator, receiver.url, events=["order.paid"], scene="forum")
     everything = register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client, scene="forum")
-    paid_order(client, scene="expo")
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG, scene="forum")
+    driver.place_and_pay_order(kg=10, participant=WANG, scene="expo")
+    driver.place_and_pay_order(kg=10, participant=WANG)
     with UnitOfWork(database) as uow:
         session = uow.session
         heard = {}
@@ -242,9 +227,9 @@ def test_scene_endpoints_hear_only_their_scene(client, database, operator, local
     assert heard == {forum["id"]: ["forum"], everything["id"]: ["forum", "expo", None]}
 
 
-def test_the_whole_life_of_an_order_is_announced(client, database, operator, local_webhooks, receiver):
+def test_the_whole_life_of_an_order_is_announced(client, database, operator, local_webhooks, receiver, driver):
     register(client, operator, receiver.url)
-    order = paid_order(client)
+    order = driver.place_and_pay_order(kg=10, participant=WANG)
     with UnitOfWork(database) as uow:
         ledger_service.retire(uow, order["id"])
     tasks.certificate_issued.run({"v": 1, "order_id": order["id"], "certificate_id": "cert_9", "verify_code": "c9",
@@ -268,15 +253,15 @@ def test_the_whole_life_of_an_order_is_announced(client, database, operator, loc
 
 
 def test_low_inventory_is_announced_when_an_order_crosses_the_threshold(client, database, operator,
-                                                                        local_webhooks, receiver):
+                                                                        local_webhooks, receiver, driver):
     register(client, operator, receiver.url, events=["project.low_inventory"])
     project = client.get("/api/v1/projects").get_json()["items"][0]
     threshold = project["available_kg"] - 15
     client.patch(f"/api/v1/projects/{project['id']}", headers=operator,
                  json={"low_inventory_threshold_kg": threshold})
-    place(client, kg=10, project=project)   # still above
-    place(client, kg=10, project=project)   # crosses: announced
-    place(client, kg=10, project=project)   # already below: not again
+    driver.place_order(project["id"], 10, WANG)   # still above
+    driver.place_order(project["id"], 10, WANG)   # crosses: announced
+    driver.place_order(project["id"], 10, WANG)   # already below: not again
     for delivery_id, *_ in deliveries(database):
         deliver(delivery_id)
     [announced] = receiver.events()
@@ -293,9 +278,9 @@ def test_the_global_threshold(client, monkeypatch):
 
 # --- deliveries -----------------------------------------------------------------------------
 
-def test_a_delivery_is_signed_with_the_endpoints_secret(client, database, operator, local_webhooks, receiver):
+def test_a_delivery_is_signed_with_the_endpoints_secret(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    order = paid_order(client)
+    order = driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, _type, _status, _attempts)] = deliveries(database)
     assert deliver(delivery_id) == "succeeded"
     [request] = receiver.requests
@@ -313,9 +298,9 @@ def test_a_delivery_is_signed_with_the_endpoints_secret(client, database, operat
     assert len(receiver.requests) == 1
 
 
-def test_a_failed_attempt_is_retried_on_schedule_and_logged(client, database, operator, local_webhooks, receiver):
+def test_a_failed_attempt_is_retried_on_schedule_and_logged(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     receiver.statuses = [503]
     before = utcnow()
@@ -347,9 +332,9 @@ def test_a_failed_attempt_is_retried_on_schedule_and_logged(client, database, op
     assert all(a["duration_ms"] >= 0 and a["started_at"] for a in shown["log"])
 
 
-def test_a_delivery_fails_for_good_after_the_last_attempt(client, database, operator, local_webhooks, receiver):
+def test_a_delivery_fails_for_good_after_the_last_attempt(client, database, operator, local_webhooks, receiver, driver):
     register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     receiver.statuses = [500, 500, 500]
     assert deliver(delivery_id) == "pending"
@@ -364,10 +349,10 @@ def test_a_delivery_fails_for_good_after_the_last_attempt(client, database, oper
     assert len(receiver.requests) == 3
 
 
-def test_a_timeout_is_a_failed_attempt(client, database, operator, local_webhooks, receiver, monkeypatch):
+def test_a_timeout_is_a_failed_attempt(client, database, operator, local_webhooks, receiver, monkeypatch, driver):
     monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "0.3")
     register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     receiver.delay_s = 1.0
     assert deliver(delivery_id) == "pending"
@@ -378,9 +363,9 @@ def test_a_timeout_is_a_failed_attempt(client, database, operator, local_webhook
         assert delivery.log[0].duration_ms < 1000
 
 
-def test_redirects_are_not_followed(client, database, operator, local_webhooks, receiver):
+def test_redirects_are_not_followed(client, database, operator, local_webhooks, receiver, driver):
     register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     receiver.statuses = [302]
     assert deliver(delivery_id) == "pending"
@@ -390,9 +375,9 @@ def test_redirects_are_not_followed(client, database, operator, local_webhooks, 
     assert len(receiver.requests) == 1
 
 
-def test_a_delivery_being_sent_is_not_sent_twice(client, database, operator, local_webhooks, receiver):
+def test_a_delivery_being_sent_is_not_sent_twice(client, database, operator, local_webhooks, receiver, driver):
     register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     now, current = utcnow(), webhooks.settings()
     with UnitOfWork(database) as uow:
@@ -411,9 +396,9 @@ def test_a_delivery_being_sent_is_not_sent_twice(client, database, operator, loc
         assert webhooks.claim(session, delivery_id, later, current).attempt == 2
 
 
-def test_resend_by_hand(client, database, operator, local_webhooks, receiver):
+def test_resend_by_hand(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     deliver(delivery_id)
     resent = client.post(f"/api/v1/webhooks/{endpoint['id']}/deliveries/{delivery_id}/resend", headers=operator)
@@ -430,13 +415,13 @@ def test_resend_by_hand(client, database, operator, local_webhooks, receiver):
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "endpoint_disabled"
 
 
-def test_a_disabled_endpoint_waits(client, database, operator, local_webhooks, receiver):
+def test_a_disabled_endpoint_waits(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     client.patch(f"/api/v1/webhooks/{endpoint['id']}", headers=operator, json={"active": False})
     assert deliver(delivery_id) is None
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     assert len(deliveries(database)) == 1  # no new events while disabled
     client.patch(f"/api/v1/webhooks/{endpoint['id']}", headers=operator, json={"active": True})
     with UnitOfWork(database) as uow:
@@ -446,19 +431,19 @@ def test_a_disabled_endpoint_waits(client, database, operator, local_webhooks, r
     assert deliver(delivery_id) == "succeeded"
 
 
-def test_deleting_an_endpoint_drops_its_deliveries(client, database, operator, local_webhooks, receiver):
+def test_deleting_an_endpoint_drops_its_deliveries(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
-    paid_order(client)
+    driver.place_and_pay_order(kg=10, participant=WANG)
     [(delivery_id, *_)] = deliveries(database)
     deliver(delivery_id)
     client.delete(f"/api/v1/webhooks/{endpoint['id']}", headers=operator)
     assert deliveries(database) == [] and deliver(delivery_id) is None
 
 
-def test_deliveries_are_listed_newest_first_and_filtered(client, database, operator, local_webhooks, receiver):
+def test_deliveries_are_listed_newest_first_and_filtered(client, database, operator, local_webhooks, receiver, driver):
     endpoint = register(client, operator, receiver.url, events=["order.paid"])
     for _ in range(3):
-        paid_order(client)
+        driver.place_and_pay_order(kg=10, participant=WANG)
     ids = [d[0] for d in deliveries(database)]
     receiver.statuses = [500]
     for delivery_id in ids:
