@@ -1,7 +1,7 @@
 """Configuration from environment variables, with safe local defaults.
 
 Every port the stack opens is derived from ``GATEWAY_PORT`` unless set explicitly,
-so two stacks can run side by side (SPEC §6).
+so two stacks can run side by side (README.md, Configuration).
 """
 from __future__ import annotations
 

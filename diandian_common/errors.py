@@ -1,4 +1,4 @@
-"""The one error shape of the platform (SPEC §4).
+"""The one error shape of the platform (docs/contract.md §5 "Conventions").
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` with 400 for unreadable
 JSON, 422 for invalid fields, 404 for unknown ids, 409 for conflicts, and never a bare 500.

@@ -1,4 +1,4 @@
-"""``GET /healthz``: ok once every service and Redis answer (SPEC §4 "Health")."""
+"""``GET /healthz``: ok once every service and Redis answer (docs/contract.md §5 "Conventions")."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor

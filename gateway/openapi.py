@@ -1,7 +1,7 @@
 """One OpenAPI document for the whole public API, merged from the services' own.
 
 Each service describes its routes at ``/openapi.json`` (flask-smorest). The gateway
-merges them: the paths each service owns (SPEC §4), their components (a component that
+merges them: the paths each service owns (docs/contract.md §2), their components (a component that
 is identical everywhere is kept once; one that differs, or refers to one that differs,
 is renamed after its service, e.g. ``CertificatesProject``), the operator key as security
 scheme on exactly the routes the gateway guards with the scope each needs, and 429 on

@@ -1,4 +1,4 @@
-"""Server-rendered pages (SPEC §5): the guest's way from a scene's QR code to a certificate
+"""Server-rendered pages (docs/contract.md §1): the guest's way from a scene's QR code to a certificate
 and a rank, the life footprint, rankings, verification, and the operators' pages.
 
 Pages read the services through the same pooled client as the API, so a page never reads

@@ -1,4 +1,4 @@
-"""The calculator forms, as data: which inputs each activity type has (SPEC §4) and how the
+"""The calculator forms, as data: which inputs each activity type has (docs/contract.md §5, POST /api/v1/estimates) and how the
 life-footprint page asks for a year of daily life. Templates render these specs, and
 ``static/app.js`` turns the filled inputs back into the ``activities`` of
 ``POST /api/v1/estimates`` (each input names its API field and how to read it)."""
@@ -59,7 +59,7 @@ FUELS = (("petrol", _l("Petrol")), ("diesel", _l("Diesel")), ("hybrid", _l("Hybr
 DIETS = (("meat", _l("With meat")), ("vegetarian", _l("Vegetarian")))
 RAIL_CLASSES = (("high_speed", _l("High-speed")), ("conventional", _l("Conventional")))
 
-# SPEC §4, one list of inputs per activity type.
+# docs/contract.md §5 (POST /api/v1/estimates), one list of inputs per activity type.
 ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
     "flight": (
         Input("from", _l("From (airport code)"), primary=True, hint=_l("e.g. PEK"), **AIRPORT),

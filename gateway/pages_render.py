@@ -12,7 +12,7 @@ from flask_babel import format_decimal, lazy_gettext as _l
 
 from diandian_common.qr import dark_runs
 
-# SPEC §4 estimate categories, in the order the result page lists them.
+# The estimate's categories (docs/contract.md §5), in the order the result page lists them.
 CATEGORY_LABELS = {
     "flights": _l("Flights"),
     "transport": _l("Ground transport"),
@@ -78,12 +78,12 @@ def money(fen: int | None) -> str:
 
 
 def order_kg(total_kg) -> int:
-    """Kilograms an order for this footprint covers: rounded up to whole kg (SPEC §4)."""
+    """Kilograms an order for this footprint covers: rounded up to whole kg (docs/contract.md §3)."""
     return max(1, math.ceil(float(total_kg) - 1e-9))
 
 
 def price_fen(quantity_kg: int, price_fen_per_tonne: int) -> int:
-    """SPEC §4: amount_fen = ceil(quantity_kg × price_fen_per_tonne / 1000), in integers."""
+    """docs/contract.md §3: amount_fen = ceil(quantity_kg × price_fen_per_tonne / 1000), in integers."""
     return -(-quantity_kg * price_fen_per_tonne // 1000)
 
 

@@ -1,4 +1,4 @@
-"""The public API's routing tables (SPEC §4): which service owns a path, which operator
+"""The public API's routing tables (docs/contract.md §2, §5): which service owns a path, which operator
 scope a route needs, which routes count as order writes for rate limiting, and which
 render documents and may take longer."""
 from __future__ import annotations

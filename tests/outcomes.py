@@ -42,7 +42,7 @@ def publish(broker_url: str, messages: list[tuple[str, dict]]) -> list[str]:
 
 
 def pipeline_messages(order: dict) -> dict[str, dict]:
-    """The payloads the pipeline sent for ``order``, rebuilt from its public JSON (SPEC §3)."""
+    """The payloads the pipeline sent for ``order``, rebuilt from its public JSON (docs/contract.md §4)."""
     retirement, certificate, participant = order["retirement"], order["certificate"], order["participant"]
     scene = order["scene"]
     return {

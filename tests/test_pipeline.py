@@ -1,4 +1,4 @@
-"""The order pipeline end to end through the gateway (SPEC §3), real processes only."""
+"""The order pipeline end to end through the gateway (docs/contract.md §3), real processes only."""
 from __future__ import annotations
 
 import uuid

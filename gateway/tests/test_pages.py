@@ -1,4 +1,4 @@
-"""The pages (SPEC §5), rendered by the real gateway against stand-in services on real
+"""The pages (docs/contract.md §1), rendered by the real gateway against stand-in services on real
 ports: status, content in Chinese and English, the language switch, escaping of what
 guests typed, the rules the Content-Security-Policy imposes, and the operator pages."""
 from __future__ import annotations

@@ -66,7 +66,7 @@ def _merge_adjacent(ranges: list[SerialRange]) -> list[SerialRange]:
 
 
 def format_range(project_code: str, vintage: int, first: int, last: int) -> str:
-    """SPEC §4: ``{project code}-{vintage}:{first:09d}-{last:09d}``."""
+    """docs/contract.md §3: ``{project code}-{vintage}:{first:09d}-{last:09d}``."""
     return f"{project_code}-{vintage}:{first:09d}-{last:09d}"
 
 

@@ -1,4 +1,4 @@
-"""Quantities and prices (SPEC §4): whole kilograms, integer fen."""
+"""Quantities and prices (docs/contract.md §3): whole kilograms, integer fen."""
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal

@@ -1,7 +1,7 @@
 """Signed payment-provider webhooks: ``HMAC-SHA256(secret, "<timestamp>.<raw body>")``.
 
 The signature travels as ``t=<unix seconds>,v1=<hex digest>`` (the same layout as the
-platform's own outgoing webhooks, SPEC §4). Signing the timestamp with the body lets the
+platform's own outgoing webhooks, docs/contract.md §5). Signing the timestamp with the body lets the
 receiver refuse a captured call replayed later: outside the tolerance it is stale, and
 inside it the provider's event id (stored once) makes it change nothing.
 """
