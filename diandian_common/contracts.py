@@ -14,16 +14,18 @@ raises :class:`UnsupportedMessage`; a v1 payload that breaks its contract raises
 :class:`InvalidMessage`. Neither can succeed later, so no task retries them (retries are
 for a database or broker that is away).
 
-``python -m diandian_common.contracts`` prints the "Messages" part of docs/contract.md.
+The field types are in contract_fields.py; contracts_markdown.py writes the "Messages" part
+of docs/contract.md from these contracts.
 """
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+from .contract_fields import Flag, Id, Kilograms, Payload, StrOrInt, Text, Timestamp
 
 MESSAGE_VERSION = 1
 
@@ -49,101 +51,6 @@ def check_version(payload) -> dict:
     if not isinstance(payload, dict) or payload.get("v") != MESSAGE_VERSION:
         raise UnsupportedMessage(f"expected a v{MESSAGE_VERSION} payload, got {payload!r}")
     return payload
-
-
-# --- field types ------------------------------------------------------------------------
-
-class StrOrInt(fields.Field):
-    """A project's id or vintage: a string (1 to 100 characters) or an integer."""
-
-    doc = "string (1–100 characters) or integer"
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValidationError("must be a string or an integer")
-        if isinstance(value, str) and not 1 <= len(value) <= 100:
-            raise ValidationError("must be 1 to 100 characters")
-        return value
-
-
-class Timestamp(fields.Field):
-    """An ISO-8601 date-time string; one without an offset is UTC."""
-
-    doc = "ISO-8601 date-time string (without an offset: UTC)"
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            if not isinstance(value, str):
-                raise ValueError
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValidationError("must be an ISO-8601 date-time string") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-class Kilograms(fields.Field):
-    """Kilograms above 0 with at most three decimals: a number or a numeric string."""
-
-    doc = "number of kg above 0, at most 3 decimals (a numeric string is read too)"
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValidationError("must be a number")
-        try:
-            kg = Decimal(str(value))
-        except InvalidOperation:
-            raise ValidationError("must be a number") from None
-        if not kg.is_finite():
-            raise ValidationError("must be a finite number")
-        if kg * 1000 != (kg * 1000).to_integral_value():
-            raise ValidationError("has more than three decimals")
-        if kg <= 0:
-            raise ValidationError("must be above 0")
-        return kg
-
-
-class Flag(fields.Field):
-    """true or false, nothing else."""
-
-    doc = "boolean (true or false only)"
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise ValidationError("must be a boolean")
-        return value
-
-
-class Visible(validate.Validator):
-    """Text with a character other than white space and control characters."""
-
-    def __call__(self, value: str) -> str:
-        text = unicodedata.normalize("NFKC", value)
-        if not any(not ch.isspace() and unicodedata.category(ch) != "Cc" for ch in text):
-            raise ValidationError("must not be blank")
-        return value
-
-
-def Id(max_length: int = 64, **kwargs) -> fields.String:  # noqa: N802 - a field factory
-    """A required identifier of 1 to ``max_length`` characters."""
-    return fields.String(required=True, validate=validate.Length(1, max_length), **kwargs)
-
-
-def Text(max_length: int | None = None, **kwargs) -> fields.String:  # noqa: N802
-    """A required string that is not blank."""
-    return fields.String(required=True, validate=[validate.Length(max=max_length), Visible()], **kwargs)
-
-
-class Payload(Schema):
-    """A message's schema: unknown fields are ignored; a load makes the typed message."""
-
-    class Meta:
-        unknown = EXCLUDE
-
-    message_type: type = dict
-
-    @post_load
-    def _typed(self, data, **_kwargs):
-        return self.message_type(**data)
 
 
 # --- the messages -----------------------------------------------------------------------
@@ -442,67 +349,3 @@ def load(task_name: str, payload):
         return found.schema().load({k: v for k, v in payload.items() if k != "v"})
     except ValidationError as exc:
         raise InvalidMessage(task_name, exc.normalized_messages()) from None
-
-
-# --- the "Messages" part of docs/contract.md ----------------------------------------------
-
-_TYPES = {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean",
-          fields.Nested: "object"}
-
-
-def _constraints(field: fields.Field) -> list[str]:
-    notes = []
-    for rule in field.validators:
-        if isinstance(rule, validate.Length) and (rule.min, rule.max) != (None, None):
-            if rule.min and rule.max is not None:
-                notes.append(f"{rule.min}–{rule.max} characters")
-            elif rule.max is not None:
-                notes.append(f"at most {rule.max} characters")
-            else:
-                notes.append(f"at least {rule.min} characters")
-        elif isinstance(rule, validate.Range):
-            notes.append(f"≥ {rule.min}")
-        elif isinstance(rule, validate.Regexp):
-            notes.append(f"matches `{rule.regex.pattern}`")
-        elif isinstance(rule, Visible):
-            notes.append("not blank")
-    return notes
-
-
-def _field_rows(schema: Schema, prefix: str = "") -> list[str]:
-    rows = []
-    for name, field in schema.fields.items():
-        kind = getattr(field, "doc", None) or _TYPES[type(field)]
-        kind = ", ".join([kind, *_constraints(field)]) + (", or null" if field.allow_none else "")
-        if field.required:
-            required = "yes"
-        else:
-            default = field.load_default
-            required = f"no (default `{'null' if default is None else str(default).lower()}`)"
-        note = field.metadata.get("description", "")
-        rows.append(f"| `{prefix}{name}` | {kind} | {required} | {note} |")
-        if isinstance(field, fields.Nested):
-            rows += _field_rows(field.schema, f"{prefix}{name}.")
-    return rows
-
-
-def messages_markdown() -> str:
-    """Every contract, grouped by the queue that consumes it (generated; do not edit the output)."""
-    lines = []
-    for queue in ("orders", "certificates", "ranking", "calculator"):
-        mine = [c for c in CONTRACTS.values() if c.task_name.split(".", 1)[0] == queue]
-        lines += [f"### Queue `{queue}`", ""]
-        for c in (c for c in mine if not c.periodic):
-            lines += [f"#### `{c.task_name}`", "", f"Sent by {c.sent_by}. The {queue} worker {c.does}.", "",
-                      "| Field | Type | Required | Notes |", "|---|---|---|---|",
-                      "| `v` | integer | yes | 1 |", *_field_rows(c.schema()), ""]
-        periodic = [c for c in mine if c.periodic]
-        if periodic:
-            lines += ["Periodic, sent by the service's beat scheduler with the payload `{\"v\": 1}` "
-                      "or with no argument at all:", ""]
-            lines += [f"- `{c.task_name}`: {c.does}." for c in periodic] + [""]
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover - prints the generated "Messages" section
-    print(messages_markdown(), end="")

@@ -163,7 +163,7 @@ def http_markdown(document: dict) -> str:
 
 
 def generated_blocks() -> dict[str, str]:
-    from diandian_common.contracts import messages_markdown
+    from diandian_common.contracts_markdown import messages_markdown
     from gateway.openapi import merge
 
     logging.disable(logging.INFO)  # the apps log their /openapi.json request

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from diandian_common import celery_app, contracts, outbox
+from diandian_common import celery_app, contracts_markdown, outbox
 from diandian_common.contracts import (CONTRACTS, Empty, InvalidMessage, NoContract, UnsupportedMessage, build,
                                        check, load)
 
@@ -199,7 +199,7 @@ def test_enqueue_checks_every_message_in_the_transaction(session):
 
 
 def test_the_contract_types_are_documented():
-    text = contracts.messages_markdown()
+    text = contracts_markdown.messages_markdown()
     for name in CONTRACTS:
         assert f"`{name}`" in text
     assert "| `project.vintage` | string (1–100 characters) or integer | yes |" in text
