@@ -4,11 +4,12 @@ from diandian_common.web import create_service_app
 
 from . import cli
 from .api import blp
+from .wiring import wiring
 
 
 def create_app(database_url: str | None = None):
     app, api = create_service_app("calculator", title="Diandian calculator",
-                                  database_url=database_url)
+                                  database_url=database_url, wiring=wiring)
     api.spec.components.security_scheme(
         "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": API_KEY_HEADER})
     api.register_blueprint(blp)

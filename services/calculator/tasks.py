@@ -1,25 +1,27 @@
 """Calculator worker: pre-renders scene QR codes and posters into the render cache.
 
     celery -A calculator.tasks worker -Q calculator
+
+The Celery app is calculator/wiring.py's; it is importable from here for the worker.
 """
 from __future__ import annotations
 
 import logging
 
 from diandian_common import config
-from diandian_common.celery_app import make_celery, send
+from diandian_common.celery_app import send
 from diandian_common.contracts import InvalidMessage, build, load
 from diandian_common.db import Database, service_database
 
 from . import scenes
 from .rendering import RenderCache
+from .wiring import celery, wiring
+
+__all__ = ["celery", "prerender_scene", "request_prerender"]
 
 log = logging.getLogger(__name__)
 
-celery = make_celery("calculator")
-
 PRERENDER_SCENE = "calculator.prerender_scene"
-
 
 
 def database() -> Database:
@@ -53,7 +55,7 @@ def prerender_scene(self, payload: dict) -> None:
 def request_prerender(slug: str) -> None:
     """Best effort: without a broker the API still renders on the first request."""
     try:
-        send(celery, PRERENDER_SCENE, build(PRERENDER_SCENE, slug=slug))
+        send(wiring.celery, PRERENDER_SCENE, build(PRERENDER_SCENE, slug=slug))
     except Exception:
         log.warning("could not queue %s for scene %s; it will render on demand",
                     PRERENDER_SCENE, slug, exc_info=True)

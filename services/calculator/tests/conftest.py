@@ -1,5 +1,5 @@
 """Fixtures of the calculator's tests: a migrated SQLite database per test, the app, and a
-recorder in place of the Celery broker."""
+recorder in place of the Celery broker (at the one wiring point, calculator/wiring.py)."""
 from __future__ import annotations
 
 import pytest
@@ -27,18 +27,34 @@ def database_url(env):
     return migrated_sqlite_url("calculator", env)
 
 
+class RecordingBroker:
+    """Stands in for the Celery app at the wiring point: keeps what would be sent."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, dict]] = []
+
+    def send_task(self, name, args=(), **_options):
+        self.messages.append((name, args[0]))
+
+
 @pytest.fixture
 def sent(monkeypatch):
     """Messages the API sends, by task name (instead of publishing them)."""
-    from calculator import tasks
+    from calculator.wiring import wiring
 
-    messages: list[tuple[str, dict]] = []
+    broker = RecordingBroker()
+    monkeypatch.setattr(wiring, "celery", broker)
+    return broker.messages
 
-    def send_task(name, args=(), **_options):
-        messages.append((name, args[0]))
 
-    monkeypatch.setattr(tasks.celery, "send_task", send_task)
-    return messages
+@pytest.fixture
+def offline_celery(env):
+    """The calculator's Celery app configured for a broker nobody listens on, failing at
+    once instead of retrying the connection and the publish (some seconds each)."""
+    from diandian_common.celery_app import make_celery
+
+    return make_celery("calculator", broker_url=f"redis://127.0.0.1:{free_port()}/0",
+                       broker_transport_options={"max_retries": 0}, task_publish_retry=False)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from calculator import tasks
+from calculator.wiring import wiring
 
 from .conftest import BASE_URL
 
@@ -126,11 +126,8 @@ def test_unknown_scene_is_404(client, operator):
         assert error(response)["code"] == "not_found"
 
 
-def test_prerender_request_survives_a_broken_broker(client, make_scene, monkeypatch, caplog):
-    def broker_down(*_args, **_kwargs):
-        raise ConnectionRefusedError("broker down")
-
-    monkeypatch.setattr(tasks.celery, "send_task", broker_down)
+def test_prerender_request_survives_a_broken_broker(client, make_scene, monkeypatch, caplog, offline_celery):
+    monkeypatch.setattr(wiring, "celery", offline_celery)
     with caplog.at_level(logging.WARNING, logger="calculator.tasks"):
         make_scene()
     assert "will render on demand" in caplog.text

@@ -9,13 +9,14 @@ import redis
 from diandian_common.celery_app import make_celery
 
 from calculator import tasks
+from calculator.wiring import wiring
 
 # redis_url: the session's own redis-server, emptied for the test (diandian_common.testing).
 
 
 def test_prerender_is_queued_by_name_on_the_calculator_queue(redis_url, monkeypatch):
     monkeypatch.setenv("CELERY_BROKER_URL", redis_url)
-    monkeypatch.setattr(tasks, "celery", make_celery("calculator"))
+    monkeypatch.setattr(wiring, "celery", make_celery("calculator", broker_url=redis_url))
     tasks.request_prerender("dujiangyan")
 
     raw = redis.Redis.from_url(redis_url).lpop("calculator")
