@@ -10,10 +10,9 @@ from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound
 from diandian_common.web import db
 
-from . import estimates, scenes, tasks
+from . import scenes, service, tasks
 from .domain.factors import version_key
 from .factor_sets import default_version, get_factor_set, stored_versions
-from .estimates import factor_json
 from .rendering import RenderCache
 from .schemas import (EstimateRequestSchema, EstimateSchema, FactorSetSchema, FactorsQuerySchema,
                       FootprintSchema, SceneCreateSchema, SceneListQuerySchema, SceneListSchema,
@@ -121,7 +120,7 @@ def scene_poster(slug):
 def scene_footprint(slug):
     """An event's footprint for its organisers: participants who estimated, total, average
     and categories (each participant's latest trip estimate counts)."""
-    return estimates.footprint(db(), slug)
+    return service.footprint(db(), slug)
 
 
 # --- estimates --------------------------------------------------------------------------
@@ -131,14 +130,14 @@ def scene_footprint(slug):
 @blp.response(201, EstimateSchema)
 def create_estimate(data):
     """Compute and store a trip or life footprint, itemised with factors and sources."""
-    return estimates.create(db(), data)
+    return service.create(db(), data)
 
 
 @blp.route("/estimates/<estimate_id>", methods=["GET"])
 @blp.response(200, EstimateSchema)
 def get_estimate(estimate_id):
     """A stored estimate, exactly as computed (with the factor set it used)."""
-    return estimates.get(db(), estimate_id)
+    return service.get(db(), estimate_id)
 
 
 # --- factors ----------------------------------------------------------------------------
@@ -157,5 +156,5 @@ def list_factors(query):
         "version": factor_set.version, "title": factor_set.title,
         "description": factor_set.description, "current": factor_set.version == current,
         "versions": sorted(set(stored_versions(db())) | {current}, key=version_key),
-        "items": [{**factor_json(factor), "citation": factor.citation} for factor in factor_set],
+        "items": [{**service.factor_json(factor), "citation": factor.citation} for factor in factor_set],
     }
