@@ -1,0 +1,266 @@
+"""Reading deploy/k8s/ and deploy/docker-compose.yml for the deployment tests: the parsed
+manifests, their workloads, containers, arguments and environment (fixtures in tests/conftest.py)."""
+from __future__ import annotations
+
+import base64
+import importlib
+import re
+import shlex
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from diandian_common import config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+K8S = ROOT / "deploy" / "k8s"
+
+
+KUSTOMIZATION = K8S / "kustomization.yaml"
+
+
+COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
+
+
+APP_PORT = 8000
+
+
+GATEWAY = "gateway"
+
+
+CONFIG_MAP = "diandian-config"
+
+
+SECRET = "diandian-secrets"
+
+
+PLACEHOLDER = "REPLACE-ME"
+
+
+# Celery's monitoring UI: a workload that is no service (no API, no queue), reached by
+# operators with kubectl port-forward, never through the Ingress.
+FLOWER = "flower"
+
+
+FLOWER_PORT = 5555
+
+
+WORKLOAD_KINDS = ("Deployment", "Job")
+
+
+# Secrets compose hands to every container (one shared environment block) that the
+# cluster gives only to the processes that use them.
+WITHHELD = {
+    # The services trust the gateway's signed operator assertion; only the job mirroring
+    # the key into the gateway's store needs it in the clear.
+    "OPERATOR_API_KEY": {"gateway-keys"},
+    # Only the gateway signs operator assertions and only the APIs verify them.
+    "INTERNAL_API_SECRET": {GATEWAY, *config.SERVICES},
+}
+
+
+# Tasks a worker's shutdown may cut off: long periodic repairs, acknowledged late, so the
+# broker hands them out again after the visibility timeout (and the next period runs one).
+INTERRUPTIBLE_TASKS = {"ranking.reconcile"}
+
+
+def manifest_files() -> list[Path]:
+    return sorted(path for path in K8S.glob("*.yaml") if path != KUSTOMIZATION)
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[dict]:
+    docs = []
+    for path in manifest_files():
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is not None:
+                docs.append({**doc, "_file": path.name})
+    return docs
+
+
+@pytest.fixture(scope="module")
+def objects(documents) -> dict[tuple[str, str], dict]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+
+
+def of_kind(objects: dict, kind: str) -> dict[str, dict]:
+    return {name: doc for (k, name), doc in objects.items() if k == kind}
+
+
+def workloads(objects: dict) -> dict[str, dict]:
+    """Every Deployment and Job, by name (the names are unique across both)."""
+    found = {}
+    for kind in WORKLOAD_KINDS:
+        for name, doc in of_kind(objects, kind).items():
+            assert name not in found, f"{name} is both a Deployment and a Job"
+            found[name] = doc
+    return found
+
+
+def pod_spec(workload: dict) -> dict:
+    return workload["spec"]["template"]["spec"]
+
+
+def containers(workload: dict) -> list[dict]:
+    spec = pod_spec(workload)
+    return spec["containers"] + spec.get("initContainers", [])
+
+
+def main_container(workload: dict) -> dict:
+    (container,) = pod_spec(workload)["containers"]
+    return container
+
+
+def argv(container: dict) -> list[str]:
+    return [str(arg) for arg in (container.get("command") or []) + (container.get("args") or [])]
+
+
+def option(args: list[str], *names: str) -> str | None:
+    """Value of the first of ``names`` in ``args`` (``-Q x`` or ``--queues=x``)."""
+    for index, arg in enumerate(args):
+        for name in names:
+            if arg == name and index + 1 < len(args):
+                return args[index + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def container_port(container: dict, port) -> int:
+    """A probe's or Service's port (a number or a port name) as a number."""
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
+    return number
+
+
+def env_sources(container: dict) -> dict[str, dict]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def secret_key(container: dict, name: str) -> str | None:
+    source = env_sources(container).get(name, {}).get("valueFrom", {}).get("secretKeyRef")
+    return source["key"] if source else None
+
+
+@pytest.fixture(scope="module")
+def config_map(objects) -> dict[str, str]:
+    return of_kind(objects, "ConfigMap")[CONFIG_MAP]["data"]
+
+
+@pytest.fixture(scope="module")
+def secret(objects) -> dict[str, str]:
+    return of_kind(objects, "Secret")[SECRET]["stringData"]
+
+
+def available_env(container: dict, config_map: dict, secret: dict) -> set[str]:
+    """Every variable the container's process sees (env plus envFrom)."""
+    names = set(env_sources(container))
+    for source in container.get("envFrom", []):
+        if source.get("configMapRef", {}).get("name") == CONFIG_MAP:
+            names |= set(config_map)
+        if source.get("secretRef", {}).get("name") == SECRET:
+            names |= set(secret)
+    return names
+
+
+def cpu(quantity) -> float:
+    text = str(quantity)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def memory(quantity) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMG]i?)?", str(quantity))
+    assert match, f"unreadable memory quantity {quantity!r}"
+    return float(match.group(1)) * MEMORY_UNITS.get(match.group(2) or "", 1)
+
+
+_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?-)([^}]*))?\}|(\w+))")
+
+
+def interpolated(node):
+    """Compose's ``${VAR:-default}`` with nothing configured: the defaults an operator gets."""
+    if isinstance(node, str):
+        return _VARIABLE.sub(lambda m: "$" if m.group(1) else (m.group(4) or ""), node)
+    if isinstance(node, dict):
+        return {key: interpolated(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [interpolated(item) for item in node]
+    return node
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, dict]:
+    """The compose services running the application image (not Redis, PostgreSQL, ...)."""
+    services = interpolated(yaml.safe_load(COMPOSE_FILE.read_text()))["services"]
+    image = app_image(services)
+    return {name: svc for name, svc in services.items() if svc.get("image") == image}
+
+
+def app_image(services: dict) -> str:
+    """The image the compose file builds (deploy/Dockerfile)."""
+    (image,) = {svc["image"] for svc in services.values() if "build" in svc}
+    return image
+
+
+def compose_argv(service: dict) -> list[str]:
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
+
+
+def compose_env(service: dict) -> set[str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return {item.split("=", 1)[0] for item in env}
+    return set(env)
+
+
+def services_with_periodic_tasks() -> list[str]:
+    return [s for s in config.SERVICES if importlib.import_module(f"{s}.tasks").celery.conf.beat_schedule]
+
+
+def assert_service_routes_to(objects: dict, name: str, deployment: dict) -> None:
+    service = of_kind(objects, "Service").get(name)
+    assert service, f"no Service in front of {name}"
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == APP_PORT, "the *_URL variables say :8000"
+    assert container_port(main_container(deployment), port["targetPort"]) == APP_PORT
+
+
+def worker_probe(objects, service: str, probe: str) -> list[str]:
+    return main_container(of_kind(objects, "Deployment")[f"{service}-worker"])[probe]["exec"]["command"]
+
+
+def owner(workload: dict) -> str:
+    return workload["metadata"]["labels"]["diandian.io/service"]
+
+
+def multiproc_dir_is_private(workload: dict) -> bool:
+    """PROMETHEUS_MULTIPROC_DIR on an emptyDir: every process of the pod, nobody else's."""
+    container = main_container(workload)
+    directory = env_sources(container)["PROMETHEUS_MULTIPROC_DIR"]["value"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    (volume,) = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    return "emptyDir" in volume
+
+
+def http_status(url: str, auth: tuple[str, str] | None = None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(":".join(auth).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
