@@ -43,7 +43,7 @@ from diandian_common.testing import free_port, migrated_sqlite_url
 
 from ranking.domain.boards import Kind, current_board
 from ranking.domain.periods import Period
-from ranking.maintenance import synthetic_participant_id
+from ranking.synthetic import synthetic_participant_id
 
 from .common import Ratio, Report, summary_ms
 

@@ -1,13 +1,14 @@
-"""``flask --app ranking.app ranking ...`` maintenance commands."""
+"""``flask --app ranking.app ranking ...`` maintenance commands. Both hand their function the
+unit-of-work factory: a rebuild's snapshot begins once it holds the boards' lock, and the
+seeding commits batch by batch."""
 from __future__ import annotations
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from diandian_common.web import db
-
-from . import maintenance, settings, store
+from . import rebuild, settings, store, synthetic
+from .wiring import unit_of_work
 
 ranking_cli = AppGroup("ranking", help="Ranking boards maintenance.")
 
@@ -16,7 +17,7 @@ ranking_cli = AppGroup("ranking", help="Ranking boards maintenance.")
 def rebuild_command():
     """Recompute every board from the database (restores a flushed or damaged Redis)."""
     try:
-        report = maintenance.rebuild(db(), store.writer(), settings.now())
+        report = rebuild.rebuild(unit_of_work, store.writer(), settings.now())
     except store.LockHeld as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"rebuilt {report.boards} boards with {report.entries} entries "
@@ -35,9 +36,9 @@ def rebuild_command():
 def seed_synthetic_command(participants, scene, organizations, days, seed):
     """Add synthetic participants straight into the database and the boards (benchmarks)."""
     try:
-        report = maintenance.seed_synthetic(db(), store.writer(), participants=participants, scene=scene,
-                                            organizations=organizations, days=days, seed=seed,
-                                            now=settings.now())
+        report = synthetic.seed_synthetic(unit_of_work, store.writer(), participants=participants,
+                                          scene=scene, organizations=organizations, days=days, seed=seed,
+                                          now=settings.now())
     except (ValueError, store.LockHeld) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"seeded {report.participants} participants on scene {scene} "

@@ -5,7 +5,7 @@ it first claims the order in the ``rank:orders`` marker hash and only then chang
 boards, so a message delivered twice, or retried after a crash between the database
 commit and Redis, changes the boards once. While ``rank:lock:rebuild`` exists the
 scripts change nothing and answer BUSY; the caller retries later (see
-:mod:`ranking.maintenance` for why that makes rebuilds exact).
+:mod:`ranking.rebuild` for why that makes rebuilds exact).
 """
 from __future__ import annotations
 

@@ -9,11 +9,10 @@ import redis
 from sqlalchemy import select, update
 
 from diandian_common.contracts import InvalidMessage, UnsupportedMessage
-from ranking import contributions, maintenance, settings, store, tasks
+from ranking import rebuild, reconcile, service, settings, store, synthetic, tasks
 from ranking.domain.periods import Period, bucket_of
 from ranking.domain.scores import score_of
 from ranking.models import ContributionRow
-
 from ranking.tests.helpers import board, dump, kg_on, minutes_before, order
 
 pytestmark = pytest.mark.usefixtures("redis_client")
@@ -44,7 +43,7 @@ def test_record_counts_on_all_eight_boards_and_the_organisation_boards(redis_cli
     assert redis_client.hget("rank:names:organization", "tsinghua university") == b"Tsinghua University"
 
 
-def test_the_same_order_twice_counts_once(redis_client, database, now):
+def test_the_same_order_twice_counts_once(redis_client, unit_of_work, now):
     payload = order("o-1", "p-1", 10, minutes_before(now, 5), organization="ACME")
     first = tasks.record.run(payload)
     before = dump(redis_client)
@@ -52,19 +51,19 @@ def test_the_same_order_twice_counts_once(redis_client, database, now):
     assert (first["stored"], first["boards"]) == (True, "applied")
     assert (second["stored"], second["boards"]) == (False, "already")
     assert dump(redis_client) == before
-    with database.transaction() as session:
-        assert session.scalar(select(ContributionRow.quantity_g)) == 10_000
+    with unit_of_work() as uow:
+        assert uow.session.scalar(select(ContributionRow.quantity_g)) == 10_000
 
 
-def test_a_crash_between_database_and_redis_is_retried_without_double_counting(redis_client, database,
+def test_a_crash_between_database_and_redis_is_retried_without_double_counting(redis_client, unit_of_work,
                                                                                now, monkeypatch):
     payload = order("o-1", "p-1", 7, minutes_before(now, 5))
     real_record = store.record
     monkeypatch.setattr(store, "record", lambda *a, **k: (_ for _ in ()).throw(redis.ConnectionError("down")))
     with pytest.raises(redis.ConnectionError):   # called directly, Task.retry re-raises
         tasks.record.run(payload)
-    with database.transaction() as session:
-        assert session.scalar(select(ContributionRow.order_id)) == "o-1"   # the database has it
+    with unit_of_work() as uow:
+        assert uow.session.scalar(select(ContributionRow.order_id)) == "o-1"   # the database has it
     assert board(redis_client, "individual:global:all") == []
     monkeypatch.setattr(store, "record", real_record)
     assert tasks.record.run(payload)["boards"] == "applied"
@@ -82,7 +81,7 @@ def test_totals_accumulate_and_equal_kilograms_go_to_whoever_got_there_first(red
     assert ranking[1][1] == score_of(10_000, minutes_before(now, 50))
 
 
-def test_invalid_payloads_fail_without_touching_anything(redis_client, database, now):
+def test_invalid_payloads_fail_without_touching_anything(redis_client, unit_of_work, now):
     with pytest.raises(InvalidMessage):
         tasks.record.run(order("o-1", "p-1", -2, now))
     with pytest.raises(InvalidMessage):
@@ -90,8 +89,8 @@ def test_invalid_payloads_fail_without_touching_anything(redis_client, database,
     with pytest.raises(UnsupportedMessage):
         tasks.record.run({"order_id": "o-1"})   # no "v": 1
     assert dump(redis_client) == {}
-    with database.transaction() as session:
-        assert session.scalar(select(ContributionRow.id)) is None
+    with unit_of_work() as uow:
+        assert uow.session.scalar(select(ContributionRow.id)) is None
 
 
 def test_revoke_takes_the_order_off_every_board_once(redis_client, now):
@@ -121,7 +120,7 @@ def test_revoke_takes_the_order_off_every_board_once(redis_client, now):
     assert kg_on(redis_client, "individual:global:all") == {"p-1": 5.0, "p-2": 4.0}
 
 
-def test_revoking_an_order_whose_record_never_reached_redis(redis_client, database, now, monkeypatch):
+def test_revoking_an_order_whose_record_never_reached_redis(redis_client, unit_of_work, now, monkeypatch):
     payload = order("o-1", "p-1", 5, minutes_before(now, 5))
     real_record = store.record
     monkeypatch.setattr(store, "record", lambda *a, **k: (_ for _ in ()).throw(redis.TimeoutError()))
@@ -131,20 +130,20 @@ def test_revoking_an_order_whose_record_never_reached_redis(redis_client, databa
     assert tasks.revoke.run({"v": 1, "order_id": "o-1"})["boards"] == "nothing"
     # the record's retry now finds it revoked, and even a stray script call is refused by the marker
     assert tasks.record.run(payload)["boards"] == "skipped"
-    with database.transaction() as session:
-        row = session.scalars(select(ContributionRow)).one()
-    assert contributions._apply_record(redis_client, row, now) == "already"
+    with unit_of_work() as uow:
+        row = uow.session.scalars(select(ContributionRow)).one()
+    assert service._apply_record(redis_client, row, now) == "already"
     assert board(redis_client, "individual:global:all") == []
 
 
 def test_revoking_an_unknown_order_waits_for_its_record(redis_client):
-    with pytest.raises(contributions.UnknownOrder):
+    with pytest.raises(service.UnknownOrder):
         tasks.revoke.run({"v": 1, "order_id": "never-recorded"})
 
 
 def test_writers_wait_while_a_rebuild_holds_the_lock(redis_client, now):
     with store.Lock(redis_client):
-        with pytest.raises(contributions.RebuildInProgress):
+        with pytest.raises(service.RebuildInProgress):
             tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 5)))
         assert board(redis_client, "individual:global:all") == []
     assert tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 5)))["boards"] == "applied"
@@ -198,96 +197,96 @@ def record_history(payloads, revoked, rng):
         tasks.revoke.run({"v": 1, "order_id": order_id})
 
 
-def test_rebuild_after_flushdb_restores_every_key_exactly(redis_client, database, now):
+def test_rebuild_after_flushdb_restores_every_key_exactly(redis_client, unit_of_work, now):
     rng = random.Random(2025)
     payloads, revoked = random_history(now, rng)
     record_history(payloads, revoked, rng)
     before = dump(redis_client)
     assert len([k for k in before if k.startswith("rank:board:")]) > 20
     redis_client.flushdb()
-    report = maintenance.rebuild(database, redis_client, now)
+    report = rebuild.rebuild(unit_of_work, redis_client, now)
     assert report.boards == len([k for k in before if k.startswith("rank:board:")])
     assert dump(redis_client) == before
     # and a rebuild over intact boards changes nothing
-    maintenance.rebuild(database, redis_client, now)
+    rebuild.rebuild(unit_of_work, redis_client, now)
     assert dump(redis_client) == before
 
 
-def test_rebuild_replaces_damaged_and_stray_keys(redis_client, database, now):
+def test_rebuild_replaces_damaged_and_stray_keys(redis_client, unit_of_work, now):
     tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 5), organization="ACME"))
     before = dump(redis_client)
     redis_client.zadd("rank:board:individual:global:all", {"intruder": 1e6, "p-1": 1.0})
     redis_client.zadd("rank:board:individual:scene:gone:all", {"p-9": 1.0})
     redis_client.delete("rank:names:organization")
     redis_client.hdel("rank:orders", "o-1")
-    maintenance.rebuild(database, redis_client, now)
+    rebuild.rebuild(unit_of_work, redis_client, now)
     assert dump(redis_client) == before
     assert tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 5)))["boards"] == "already"
 
 
-def test_rebuild_refuses_to_run_twice_at_once(redis_client, database, now):
+def test_rebuild_refuses_to_run_twice_at_once(redis_client, unit_of_work, now):
     with store.Lock(redis_client):
         with pytest.raises(store.LockHeld):
-            maintenance.rebuild(database, redis_client, now)
+            rebuild.rebuild(unit_of_work, redis_client, now)
 
 
-def test_reconcile_leaves_consistent_boards_alone(redis_client, database, now):
+def test_reconcile_leaves_consistent_boards_alone(redis_client, unit_of_work, now):
     rng = random.Random(7)
     payloads, revoked = random_history(now, rng, orders=60)
     record_history(payloads, revoked, rng)
     before = dump(redis_client)
-    report = maintenance.reconcile(database, redis_client, now)
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.checked > 0 and report.differing == [] and report.rebuilt is None and report.repaired == 0
     assert dump(redis_client) == before
 
 
-def backdate(database, age: timedelta, now: datetime) -> None:
+def backdate(unit_of_work, age: timedelta, now: datetime) -> None:
     """Pretend every row was recorded (and revoked) ``age`` ago."""
-    with database.transaction() as session:
-        session.execute(update(ContributionRow).values(recorded_at=now - age))
-        session.execute(update(ContributionRow).where(ContributionRow.revoked_at.is_not(None))
+    with unit_of_work() as uow:
+        uow.session.execute(update(ContributionRow).values(recorded_at=now - age))
+        uow.session.execute(update(ContributionRow).where(ContributionRow.revoked_at.is_not(None))
                         .values(revoked_at=now - age))
 
 
-def test_reconcile_rebuilds_boards_after_redis_lost_its_data(redis_client, database, now):
+def test_reconcile_rebuilds_boards_after_redis_lost_its_data(redis_client, unit_of_work, now):
     rng = random.Random(8)
     payloads, revoked = random_history(now, rng, orders=60)
     record_history(payloads, revoked, rng)
-    backdate(database, timedelta(days=3), now)   # older than the sweep looks back
+    backdate(unit_of_work, timedelta(days=3), now)   # older than the sweep looks back
     before = dump(redis_client)
     redis_client.flushdb()
-    report = maintenance.reconcile(database, redis_client, now)
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.repaired == 0 and report.differing and report.rebuilt is not None
     assert dump(redis_client) == before
 
 
-def test_reconcile_reapplies_recent_orders_after_redis_lost_its_data(redis_client, database, now):
+def test_reconcile_reapplies_recent_orders_after_redis_lost_its_data(redis_client, unit_of_work, now):
     rng = random.Random(9)
     payloads, revoked = random_history(now, rng, orders=60)
     record_history(payloads, revoked, rng)
-    backdate(database, timedelta(hours=1), now)
+    backdate(unit_of_work, timedelta(hours=1), now)
     before = dump(redis_client)
     redis_client.flushdb()
-    report = maintenance.reconcile(database, redis_client, now)
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     # every order is re-applied by its own script, which lands on exactly the same boards
     assert report.repaired == 60 and report.differing == [] and report.rebuilt is None
     assert dump(redis_client) == before
 
 
-def test_reconcile_waits_for_orders_still_in_flight(redis_client, database, now):
+def test_reconcile_waits_for_orders_still_in_flight(redis_client, unit_of_work, now):
     tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 30)))
-    backdate(database, timedelta(hours=2), now)
+    backdate(unit_of_work, timedelta(hours=2), now)
     redis_client.hdel("rank:orders", "o-1")   # as if o-1's script were still to run
     redis_client.delete(*redis_client.keys("rank:board:*"), *redis_client.keys("rank:total:*"))
-    with database.transaction() as session:
-        session.execute(update(ContributionRow).values(recorded_at=now - timedelta(seconds=10)))
-    report = maintenance.reconcile(database, redis_client, now)
+    with unit_of_work() as uow:
+        uow.session.execute(update(ContributionRow).values(recorded_at=now - timedelta(seconds=10)))
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.differing == [] and report.rebuilt is None
     assert tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 30)))["boards"] == "applied"
     assert kg_on(redis_client, "individual:global:all") == {"p-1": 5.0}
 
 
-def test_reconcile_reapplies_an_order_redis_missed(redis_client, database, now, monkeypatch):
+def test_reconcile_reapplies_an_order_redis_missed(redis_client, unit_of_work, now, monkeypatch):
     tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 30)))
     real_record = store.record
     monkeypatch.setattr(store, "record", lambda *a, **k: (_ for _ in ()).throw(redis.ConnectionError()))
@@ -295,23 +294,24 @@ def test_reconcile_reapplies_an_order_redis_missed(redis_client, database, now, 
         tasks.record.run(order("o-2", "p-2", 6, minutes_before(now, 20)))
     monkeypatch.setattr(store, "record", real_record)
     # recorded five minutes ago (past the settle time): the sweep applies it like its task would
-    with database.transaction() as session:
-        session.execute(update(ContributionRow).where(ContributionRow.order_id == "o-2")
+    with unit_of_work() as uow:
+        uow.session.execute(update(ContributionRow).where(ContributionRow.order_id == "o-2")
                         .values(recorded_at=now - timedelta(minutes=5)))
-    report = maintenance.reconcile(database, redis_client, now)
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.repaired == 1 and report.differing == [] and report.rebuilt is None
     assert kg_on(redis_client, "individual:global:all") == {"p-2": 6.0, "p-1": 5.0}
     assert tasks.record.run(order("o-2", "p-2", 6, minutes_before(now, 20)))["boards"] == "already"
 
 
-def test_reconcile_does_not_mistake_an_order_in_flight_for_damage(redis_client, database, now, monkeypatch):
+def test_reconcile_does_not_mistake_an_order_in_flight_for_damage(redis_client, unit_of_work, now,
+                                                                  monkeypatch):
     tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 30)))
     real_record = store.record
     monkeypatch.setattr(store, "record", lambda *a, **k: (_ for _ in ()).throw(redis.ConnectionError()))
     with pytest.raises(redis.ConnectionError):
         tasks.record.run(order("o-2", "p-2", 6, minutes_before(now, 1)))  # committed just now, not applied
     monkeypatch.setattr(store, "record", real_record)
-    report = maintenance.reconcile(database, redis_client, now)
+    report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.repaired == 0 and report.differing == [] and report.rebuilt is None
     assert tasks.record.run(order("o-2", "p-2", 6, minutes_before(now, 1)))["boards"] == "applied"
     assert kg_on(redis_client, "individual:global:all") == {"p-2": 6.0, "p-1": 5.0}
@@ -323,9 +323,9 @@ def test_reconcile_task_runs_and_reports(redis_client, now):
     assert result["differing"] == [] and result["checked"] == 8 and result["skipped"] is None
 
 
-def test_seeded_boards_equal_what_a_rebuild_computes(redis_client, database, now):
+def test_seeded_boards_equal_what_a_rebuild_computes(redis_client, unit_of_work, now):
     tasks.record.run(order("o-real", "someone", 50, minutes_before(now, 30), organization="ACME"))
-    report = maintenance.seed_synthetic(database, redis_client, participants=2_500, scene="bench",
+    report = synthetic.seed_synthetic(unit_of_work, redis_client, participants=2_500, scene="bench",
                                         organizations=5, days=40, now=now)
     assert report.participants == 2_500
     assert redis_client.zcard("rank:board:individual:scene:bench:all") == 2_500
@@ -333,10 +333,10 @@ def test_seeded_boards_equal_what_a_rebuild_computes(redis_client, database, now
     assert redis_client.zcard("rank:board:organization:global:all") == 6
     seeded = dump(redis_client)
     redis_client.flushdb()
-    maintenance.rebuild(database, redis_client, now)
+    rebuild.rebuild(unit_of_work, redis_client, now)
     assert dump(redis_client) == seeded
     with pytest.raises(ValueError):
-        maintenance.seed_synthetic(database, redis_client, participants=10, scene="bench", now=now)
+        synthetic.seed_synthetic(unit_of_work, redis_client, participants=10, scene="bench", now=now)
 
 
 def test_cli_rebuild_and_seed(redis_client, env, now):
@@ -354,7 +354,7 @@ def test_cli_rebuild_and_seed(redis_client, env, now):
     assert result.exit_code != 0 and "slug" in result.output
 
 
-def test_an_order_caught_between_database_and_redis_by_a_rebuild_counts_once(redis_client, database, now,
+def test_an_order_caught_between_database_and_redis_by_a_rebuild_counts_once(redis_client, unit_of_work, now,
                                                                              monkeypatch):
     payload = order("o-1", "p-1", 5, minutes_before(now, 5), organization="ACME")
     real_record = store.record
@@ -362,7 +362,7 @@ def test_an_order_caught_between_database_and_redis_by_a_rebuild_counts_once(red
     with pytest.raises(redis.ConnectionError):
         tasks.record.run(payload)              # committed; its script has not run
     monkeypatch.setattr(store, "record", real_record)
-    maintenance.rebuild(database, redis_client, now)   # the rebuild counts it from the database
+    rebuild.rebuild(unit_of_work, redis_client, now)   # the rebuild counts it from the database
     rebuilt = dump(redis_client)
     assert tasks.record.run(payload)["boards"] == "already"   # the retry finds it claimed
     assert dump(redis_client) == rebuilt
@@ -370,9 +370,9 @@ def test_an_order_caught_between_database_and_redis_by_a_rebuild_counts_once(red
     assert kg_on(redis_client, "organization:scene:forum-2025:all") == {"acme": 5.0}
 
 
-def test_reconcile_steps_aside_while_a_rebuild_runs(redis_client, database, now):
+def test_reconcile_steps_aside_while_a_rebuild_runs(redis_client, unit_of_work, now):
     tasks.record.run(order("o-1", "p-1", 5, minutes_before(now, 5)))
     redis_client.flushdb()
     with store.Lock(redis_client):
-        report = maintenance.reconcile(database, redis_client, now)
+        report = reconcile.reconcile(unit_of_work, redis_client, now)
     assert report.skipped and report.rebuilt is None

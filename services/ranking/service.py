@@ -1,29 +1,40 @@
-"""Recording and revoking contributions: the database first (the truth), then the boards.
+"""Recording and revoking contributions: the service functions of ``ranking.record`` and
+``ranking.revoke``. The database first (the truth), then the boards.
 
 Both operations are safe to repeat at any point: the row is written once (UNIQUE
 order id), and the Redis side is guarded by the per-order marker of :mod:`ranking.store`.
+
+They take the unit-of-work *factory* (``wiring.unit_of_work``), not a unit of work: the
+boards in Redis must change only after the row is committed, never inside a transaction
+that could still roll back, so each function commits its database step in a unit of work
+of its own and then writes to Redis.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 import redis
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from diandian_common.contracts import RecordContribution
-from diandian_common.db import Database
+from diandian_common.uow import UnitOfWork
 
 from . import settings, store
 from .domain.boards import Board, Kind
 from .domain.contribution import Contribution, contribution_of
 from .domain.scores import earliness
 from .models import ContributionRow
+from .queries import NOT_REVOKED, member_column, on_board
 
 log = logging.getLogger(__name__)
+
+UnitsOfWork = Callable[[], UnitOfWork]
+"""``wiring.unit_of_work``: opens a new unit of work on each call."""
 
 
 class RebuildInProgress(RuntimeError):
@@ -39,24 +50,6 @@ def to_contribution(row: ContributionRow) -> Contribution:
                         display_name=row.display_name, mask_name=row.mask_name,
                         organization=row.organization, scene=row.scene, grams=row.quantity_g,
                         occurred_at=row.occurred_at)
-
-
-def member_column(kind: Kind):
-    return ContributionRow.participant_id if kind is Kind.INDIVIDUAL else ContributionRow.organization_key
-
-
-def on_board(board: Board) -> list[ColumnElement[bool]]:
-    """Conditions selecting the rows that fall on ``board`` (revocation aside)."""
-    conditions = [member_column(board.kind).is_not(None)]
-    if board.scene is not None:
-        conditions.append(ContributionRow.scene == board.scene)
-    if board.bucket.start is not None:
-        conditions += [ContributionRow.occurred_at >= board.bucket.start,
-                       ContributionRow.occurred_at < board.bucket.end]
-    return conditions
-
-
-NOT_REVOKED = ContributionRow.revoked_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -81,18 +74,20 @@ def _store_row(session: Session, contribution: Contribution, now: datetime) -> C
     return row
 
 
-def record(database: Database, client: redis.Redis, message: RecordContribution, now: datetime) -> Outcome:
-    """``ranking.record``: store the contribution (once), then count it on its boards (once)."""
+def record(unit_of_work: UnitsOfWork, client: redis.Redis, message: RecordContribution,
+           now: datetime) -> Outcome:
+    """``ranking.record``: store the contribution (once) and commit, then count it on its
+    boards (once). A second delivery finds the row (UNIQUE order id) in a new unit of work."""
     contribution = contribution_of(message, now)
     stored = True
     try:
-        with database.transaction() as session:
-            row = _store_row(session, contribution, now)
+        with unit_of_work() as uow:
+            row = _store_row(uow.session, contribution, now)
     except IntegrityError:
         stored = False
-        with database.transaction() as session:
-            row = session.scalars(select(ContributionRow)
-                                  .where(ContributionRow.order_id == contribution.order_id)).one()
+        with unit_of_work() as uow:
+            row = uow.session.scalars(select(ContributionRow)
+                                      .where(ContributionRow.order_id == contribution.order_id)).one()
         if to_contribution(row) != contribution:
             log.warning("ranking.record for order %s differs from the recorded contribution; "
                         "keeping the first", contribution.order_id)
@@ -129,26 +124,37 @@ def _apply_record(client: redis.Redis, row: ContributionRow, now: datetime) -> s
                                                earliness(row.occurred_at), memberships, _names(row)))]
 
 
-def revoke(database: Database, client: redis.Redis, order_id: str, now: datetime) -> Outcome:
-    """``ranking.revoke``: mark the contribution revoked (once), then take it off its boards (once)."""
-    with database.transaction() as session:
-        row = session.scalars(select(ContributionRow).where(ContributionRow.order_id == order_id)).one_or_none()
+def _row(session: Session, order_id: str) -> ContributionRow | None:
+    return session.scalars(select(ContributionRow).where(ContributionRow.order_id == order_id)).one_or_none()
+
+
+def revoke(unit_of_work: UnitsOfWork, client: redis.Redis, order_id: str, now: datetime) -> Outcome:
+    """``ranking.revoke``: mark the contribution revoked (once) and commit, then take it off
+    its boards (once)."""
+    with unit_of_work() as uow:
+        row = _row(uow.session, order_id)
         if row is None:
             raise UnknownOrder(f"order {order_id} has no contribution")
         stored = row.revoked_at is None
         if stored:
             row.revoked_at = now
-    return Outcome(order_id, stored, _apply_revoke(database, client, row, now))
+    return Outcome(order_id, stored, _apply_revoke(unit_of_work, client, row, now))
 
 
-def _apply_revoke(database: Database, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
-    contribution = to_contribution(row)
+def _remaining(session: Session, row: ContributionRow, now: datetime) -> list[tuple[Board, str, int | None]]:
+    """(board, member, earliness of the member's latest contribution still on it, or None)
+    for every board of ``row``'s member."""
     memberships = []
-    with database.transaction() as session:
-        for board, member in contribution.memberships(settings.tz(), now, settings.period_grace()):
-            latest = session.scalar(select(func.max(ContributionRow.occurred_at)).where(
-                and_(*on_board(board), NOT_REVOKED, member_column(board.kind) == member)))
-            memberships.append((board, member, None if latest is None else earliness(latest)))
+    for board, member in to_contribution(row).memberships(settings.tz(), now, settings.period_grace()):
+        latest = session.scalar(select(func.max(ContributionRow.occurred_at)).where(
+            and_(*on_board(board), NOT_REVOKED, member_column(board.kind) == member)))
+        memberships.append((board, member, None if latest is None else earliness(latest)))
+    return memberships
+
+
+def _apply_revoke(unit_of_work: UnitsOfWork, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
+    with unit_of_work() as uow:
+        memberships = _remaining(uow.session, row, now)
     # A record of the same member committed between this read and the script would leave
     # the tie-break time one contribution early (never the kilograms); rebuild and the
     # reconciliation recompute it from the database.
@@ -156,8 +162,8 @@ def _apply_revoke(database: Database, client: redis.Redis, row: ContributionRow,
     return _BOARD_OUTCOMES[_check(store.revoke(client, row.order_id, row.quantity_g, memberships))]
 
 
-def apply_row(database: Database, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
-    """Bring the boards in line with one row's state (used by the reconciliation)."""
+def apply_row(unit_of_work: UnitsOfWork, client: redis.Redis, row: ContributionRow, now: datetime) -> str:
+    """Bring the boards in line with one (committed) row's state (used by the reconciliation)."""
     if row.revoked_at is None:
         return _apply_record(client, row, now)
-    return _apply_revoke(database, client, row, now)
+    return _apply_revoke(unit_of_work, client, row, now)
