@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from diandian_common import config
+from diandian_common.timestamps import utcnow
 
 
 @functools.lru_cache(maxsize=8)
@@ -43,4 +44,4 @@ def reconcile_seconds() -> float:
 
 def now() -> datetime:
     """The clock of the service (one place to stub in tests)."""
-    return datetime.now(timezone.utc)
+    return utcnow()
