@@ -8,15 +8,13 @@ from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound
-from diandian_common.web import db
 
-from . import scenes, service, tasks
-from .domain.factors import version_key
-from .factor_sets import default_version, get_factor_set, stored_versions
+from . import factor_sets, service, tasks
 from .rendering import RenderCache
 from .schemas import (EstimateRequestSchema, EstimateSchema, FactorSetSchema, FactorsQuerySchema,
                       FootprintSchema, SceneCreateSchema, SceneListQuerySchema, SceneListSchema,
                       SceneSchema, SceneUpdateSchema)
+from .wiring import unit_of_work
 
 blp = Blueprint("calculator", __name__, url_prefix="/api/v1",
                 description="Scenes, emission factors and footprint estimates")
@@ -40,9 +38,8 @@ def _base_url() -> str:
 @blp.response(200, SceneListSchema)
 def list_scenes(query):
     """Scenes, optionally of one type; archived ones only on request."""
-    with db().transaction() as session:
-        found = scenes.listing(session, query.get("type"), query["include_archived"])
-        return {"items": [scenes.to_json(scene, _base_url()) for scene in found]}
+    with unit_of_work() as uow:
+        return service.list_scenes(uow, query.get("type"), query["include_archived"], _base_url())
 
 
 @blp.route("/scenes", methods=["POST"])
@@ -52,9 +49,8 @@ def list_scenes(query):
 @blp.response(201, SceneSchema)
 def create_scene(data):
     """Create a scene (operator). 409 ``slug_taken`` when the slug is in use."""
-    with db().transaction() as session:
-        scene = scenes.create(session, data)
-        body = scenes.to_json(scene, _base_url())
+    with unit_of_work() as uow:
+        body = service.create_scene(uow, data, _base_url())
     tasks.request_prerender(body["slug"])
     return body
 
@@ -63,8 +59,8 @@ def create_scene(data):
 @blp.response(200, SceneSchema)
 def get_scene(slug):
     """A scene, archived or not."""
-    with db().transaction() as session:
-        return scenes.to_json(scenes.get(session, slug), _base_url())
+    with unit_of_work() as uow:
+        return service.get_scene(uow, slug, _base_url())
 
 
 @blp.route("/scenes/<slug>", methods=["PATCH"])
@@ -74,8 +70,8 @@ def get_scene(slug):
 @blp.response(200, SceneSchema)
 def update_scene(changes, slug):
     """Change a scene's texts, type or dates, or (un)archive it (operator); the slug stays."""
-    with db().transaction() as session:
-        body = scenes.to_json(scenes.update(session, slug, changes), _base_url())
+    with unit_of_work() as uow:
+        body = service.update_scene(uow, slug, changes, _base_url())
     tasks.request_prerender(slug)
     return body
 
@@ -86,15 +82,13 @@ def update_scene(changes, slug):
 @blp.response(200, SceneSchema)
 def archive_scene(slug):
     """Archive a scene (operator): hidden from the list, still readable, estimates kept."""
-    with db().transaction() as session:
-        scene = scenes.get(session, slug)
-        scenes.set_archived(scene, True)
-        return scenes.to_json(scene, _base_url())
+    with unit_of_work() as uow:
+        return service.archive_scene(uow, slug, _base_url())
 
 
 def _drawing(slug):
-    with db().transaction() as session:
-        return scenes.drawing(scenes.get(session, slug), _base_url())
+    with unit_of_work() as uow:
+        return service.scene_drawing(uow, slug, _base_url())
 
 
 @blp.route("/scenes/<slug>/qr.png", methods=["GET"])
@@ -120,7 +114,8 @@ def scene_poster(slug):
 def scene_footprint(slug):
     """An event's footprint for its organisers: participants who estimated, total, average
     and categories (each participant's latest trip estimate counts)."""
-    return service.footprint(db(), slug)
+    with unit_of_work() as uow:
+        return service.scene_footprint(uow, slug)
 
 
 # --- estimates --------------------------------------------------------------------------
@@ -130,14 +125,17 @@ def scene_footprint(slug):
 @blp.response(201, EstimateSchema)
 def create_estimate(data):
     """Compute and store a trip or life footprint, itemised with factors and sources."""
-    return service.create(db(), data)
+    factor_set = factor_sets.get_factor_set(unit_of_work)  # the current one, loaded on first use
+    with unit_of_work() as uow:
+        return service.create_estimate(uow, factor_set, data)
 
 
 @blp.route("/estimates/<estimate_id>", methods=["GET"])
 @blp.response(200, EstimateSchema)
 def get_estimate(estimate_id):
     """A stored estimate, exactly as computed (with the factor set it used)."""
-    return service.get(db(), estimate_id)
+    with unit_of_work() as uow:
+        return service.get_estimate(uow, estimate_id)
 
 
 # --- factors ----------------------------------------------------------------------------
@@ -147,14 +145,10 @@ def get_estimate(estimate_id):
 @blp.response(200, FactorSetSchema)
 def list_factors(query):
     """The current factor set (or a stored older one) with every factor's source."""
-    current = default_version()
+    current = factor_sets.default_version()
     version = query.get("version", current)
-    factor_set = get_factor_set(db(), version)
+    factor_set = factor_sets.get_factor_set(unit_of_work, version)
     if factor_set is None:
         raise NotFound("factor set", version)
-    return {
-        "version": factor_set.version, "title": factor_set.title,
-        "description": factor_set.description, "current": factor_set.version == current,
-        "versions": sorted(set(stored_versions(db())) | {current}, key=version_key),
-        "items": [{**service.factor_json(factor), "citation": factor.citation} for factor in factor_set],
-    }
+    with unit_of_work() as uow:
+        return service.describe_factor_set(uow, factor_set, current)

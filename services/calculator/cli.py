@@ -6,11 +6,8 @@ from datetime import date
 import click
 from flask import Flask
 
-from diandian_common.web import db
-
-from . import scenes
-from .domain.factors import version_key
-from .factor_sets import available_versions, ensure_loaded, get_factor_set
+from . import factor_sets, service
+from .wiring import unit_of_work
 
 # One scene of every type; the forum is the platform's first real event.
 DEMO_SCENES = (
@@ -29,11 +26,9 @@ DEMO_SCENES = (
 
 
 def load_all_factor_sets() -> list[str]:
-    versions = sorted(available_versions(), key=version_key)
-    with db().transaction() as session:
-        for version in versions:
-            ensure_loaded(session, version)
-    get_factor_set(db())  # the current set, checked and cached like the API uses it
+    with unit_of_work() as uow:
+        versions = factor_sets.load_all(uow.session)
+    factor_sets.get_factor_set(unit_of_work)  # the current set, checked and cached like the API uses it
     return versions
 
 
@@ -48,10 +43,7 @@ def register(app: Flask) -> None:
     def seed_demo():
         """Create the demo scenes that don't exist yet and load the factor sets (idempotent)."""
         load_all_factor_sets()
-        with db().transaction() as session:
-            for demo in DEMO_SCENES:
-                if scenes.find(session, demo["slug"]) is None:
-                    scenes.create(session, dict(demo))
-                    click.echo(f"scene {demo['slug']}: created")
-                else:
-                    click.echo(f"scene {demo['slug']}: exists")
+        with unit_of_work() as uow:
+            created = {demo["slug"]: service.ensure_scene(uow, dict(demo)) for demo in DEMO_SCENES}
+        for slug, new in created.items():
+            click.echo(f"scene {slug}: {'created' if new else 'exists'}")

@@ -4,6 +4,10 @@ The files are the reviewed source; the database copy is what estimates reference
 is loaded on first use (or by ``flask load-factors`` / ``seed-demo``) and never changed
 afterwards: new numbers are published as a new version, so every stored estimate can
 still be explained with the exact factors it used.
+
+A loader, not service functions: ``ensure_loaded``, ``load_all`` and ``stored_versions``
+work in the caller's session; ``get_factor_set`` takes the unit-of-work factory, since
+loading a set on first use takes transactions of its own.
 """
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ import json
 import logging
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from diandian_common import config
-from diandian_common.db import Database
+from diandian_common.uow import UnitOfWork
 
 from .domain.factors import Factor, FactorSet, FactorSetError, parse_factor_file, version_key
 from .models import FactorRecord, FactorSetRecord
@@ -28,7 +33,7 @@ log = logging.getLogger(__name__)
 
 FACTORS_DIR = Path(__file__).parent / "factors"
 
-# Loaded sets never change, so one copy per (database, version) serves the process.
+# Loaded sets never change, so one copy per (database URL, version) serves the process.
 _loaded: dict[tuple[str, str], FactorSet] = {}
 
 
@@ -97,32 +102,45 @@ def to_factor_set(record: FactorSetRecord) -> FactorSet:
                      description=record.description, factors=factors)
 
 
-def get_factor_set(database: Database, version: str | None = None) -> FactorSet | None:
-    """A set as stored in ``database`` (loading it from its file on first use), or None
-    when no such version exists."""
+def load_all(session: Session) -> list[str]:
+    """Every set shipped in ``factors/`` into the database (those not there yet)."""
+    versions = sorted(available_versions(), key=version_key)
+    for version in versions:
+        ensure_loaded(session, version)
+    return versions
+
+
+def get_factor_set(unit_of_work: Callable[[], UnitOfWork], version: str | None = None) -> FactorSet | None:
+    """A set as stored in the database (loading it from its file on first use), or None
+    when no such version exists.
+
+    Takes the unit-of-work factory (``wiring.unit_of_work``), not a unit of work, and is
+    called outside one: the set is read in one transaction and, the first time, loaded from
+    its file in another, whose IntegrityError (another process loaded it meanwhile) rolls
+    back only that one, before it is read again. Then it is kept for the process."""
     version = version or default_version()
-    cached = _loaded.get((database.url, version))
+    reading = unit_of_work()
+    cached = _loaded.get((reading.database.url, version))
     if cached is not None:
         return cached
-    with database.transaction() as session:
-        record = session.scalar(select(FactorSetRecord).where(FactorSetRecord.version == version)
-                                .options(selectinload(FactorSetRecord.factors)))
+    with reading as uow:
+        record = uow.session.scalar(select(FactorSetRecord).where(FactorSetRecord.version == version)
+                                    .options(selectinload(FactorSetRecord.factors)))
         if record is not None:
             found, checksum = to_factor_set(record), record.checksum
     if record is None:
         if version not in available_versions():
             return None
         try:
-            with database.transaction() as session:
-                ensure_loaded(session, version)
+            with unit_of_work() as uow:
+                ensure_loaded(uow.session, version)
         except IntegrityError:
             log.info("factor set %s was loaded concurrently by another process", version)
-        return get_factor_set(database, version)
+        return get_factor_set(unit_of_work, version)
     warn_if_changed(version, checksum)
-    _loaded[(database.url, version)] = found
+    _loaded[(reading.database.url, version)] = found
     return found
 
 
-def stored_versions(database: Database) -> list[str]:
-    with database.transaction() as session:
-        return sorted(session.scalars(select(FactorSetRecord.version)), key=version_key)
+def stored_versions(session: Session) -> list[str]:
+    return sorted(session.scalars(select(FactorSetRecord.version)), key=version_key)

@@ -11,21 +11,17 @@ import logging
 from diandian_common import config
 from diandian_common.celery_app import send
 from diandian_common.contracts import InvalidMessage, build, load
-from diandian_common.db import Database, service_database
+from diandian_common.errors import NotFound
 
-from . import scenes
+from . import service
 from .rendering import RenderCache
-from .wiring import celery, wiring
+from .wiring import celery, unit_of_work, wiring
 
 __all__ = ["celery", "prerender_scene", "request_prerender"]
 
 log = logging.getLogger(__name__)
 
 PRERENDER_SCENE = "calculator.prerender_scene"
-
-
-def database() -> Database:
-    return service_database("calculator")
 
 
 @celery.task(name=PRERENDER_SCENE, bind=True)
@@ -40,10 +36,10 @@ def prerender_scene(self, payload: dict) -> None:
         # Best effort only: the API renders on demand what was not pre-rendered.
         log.warning("prerender_scene without a slug: %r", payload)
         return
-    with database().transaction() as session:
-        scene = scenes.find(session, slug)
-        drawing = scenes.drawing(scene, config.public_base_url()) if scene else None
-    if drawing is None:
+    try:
+        with unit_of_work() as uow:
+            drawing = service.scene_drawing(uow, slug, config.public_base_url())
+    except NotFound:
         log.warning("prerender_scene: no scene %r", slug)
         return
     cache = RenderCache.default()

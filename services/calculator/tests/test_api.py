@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from calculator.wiring import wiring
+from calculator.wiring import unit_of_work, wiring
 
 from .conftest import BASE_URL
 
@@ -293,15 +293,15 @@ def test_factor_listing(client):
     assert client.get("/api/v1/factors?version=latest").status_code == 422
 
 
-def test_estimates_keep_the_factor_set_they_used(client, app):
+def test_estimates_keep_the_factor_set_they_used(client):
     """A stored estimate is shown as computed, whatever the current factor set becomes."""
     from calculator.models import FactorRecord
     from sqlalchemy import update
 
     first = client.post("/api/v1/estimates", json={
         "kind": "trip", "activities": [{"type": "bus", "distance_km": 10}]}).get_json()
-    with app.extensions["db"].transaction() as session:
-        session.execute(update(FactorRecord).where(FactorRecord.key == "bus").values(value="9"))
+    with unit_of_work() as uow:
+        uow.session.execute(update(FactorRecord).where(FactorRecord.key == "bus").values(value="9"))
     again = client.get(f"/api/v1/estimates/{first['id']}").get_json()
     assert again == first and again["items"][0]["factor"]["value"] == 0.10385
 

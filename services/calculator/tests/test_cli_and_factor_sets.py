@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from calculator import factor_sets
 from calculator.domain.factors import FactorSetError
 from calculator.models import FactorRecord, FactorSetRecord, Scene
+from calculator.wiring import unit_of_work
 
 
 def test_seed_demo_is_idempotent(app, client):
@@ -19,9 +20,9 @@ def test_seed_demo_is_idempotent(app, client):
     second = runner.invoke(args=["seed-demo"])
     assert second.exit_code == 0 and second.output.count(": exists") == 5
 
-    with app.extensions["db"].transaction() as session:
-        assert session.scalar(select(func.count()).select_from(Scene)) == 5
-        assert session.scalar(select(func.count()).select_from(FactorSetRecord)) == 1
+    with unit_of_work() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Scene)) == 5
+        assert uow.session.scalar(select(func.count()).select_from(FactorSetRecord)) == 1
     scenes = client.get("/api/v1/scenes").get_json()["items"]
     assert sorted(s["type"] for s in scenes) == sorted(
         ["conference", "scenic_spot", "supermarket", "restaurant", "hotel"])
@@ -36,27 +37,30 @@ def test_seed_demo_is_idempotent(app, client):
 def test_load_factors(app):
     result = app.test_cli_runner().invoke(args=["load-factors"])
     assert result.exit_code == 0 and "factor set 2025.1: loaded" in result.output
-    with app.extensions["db"].transaction() as session:
-        keys = set(session.scalars(select(FactorRecord.key)))
+    with unit_of_work() as uow:
+        keys = set(uow.session.scalars(select(FactorRecord.key)))
     assert {"flight.long_haul.first", "hotel.CN", "benchmark.per_capita"} <= keys
 
 
+def stored_versions() -> list[str]:
+    with unit_of_work() as uow:
+        return factor_sets.stored_versions(uow.session)
+
+
 def test_factor_set_is_loaded_on_first_use_and_then_read_from_the_database(app):
-    database = app.extensions["db"]
-    assert factor_sets.stored_versions(database) == []
-    first = factor_sets.get_factor_set(database)
-    assert factor_sets.stored_versions(database) == ["2025.1"]
+    assert stored_versions() == []
+    first = factor_sets.get_factor_set(unit_of_work)
+    assert stored_versions() == ["2025.1"]
     assert first["taxi"].value == factor_sets.read_factor_file("2025.1")[0]["taxi"].value
-    assert factor_sets.get_factor_set(database, "1999.1") is None
+    assert factor_sets.get_factor_set(unit_of_work, "1999.1") is None
 
 
 def test_an_edited_factor_file_is_reported_and_the_loaded_copy_kept(app, caplog):
-    database = app.extensions["db"]
-    with database.transaction() as session:
-        factor_sets.ensure_loaded(session, "2025.1")
-        session.execute(update(FactorSetRecord).values(checksum="0" * 64))
+    with unit_of_work() as uow:
+        factor_sets.ensure_loaded(uow.session, "2025.1")
+        uow.session.execute(update(FactorSetRecord).values(checksum="0" * 64))
     with caplog.at_level(logging.ERROR, logger="calculator.factor_sets"):
-        factor_sets.get_factor_set(database)
+        factor_sets.get_factor_set(unit_of_work)
     assert "differs from the copy loaded" in caplog.text
 
 

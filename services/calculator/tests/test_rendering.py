@@ -129,10 +129,8 @@ def test_poster_fingerprint_follows_the_texts(tmp_path, monkeypatch):
     assert len(list(tmp_path.glob("*.pdf"))) == 1
 
 
-def test_prerender_task_fills_the_cache_the_api_serves(client, make_scene, env, database_url,
-                                                       monkeypatch):
-    make_scene()
-    monkeypatch.setenv("CALCULATOR_DATABASE_URL", database_url)
+def test_prerender_task_fills_the_cache_the_api_serves(client, make_scene, env, monkeypatch):
+    make_scene()  # the task reads it through the wiring create_app bound to the test's database
     renders = []
     real_poster_pdf = rendering.poster_pdf
     monkeypatch.setattr(rendering, "poster_pdf", lambda d: renders.append(d.slug) or real_poster_pdf(d))
@@ -141,7 +139,6 @@ def test_prerender_task_fills_the_cache_the_api_serves(client, make_scene, env, 
     tasks.prerender_scene.run(payload)
     tasks.prerender_scene.run(payload)  # redelivered: nothing drawn twice
     tasks.prerender_scene.run({"v": 1, "slug": "no-such-scene"})  # logged, not raised
-    tasks.database().dispose()
     cache_dir = env / "var" / "calculator" / "scenes"
     assert sorted(p.suffix for p in cache_dir.iterdir()) == [".pdf", ".png"]
     assert renders == ["cdcn-forum-2021"]
