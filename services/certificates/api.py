@@ -8,15 +8,15 @@ from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound, error_body, error_response
-from diandian_common.outbox import try_relay
-from diandian_common.web import db
+from diandian_common.uow import UnitOfWork
 
-from .issuance import find_by_code, public_view, revoke_certificate, stored_pdf, stored_preview
-from .models import STATUS_REVOKED, Certificate, OutboxMessage
+from . import service
+from .models import STATUS_REVOKED, Certificate
 from .preview import PREVIEW_WIDTH_PX
 from .schemas import CertificateSchema, RevokeSchema, VerificationSchema, VerifyQuerySchema
+from .service import public_view, stored_pdf, stored_preview
 from .storage import StorageUnavailable, storage_from_env
-from .tasks import celery
+from .wiring import unit_of_work
 
 blp = Blueprint("certificates", __name__, url_prefix="/api/v1",
                 description="Certificates of honour: details, PDF, preview, verification, revocation")
@@ -40,8 +40,8 @@ def _checked_id(certificate_id: str) -> str:
     return certificate_id
 
 
-def _get(session, certificate_id: str) -> Certificate:
-    cert = session.get(Certificate, _checked_id(certificate_id))
+def _get(uow: UnitOfWork, certificate_id: str) -> Certificate:
+    cert = service.get_certificate(uow, _checked_id(certificate_id))
     if cert is None:
         raise NotFound("certificate", certificate_id)
     return cert
@@ -50,16 +50,16 @@ def _get(session, certificate_id: str) -> Certificate:
 @blp.route("/certificates/<certificate_id>")
 @blp.response(200, CertificateSchema)
 def get_certificate(certificate_id: str):
-    with db().transaction() as session:
-        return public_view(_get(session, certificate_id))
+    with unit_of_work() as uow:
+        return public_view(_get(uow, certificate_id))
 
 
 @blp.route("/certificates/<certificate_id>/pdf")
 @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf",
               description="The certificate; its QR code decodes to verify_url")
 def get_certificate_pdf(certificate_id: str):
-    with db().transaction() as session:
-        cert = _get(session, certificate_id)
+    with unit_of_work() as uow:
+        cert = _get(uow, certificate_id)
     pdf = stored_pdf(storage_from_env(), cert)
     response = Response(pdf, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'inline; filename="{cert.number}.pdf"'
@@ -72,8 +72,8 @@ def get_certificate_pdf(certificate_id: str):
               description=f"The certificate's first page, {PREVIEW_WIDTH_PX} px wide, for sharing "
                           "(og:image); made from the PDF on first request and kept next to it")
 def get_certificate_preview(certificate_id: str):
-    with db().transaction() as session:
-        cert = _get(session, certificate_id)
+    with unit_of_work() as uow:
+        cert = _get(uow, certificate_id)
     response = Response(stored_preview(storage_from_env(), cert), mimetype="image/png")
     # Made to be fetched by link-preview crawlers: public, like the share page showing it.
     response.headers["Cache-Control"] = "public, max-age=3600"
@@ -85,8 +85,8 @@ def get_certificate_preview(certificate_id: str):
 @blp.response(200, VerificationSchema, description="A genuine code; valid is false once revoked")
 @blp.alt_response(404, description="Altered or unknown code: {valid: false, error: {...}}")
 def verify_certificate(query: dict, code: str):
-    with db().transaction() as session:
-        cert = find_by_code(session, code)
+    with unit_of_work() as uow:
+        cert = service.find_by_code(uow, code)
     if cert is None:
         # The contract's {valid: false} together with the platform's error shape.
         response = jsonify({"valid": False, **error_body(
@@ -104,10 +104,8 @@ def verify_certificate(query: dict, code: str):
 @blp.response(200, CertificateSchema)
 def revoke(body: dict, certificate_id: str):
     """Revoke a certificate (operator key); ranking removes the order's kilograms."""
-    with db().transaction() as session:
-        cert = revoke_certificate(session, _checked_id(certificate_id), body["reason"],
-                                  refund=body["refund"])
+    with unit_of_work() as uow:  # its messages are relayed after the commit
+        cert = service.revoke(uow, _checked_id(certificate_id), body["reason"], refund=body["refund"])
         if cert is None:
             raise NotFound("certificate", certificate_id)
-    try_relay(db(), OutboxMessage, celery)
     return public_view(cert)

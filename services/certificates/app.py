@@ -4,12 +4,13 @@ from diandian_common.web import create_service_app
 from . import cli
 from .api import blp
 from .storage import storage_from_env
+from .wiring import wiring
 
 
 def create_app(database_url: str | None = None):
     storage_from_env()  # a misconfigured storage stops the start, not the first request
     app, api = create_service_app("certificates", title="Diandian certificates",
-                                  database_url=database_url)
+                                  database_url=database_url, wiring=wiring)
     api.register_blueprint(blp)
     cli.register(app)
     return app

@@ -3,22 +3,17 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from sqlalchemy import select
 
-from diandian_common.outbox import relay
-from diandian_common.web import db
-
-from . import fonts, tasks
-from .issuance import store_rendered
-from .models import Certificate, OutboxMessage
+from . import fonts, service
 from .storage import storage_from_env
+from .wiring import unit_of_work, wiring
 
 
 def register(app: Flask) -> None:
     @app.cli.command("relay-outbox")
     def relay_outbox_command():
         """Publish the outbox rows that are still unsent."""
-        click.echo(f"published {relay(db(), OutboxMessage, tasks.celery)} message(s)")
+        click.echo(f"published {wiring.relay()} message(s)")
 
     @app.cli.command("make-font-subset")
     def make_font_subset_command():
@@ -38,12 +33,9 @@ def register(app: Flask) -> None:
         if not certificate_ids and not everything:
             raise click.UsageError("name certificate ids or pass --all")
         storage = storage_from_env()
-        query = select(Certificate).order_by(Certificate.created_at)
-        if not everything:
-            query = query.where(Certificate.id.in_(certificate_ids))
-        with db().transaction() as session:
-            certificates = list(session.scalars(query))
-        for cert in certificates:
-            store_rendered(storage, cert)
+        with unit_of_work() as uow:
+            certificates = service.certificates_to_rerender(uow, None if everything else certificate_ids)
+        for cert in certificates:  # storage writes, outside the transaction
+            service.store_rendered(storage, cert)
             click.echo(f"{cert.id} {cert.number}")
         click.echo(f"re-rendered {len(certificates)} certificate(s)")

@@ -1,6 +1,7 @@
 """Celery tasks of the certificates service.
 
-Worker: ``celery -A certificates.tasks worker -Q certificates``.
+Worker: ``celery -A certificates.tasks worker -Q certificates``; the Celery app and its beat
+schedule are in wiring.py (``celery`` is re-exported here for the worker and beat).
 """
 from __future__ import annotations
 
@@ -10,35 +11,21 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from diandian_common import config
-from diandian_common.celery_app import make_celery
 from diandian_common.contracts import load
-from diandian_common.db import Database, service_database
-from diandian_common.outbox import relay, try_relay
 
-from . import fonts
+from . import fonts, service
 from . import render as pdf_renderer
-from .issuance import issue_certificate
-from .models import OutboxMessage
 from .storage import storage_from_env
+from .wiring import celery, unit_of_work, wiring
+
+__all__ = ["celery", "relay_outbox", "render"]
 
 log = logging.getLogger(__name__)
-
-celery = make_celery("certificates")
-
-# Unsent outbox rows (the broker was down right after a commit) are published by this
-# periodic task where a beat scheduler runs (``celery -A certificates.tasks beat``).
-OUTBOX_RELAY_SECONDS = config.env_float("CERTIFICATES_OUTBOX_RELAY_SECONDS", 5.0)
-celery.conf.beat_schedule = {
-    "relay-outbox": {"task": "certificates.relay_outbox", "schedule": OUTBOX_RELAY_SECONDS,
-                     "args": [{"v": 1}], "options": {"expires": OUTBOX_RELAY_SECONDS}},
-}
 
 # Failures worth another try: the database or the storage briefly unavailable, or a
 # render cut short by the soft time limit on an overloaded worker. A message that breaks
 # its contract (contracts.InvalidMessage) or has another version is never retried.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
-
 
 
 @worker_init.connect(weak=False)
@@ -55,18 +42,14 @@ def _prepare_renderer(**_kwargs):
     pdf_renderer.prepare()
 
 
-def database() -> Database:
-    return service_database("certificates")
-
-
 @celery.task(name="certificates.render", bind=True, soft_time_limit=30, time_limit=45,
              autoretry_for=TRANSIENT_ERRORS, max_retries=6, retry_backoff=2, retry_backoff_max=300,
              retry_jitter=True)
 def render(self, payload: dict) -> dict:
-    """Issue the order's certificate (once) and announce it with ``orders.certificate_issued``."""
+    """Issue the order's certificate (once) and announce it with ``orders.certificate_issued``.
+    Several units of work (see ``service.issue_certificate``), each relayed after its commit."""
     facts = load("certificates.render", payload)
-    outcome = issue_certificate(database(), storage_from_env(), facts)
-    try_relay(database(), OutboxMessage, celery)
+    outcome = service.issue_certificate(unit_of_work, storage_from_env(), facts)
     return {"certificate_id": outcome.certificate_id, "created": outcome.created}
 
 
@@ -74,4 +57,4 @@ def render(self, payload: dict) -> dict:
 def relay_outbox(payload: dict | None = None) -> int:
     """Publish outbox rows that were not sent right after their commit."""
     load("certificates.relay_outbox", payload)
-    return relay(database(), OutboxMessage, celery)
+    return wiring.relay()

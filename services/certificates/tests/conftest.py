@@ -1,5 +1,9 @@
 """Fixtures of the certificates tests: a migrated temp database, env vars, a memory broker,
-the renderer's fonts, and a real S3-compatible server on 127.0.0.1."""
+the renderer's fonts, and a real S3-compatible server on 127.0.0.1.
+
+Routes, tasks and CLI commands reach the database and the broker through the one wiring
+point (``certificates.wiring.wiring``): ``env`` binds it to the test's database, ``broker``
+and ``offline_celery`` give it the broker the test wants."""
 from __future__ import annotations
 
 import itertools
@@ -10,7 +14,8 @@ import pytest
 
 from diandian_common.celery_app import make_celery
 from diandian_common.db import Database
-from diandian_common.testing import migrated_sqlite_url
+from diandian_common.testing import free_port, migrated_sqlite_url
+from diandian_common.uow import UnitOfWork
 
 PUBLIC_BASE_URL = "https://diandian.example"
 SIGNING_KEYS = "test-signing-key-current,test-signing-key-previous"
@@ -58,7 +63,10 @@ def renderer(pytestconfig, tmp_path_factory):
 
 @pytest.fixture
 def env(tmp_path, monkeypatch) -> str:
-    """Environment of one service instance; returns its database URL."""
+    """Environment of one service instance, the wiring bound to its database (as
+    ``create_app`` binds it, and unbound afterwards); returns its database URL."""
+    from certificates.wiring import wiring
+
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
     monkeypatch.setenv("CERTIFICATE_SIGNING_KEYS", SIGNING_KEYS)
@@ -68,7 +76,9 @@ def env(tmp_path, monkeypatch) -> str:
         monkeypatch.delenv(name, raising=False)
     url = migrated_sqlite_url("certificates", tmp_path)
     monkeypatch.setenv("CERTIFICATES_DATABASE_URL", url)
-    return url
+    wiring.bind(url)
+    yield url
+    wiring.bind(None)
 
 
 @pytest.fixture
@@ -105,16 +115,26 @@ class MemoryBroker:
 
 @pytest.fixture
 def broker(monkeypatch) -> MemoryBroker:
-    """Route every publish of the service (task relays and API relays) to memory."""
-    from certificates import api, tasks
+    """Every publish of the service (the relay after each unit of work, the periodic relay)
+    goes to memory: the wiring's broker for the test."""
+    from certificates.wiring import wiring
 
     celery = make_celery("certificates", broker_url="memory://")
-    monkeypatch.setattr(tasks, "celery", celery)
-    monkeypatch.setattr(api, "celery", celery)
+    monkeypatch.setattr(wiring, "celery", celery)
     memory = MemoryBroker(celery)
     for queue in ("orders", "ranking"):  # the memory transport is process-wide: start empty
         memory.published(queue)
     return memory
+
+
+@pytest.fixture
+def offline_celery(monkeypatch):
+    """A Celery app whose Redis broker is down (nothing listens on its port), failing fast.
+    A test gives it to the wiring (``monkeypatch.setattr(wiring, "celery", offline_celery)``)
+    for as long as the broker should be down."""
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # it would override broker_url
+    return make_celery("certificates", broker_url=f"redis://127.0.0.1:{free_port()}/0",
+                       task_publish_retry=False, broker_connection_timeout=0.5)
 
 
 @pytest.fixture
@@ -141,8 +161,8 @@ def add_certificate(database):
         )
         values.update(fields)
         cert = Certificate(**values)
-        with database.transaction() as session:
-            session.add(cert)
+        with UnitOfWork(database) as uow:
+            uow.session.add(cert)
         storage_from_env().put(f"{cert.id}.pdf", b"%PDF-1.7 placeholder of " + cert.id.encode())
         return cert
 

@@ -10,7 +10,7 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import select
 
-from certificates import issuance, tasks
+from certificates import service, tasks
 from certificates.app import create_app
 from certificates.domain.verification import VerificationCodes, new_verify_token
 from certificates.models import Certificate, OutboxMessage
@@ -115,8 +115,8 @@ class TestPreview:
         def no_rendering(*args):
             raise AssertionError("the stored preview should have been served")
 
-        monkeypatch.setattr(issuance, "pdf_preview_png", no_rendering)
-        monkeypatch.setattr(issuance, "render_pdf", no_rendering)
+        monkeypatch.setattr(service, "pdf_preview_png", no_rendering)
+        monkeypatch.setattr(service, "render_pdf", no_rendering)
         assert client.get(f"/api/v1/certificates/{cert.id}/preview.png").data == first
 
     def test_a_missing_preview_is_made_again(self, client, add_certificate, storage_dir):

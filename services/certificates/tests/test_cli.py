@@ -5,7 +5,9 @@ import os
 
 import pytest
 
-from certificates import issuance
+from diandian_common.uow import UnitOfWork
+
+from certificates import service
 from certificates.app import create_app
 
 
@@ -17,7 +19,7 @@ def runner(env):
 
 
 def test_rerender_named_certificates(runner, add_certificate, storage_dir, monkeypatch):
-    monkeypatch.setattr(issuance, "render_pdf", lambda cert: b"%PDF-1.7 new of " + cert.id.encode())
+    monkeypatch.setattr(service, "render_pdf", lambda cert: b"%PDF-1.7 new of " + cert.id.encode())
     first, second = add_certificate(), add_certificate()
     (storage_dir / f"{first.id}.png").write_bytes(b"preview of the old PDF")
     result = runner.invoke(args=["rerender", first.id])
@@ -44,12 +46,11 @@ def test_relay_outbox(runner, unsent_revocation, broker):
 
 @pytest.fixture
 def unsent_revocation(database, add_certificate):
-    """A revocation whose message is still in the outbox (the broker was down)."""
-    from certificates.issuance import revoke_certificate
-
+    """A revocation whose message is still in the outbox (the broker was down): a unit of
+    work without a broker relays nothing."""
     cert = add_certificate()
-    with database.transaction() as session:
-        revoke_certificate(session, cert.id, "refund")
+    with UnitOfWork(database) as uow:
+        service.revoke(uow, cert.id, "refund")
 
 
 def test_make_font_subset(runner, tmp_path, monkeypatch):

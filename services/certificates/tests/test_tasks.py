@@ -12,12 +12,11 @@ from sqlalchemy import select
 
 from celery.signals import worker_init
 
-from diandian_common.celery_app import make_celery
 from diandian_common.contracts import InvalidMessage, UnsupportedMessage
-from diandian_common.testing import free_port
 
-from certificates import issuance, tasks
+from certificates import service, tasks
 from certificates.models import Certificate, OutboxMessage
+from certificates.wiring import wiring
 
 from .conftest import PUBLIC_BASE_URL
 
@@ -42,7 +41,7 @@ def render_calls(monkeypatch) -> list[str]:
         calls.append(cert.id)
         return b"%PDF-1.7 stub of " + cert.id.encode()
 
-    monkeypatch.setattr(issuance, "render_pdf", stub)
+    monkeypatch.setattr(service, "render_pdf", stub)
     return calls
 
 
@@ -102,14 +101,14 @@ def test_a_duplicate_that_loses_the_race_announces_the_winner(
         env, database, storage_dir, broker, make_payload, monkeypatch, render_calls):
     winner = tasks.render.run(make_payload())
     # The duplicate looked before the winner committed: it saw no certificate.
-    original = issuance.find_by_order
+    original = service.find_by_order
     lookups: list[str] = []
 
-    def stale_first_lookup(session, order_id):
+    def stale_first_lookup(uow, order_id):
         lookups.append(order_id)
-        return None if len(lookups) == 1 else original(session, order_id)
+        return None if len(lookups) == 1 else original(uow, order_id)
 
-    monkeypatch.setattr(issuance, "find_by_order", stale_first_lookup)
+    monkeypatch.setattr(service, "find_by_order", stale_first_lookup)
 
     loser = tasks.render.run(make_payload(holder="someone else"))
 
@@ -164,11 +163,8 @@ def test_unknown_message_versions_are_refused(env, database, payload):
 
 
 def test_an_unreachable_broker_leaves_the_message_for_the_periodic_relay(
-        env, database, make_payload, monkeypatch, render_calls):
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # it would override broker_url
-    offline = make_celery("certificates", broker_url=f"redis://127.0.0.1:{free_port()}/0",
-                          task_publish_retry=False, broker_connection_timeout=0.5)
-    monkeypatch.setattr(tasks, "celery", offline)
+        env, database, make_payload, monkeypatch, offline_celery, render_calls):
+    monkeypatch.setattr(wiring, "celery", offline_celery)
 
     result = tasks.render.run(make_payload())
 
@@ -177,12 +173,14 @@ def test_an_unreachable_broker_leaves_the_message_for_the_periodic_relay(
     assert result["created"] and message.sent_at is None and message.attempts == 0
 
 
-def test_relay_outbox_publishes_what_is_left(env, database, broker, make_payload, monkeypatch, render_calls):
-    monkeypatch.setattr(tasks, "try_relay", lambda *args: 0)  # as if the broker had been down
-    tasks.render.run(make_payload())
+def test_relay_outbox_publishes_what_is_left(env, database, broker, make_payload, monkeypatch,
+                                            offline_celery, render_calls):
+    with monkeypatch.context() as down:  # the broker is down while the certificate is issued
+        down.setattr(wiring, "celery", offline_celery)
+        tasks.render.run(make_payload())
     assert outbox_in(database)[0].sent_at is None
 
-    assert tasks.relay_outbox.run({"v": 1}) == 1
+    assert tasks.relay_outbox.run({"v": 1}) == 1  # back up: the memory broker
     assert outbox_in(database)[0].sent_at is not None
     assert [task for task, _ in broker.published("orders")] == ["orders.certificate_issued"]
 
@@ -197,7 +195,7 @@ def test_the_render_task_is_bounded_and_retries_transient_errors():
 def test_a_colliding_certificate_number_is_drawn_again(env, database, storage_dir, broker, make_payload,
                                                        monkeypatch, render_calls):
     numbers = iter(["DD-20261125-SAMESAME", "DD-20261125-SAMESAME", "DD-20261125-DIFFEREN"])
-    monkeypatch.setattr(issuance, "certificate_number", lambda issued_on: next(numbers))
+    monkeypatch.setattr(service, "certificate_number", lambda issued_on: next(numbers))
     tasks.render.run(make_payload(order_id="ord_a"))
 
     result = tasks.render.run(make_payload(order_id="ord_b"))

@@ -1,29 +1,39 @@
-"""Issuing, re-rendering and revoking certificates (shared by the task and the API).
+"""The certificates service functions: reading, issuing, re-rendering and revoking.
 
-Order of work when a certificate is issued: render the PDF, store it, then commit the
-certificate row together with the ``orders.certificate_issued`` outbox row. A row
-therefore never exists without its PDF having been written once, and the message is
-never lost once the row exists. If the file is lost later, it is re-rendered from the
-row on demand.
+The transaction rule (CONTRIBUTING.md): routes, tasks and CLI commands open the unit of
+work; the functions here take it (``uow``), work in ``uow.session`` and never commit or
+publish: the outbox rows they add are relayed by the unit of work after its commit.
+
+Files are written outside any transaction. The functions of "Stored files" take a
+certificate already read (the rows are not expired on commit) and touch only the storage.
+
+Issuing spans several transactions, so :func:`issue_certificate`, alone here, takes the
+``unit_of_work`` factory rather than a unit of work: it looks for the order's certificate in
+one unit of work, renders and stores the PDF outside any, then records the row together with
+its ``orders.certificate_issued`` outbox row in another (claim → render and store → record).
+A row therefore never exists without its PDF having been written once, and the message is
+never lost once the row exists. If the file is lost later, it is re-rendered from the row
+on demand.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
 
 import pypdfium2 as pdfium
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from diandian_common.contracts import RenderCertificate, build
-from diandian_common.db import Database
-from diandian_common.outbox import enqueue, utcnow
+from diandian_common.outbox import enqueue
+from diandian_common.timestamps import as_utc, utcnow
+from diandian_common.uow import UnitOfWork
 
 from . import settings
 from .domain.formatting import certificate_number, local_date, mask_name, new_certificate_id
 from .domain.verification import new_verify_token
-from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage, as_utc
+from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage
 from .preview import pdf_preview_png
 from .render import CertificateContent, render_certificate
 from .storage import Storage
@@ -42,6 +52,8 @@ class IssueOutcome:
     certificate_id: str
     created: bool
 
+
+# --- stored files (outside any transaction) ---------------------------------------------
 
 def pdf_key(certificate_id: str) -> str:
     return f"{certificate_id}.pdf"
@@ -101,6 +113,8 @@ def store_rendered(storage: Storage, cert: Certificate) -> None:
     storage.delete(preview_key(cert.id))
 
 
+# --- views -----------------------------------------------------------------------------
+
 # What leads from a masked verification to the unmasked name: the certificate's id opens
 # its details, PDF and preview, which all print the holder in full.
 UNMASKING_FIELDS = ("id", "order_id", "pdf_url", "preview_url")
@@ -143,17 +157,34 @@ def issued_message(cert: Certificate) -> dict:
                  pdf_url=settings.pdf_url(cert.id))
 
 
-def find_by_order(session: Session, order_id: str) -> Certificate | None:
-    return session.scalars(select(Certificate).where(Certificate.order_id == order_id)).one_or_none()
+
+# --- reading ----------------------------------------------------------------------------
+
+def get_certificate(uow: UnitOfWork, certificate_id: str) -> Certificate | None:
+    return uow.session.get(Certificate, certificate_id)
 
 
-def find_by_code(session: Session, code: str) -> Certificate | None:
+def find_by_order(uow: UnitOfWork, order_id: str) -> Certificate | None:
+    return uow.session.scalars(select(Certificate).where(Certificate.order_id == order_id)).one_or_none()
+
+
+def find_by_code(uow: UnitOfWork, code: str) -> Certificate | None:
     """The certificate a genuine verification code names; None for altered or unknown codes."""
     token = settings.verification_codes().token_of(code)
     if token is None:
         return None
-    return session.scalars(select(Certificate).where(Certificate.verify_token == token)).one_or_none()
+    return uow.session.scalars(select(Certificate).where(Certificate.verify_token == token)).one_or_none()
 
+
+def certificates_to_rerender(uow: UnitOfWork, certificate_ids: Sequence[str] | None) -> list[Certificate]:
+    """The certificates named (every one with None), oldest first."""
+    query = select(Certificate).order_by(Certificate.created_at)
+    if certificate_ids is not None:
+        query = query.where(Certificate.id.in_(certificate_ids))
+    return list(uow.session.scalars(query))
+
+
+# --- issuing: claim → render and store → record -----------------------------------------
 
 def _new_certificate(facts: RenderCertificate) -> Certificate:
     token = new_verify_token()
@@ -176,16 +207,38 @@ def _new_certificate(facts: RenderCertificate) -> Certificate:
     )
 
 
-def issue_certificate(database: Database, storage: Storage, facts: RenderCertificate) -> IssueOutcome:
+def record_new(uow: UnitOfWork, cert: Certificate) -> None:
+    """Add a new certificate (its PDF stored already) and its ``orders.certificate_issued``.
+    A second certificate for the order, or a random value that collided, fails the commit
+    with an ``IntegrityError``."""
+    uow.session.add(cert)
+    enqueue(uow.session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(cert))
+
+
+def announce(uow: UnitOfWork, cert: Certificate) -> None:
+    """Announce an existing certificate again (repairs a lost ``orders.certificate_issued``)."""
+    enqueue(uow.session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(cert))
+
+
+def _committed(cert: Certificate) -> bool:
+    """Whether ``cert`` was committed: a rolled-back insert leaves the object without identity."""
+    return inspect(cert).has_identity
+
+
+def issue_certificate(unit_of_work: Callable[[], UnitOfWork], storage: Storage,
+                      facts: RenderCertificate) -> IssueOutcome:
     """Handle one ``certificates.render`` message; safe to run any number of times per order.
+
+    Takes the ``unit_of_work`` factory, not a unit of work: each step below is a transaction
+    of its own, and rendering and storing the PDF happen between them, outside any.
 
     The first run creates the certificate; every later run (a redelivery, or a duplicate
     that lost the race on ``order_id``) makes sure the PDF exists and announces the
     existing certificate again, which repairs a lost ``orders.certificate_issued``.
     """
     order_id = facts.order_id
-    with database.transaction() as session:
-        existing = find_by_order(session, order_id)
+    with unit_of_work() as uow:
+        existing = find_by_order(uow, order_id)
 
     attempt = 0
     while existing is None and attempt < CREATE_ATTEMPTS:
@@ -193,17 +246,17 @@ def issue_certificate(database: Database, storage: Storage, facts: RenderCertifi
         cert = _new_certificate(facts)
         storage.put(pdf_key(cert.id), render_pdf(cert))
         try:
-            with database.transaction() as session:
-                session.add(cert)
-                enqueue(session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(cert))
+            with unit_of_work() as uow:
+                record_new(uow, cert)
         except IntegrityError:
             # Another delivery of this message won the race, or a random number collided.
             storage.delete(pdf_key(cert.id))
-            with database.transaction() as session:
-                existing = find_by_order(session, order_id)
+            with unit_of_work() as uow:
+                existing = find_by_order(uow, order_id)
             continue
         except BaseException:
-            storage.delete(pdf_key(cert.id))
+            if not _committed(cert):  # a row without its PDF must never exist
+                storage.delete(pdf_key(cert.id))
             raise
         log.info("issued certificate %s (%s) for order %s", cert.id, cert.number, order_id)
         return IssueOutcome(cert.id, created=True)
@@ -212,27 +265,29 @@ def issue_certificate(database: Database, storage: Storage, facts: RenderCertifi
         raise RuntimeError(f"could not create a certificate for order {order_id} "
                            f"after {CREATE_ATTEMPTS} attempts")
     ensure_pdf_stored(storage, existing)
-    with database.transaction() as session:
-        enqueue(session, OutboxMessage, CERTIFICATE_ISSUED_TASK, issued_message(existing))
+    with unit_of_work() as uow:
+        announce(uow, existing)
     log.info("certificate %s already exists for order %s; announced it again", existing.id, order_id)
     return IssueOutcome(existing.id, created=False)
 
 
-def revoke_certificate(session: Session, certificate_id: str, reason: str,
-                       refund: bool = False) -> Certificate | None:
+# --- revoking ---------------------------------------------------------------------------
+
+def revoke(uow: UnitOfWork, certificate_id: str, reason: str, refund: bool = False) -> Certificate | None:
     """Mark the certificate revoked, tell ranking to drop the order's kilograms and tell
     orders (which emits ``certificate.revoked`` and, with ``refund``, refunds the buyer).
 
     Revoking a revoked certificate changes nothing and sends nothing. None if unknown.
     """
-    cert = session.get(Certificate, certificate_id)
+    cert = uow.session.get(Certificate, certificate_id)
     if cert is None or cert.status == STATUS_REVOKED:
         return cert
     cert.status = STATUS_REVOKED
     cert.revoked_at = utcnow()
     cert.revocation_reason = reason.strip()
-    enqueue(session, OutboxMessage, RANKING_REVOKE_TASK, build(RANKING_REVOKE_TASK, order_id=cert.order_id))
-    enqueue(session, OutboxMessage, ORDERS_REVOKED_TASK, build(
+    enqueue(uow.session, OutboxMessage, RANKING_REVOKE_TASK,
+            build(RANKING_REVOKE_TASK, order_id=cert.order_id))
+    enqueue(uow.session, OutboxMessage, ORDERS_REVOKED_TASK, build(
         ORDERS_REVOKED_TASK, order_id=cert.order_id, certificate_id=cert.id,
         reason=cert.revocation_reason, refund=bool(refund)))
     log.info("revoked certificate %s of order %s", cert.id, cert.order_id)
