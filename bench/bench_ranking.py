@@ -1,7 +1,8 @@
 """Ranking at 1,000,000 participants: API reads against raw Redis, and record throughput.
 
-Starts its own redis-server and the ranking API under gunicorn with the production
-options, seeds one board with ``flask ranking seed-synthetic``, then measures in one run:
+Starts a redis-server of its own (``diandian_common.testing.redis_server``) and the ranking
+API under gunicorn with the production options, seeds one board with ``flask ranking
+seed-synthetic``, then measures in one run:
 
 - top 100: ``GET /api/v1/rankings?limit=100`` against ``ZREVRANGE 0 99 WITHSCORES``;
 - my rank: ``GET /api/v1/rankings/participants/{id}`` against ``ZREVRANK`` + ``ZSCORE``
@@ -39,7 +40,7 @@ import redis
 import urllib3
 
 from diandian_common import config
-from diandian_common.testing import free_port, migrated_sqlite_url
+from diandian_common.testing import free_port, migrated_sqlite_url, redis_server, wait_for
 
 from ranking.domain.boards import Kind, current_board
 from ranking.domain.periods import Period
@@ -73,24 +74,16 @@ def http_floor_app(_environ, start_response):
 
 # --- processes --------------------------------------------------------------------
 
-def _wait(check: Callable[[], bool], what: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start within {timeout}s")
-
-
 @contextlib.contextmanager
 def _process(args: list[str], what: str, ready: Callable[[], bool], env: dict, log: Path) -> Iterator[None]:
     with open(log, "ab") as out:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait(ready, what, process)
+        # A process that exits ends the wait at once; until it answers, errors are "not yet".
+        wait_for(lambda: process.poll() is not None or ready(), timeout=60, what=f"{what} to start",
+                 retry_on=(Exception,))
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
         yield
     finally:
         process.terminate()
@@ -235,22 +228,17 @@ def _check_top_matches_redis(api: urllib3.HTTPConnectionPool, raw: redis.Redis, 
 
 def run() -> list[Report]:
     participants = config.env_int("BENCH_RANKING_PARTICIPANTS", 1_000_000)
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        raise RuntimeError("redis-server is required (scripts/setup.sh installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="bench-ranking-"))
-    redis_port, api_port, floor_port = free_port(), free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    env_values = {"RANKING_DATABASE_URL": migrated_sqlite_url("ranking", workdir),
-                  "RANKING_REDIS_URL": redis_url, "REDIS_URL": redis_url, "VAR_DIR": str(workdir / "var")}
-    env = {**os.environ, **env_values}
-    raw = redis.Redis.from_url(redis_url)
+    api_port, floor_port = free_port(), free_port()
     try:
         with contextlib.ExitStack() as running:
-            running.enter_context(_process(
-                [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(workdir)],
-                "redis-server", lambda: bool(raw.ping()), env, workdir / "redis.log"))
+            redis_url = running.enter_context(redis_server(workdir))
+            env_values = {"RANKING_DATABASE_URL": migrated_sqlite_url("ranking", workdir),
+                          "RANKING_REDIS_URL": redis_url, "REDIS_URL": redis_url,
+                          "VAR_DIR": str(workdir / "var")}
+            env = {**os.environ, **env_values}
+            raw = redis.Redis.from_url(redis_url)
+            running.callback(raw.close)
 
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "flask", "--app", "ranking.app", "ranking", "seed-synthetic",
@@ -278,7 +266,6 @@ def run() -> list[Report]:
             with _environ(env_values):
                 writes = _measure_writes(raw, board_key, members, participants)
     finally:
-        raw.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
     reads_report = Report("ranking reads at %s participants" % f"{board_size:,}", figures={
