@@ -1,15 +1,12 @@
 """The calculator's own tables: scenes, factor sets with their factors, and estimates."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
-from sqlalchemy import (JSON, BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+from diandian_common.timestamps import UtcDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -27,9 +24,9 @@ class Scene(Base):
     location: Mapped[str | None] = mapped_column(String(200))
     starts_on: Mapped[date | None] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow,
                                                  onupdate=utcnow)
 
 
@@ -43,7 +40,7 @@ class FactorSetRecord(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # sha256 of the file's canonical JSON: a file edited without a new version is detected.
     checksum: Mapped[str] = mapped_column(String(64))
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    loaded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     factors: Mapped[list[FactorRecord]] = relationship(back_populates="factor_set",
                                                        order_by="FactorRecord.id")
@@ -87,4 +84,4 @@ class Estimate(Base):
     activities: Mapped[list] = mapped_column(JSON)
     items: Mapped[list] = mapped_column(JSON)
     benchmark: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -11,7 +11,6 @@ An estimate is computed with a factor set the caller read beforehand with
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from diandian_common.errors import ApiError, NotFound
+from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
 from .domain import calculator
@@ -27,7 +27,7 @@ from .domain.factors import Factor, FactorSet, version_key
 from .domain import footprint as footprints
 from .domain.footprint import EstimateSummary, Footprint, grams_to_kg
 from .factor_sets import stored_versions
-from .models import Estimate, Scene, utcnow
+from .models import Estimate, Scene
 from .rendering import SceneDrawing
 
 # --- scenes: the venues whose doors carry a QR code (docs/contract.md §5) --------------
@@ -202,11 +202,6 @@ def estimate_json(row: Estimate) -> dict:
         "benchmark": row.benchmark, "factor_set": row.factor_set_version,
         "created_at": as_utc(row.created_at),
     }
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def to_grams(kg: Decimal) -> int:
