@@ -1,12 +1,13 @@
 """Tables of the certificates service: issued certificates and the outbox."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, String, Text
+from sqlalchemy import JSON, BigInteger, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from diandian_common.outbox import OutboxMixin, utcnow
+from diandian_common.outbox import OutboxMixin
+from diandian_common.timestamps import UtcDateTime, utcnow
 
 STATUS_VALID = "valid"
 STATUS_REVOKED = "revoked"
@@ -14,13 +15,6 @@ STATUS_REVOKED = "revoked"
 
 class Base(DeclarativeBase):
     pass
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored datetime is UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
 
 
 class Certificate(Base):
@@ -38,14 +32,14 @@ class Certificate(Base):
     serial_range: Mapped[str] = mapped_column(Text)
     scene: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     ledger_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
     verify_token: Mapped[str] = mapped_column(String(32), unique=True)
     # The signed code printed in the QR code, kept so the URL stays the same after key rotation.
     verify_code: Mapped[str] = mapped_column(String(100), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=STATUS_VALID)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):
