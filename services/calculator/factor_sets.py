@@ -15,9 +15,9 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError

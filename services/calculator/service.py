@@ -22,9 +22,9 @@ from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
 from .domain import calculator
+from .domain import footprint as footprints
 from .domain import scenes as rules
 from .domain.factors import Factor, FactorSet, version_key
-from .domain import footprint as footprints
 from .domain.footprint import EstimateSummary, Footprint, grams_to_kg
 from .factor_sets import stored_versions
 from .models import Estimate, Scene
