@@ -20,6 +20,7 @@ of docs/contract.md from these contracts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 
@@ -247,6 +248,12 @@ class Contract:
     def periodic(self) -> bool:
         return self.schema is EmptySchema
 
+    @cached_property
+    def validator(self) -> Payload:
+        """One schema instance per contract: building a marshmallow schema costs more than a
+        load, and a schema keeps no state between loads."""
+        return self.schema()
+
 
 _BEAT = "the service's beat scheduler"
 
@@ -315,7 +322,7 @@ def check(task_name: str, payload: dict) -> dict:
 
     Raises :class:`NoContract`, :class:`UnsupportedMessage` (a ``v`` other than 1) or
     :class:`InvalidMessage` (a field missing, malformed, or not in the contract)."""
-    schema = contract(task_name).schema()
+    schema = contract(task_name).validator
     if not isinstance(payload, dict):
         raise InvalidMessage(task_name, {"_schema": ["must be a JSON object"]})
     if payload.get("v", MESSAGE_VERSION) != MESSAGE_VERSION:
@@ -346,6 +353,6 @@ def load(task_name: str, payload):
         return Empty()
     check_version(payload)
     try:
-        return found.schema().load({k: v for k, v in payload.items() if k != "v"})
+        return found.validator.load({k: v for k, v in payload.items() if k != "v"})
     except ValidationError as exc:
         raise InvalidMessage(task_name, exc.normalized_messages()) from None
