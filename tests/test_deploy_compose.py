@@ -21,6 +21,7 @@ import yaml
 from certificates.fonts import FONT_NEEDS
 from diandian_common import config
 from diandian_common.migrate import DATABASES
+from tests.deploy_files import option
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -81,17 +82,6 @@ def environment(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     return {key: "" if value is None else str(value) for key, value in env.items()}
-
-
-def option(args: list[str], *names: str) -> str | None:
-    """Value of the first of ``names`` in ``args`` (``-Q x`` or ``--queues=x``)."""
-    for index, arg in enumerate(args):
-        for name in names:
-            if arg == name and index + 1 < len(args):
-                return args[index + 1]
-            if arg.startswith(name + "="):
-                return arg.split("=", 1)[1]
-    return None
 
 
 def depends_on(service: dict) -> dict[str, str]:

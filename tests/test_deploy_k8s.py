@@ -23,8 +23,8 @@ import yaml
 
 from diandian_common import config
 # The manifests' fixtures, parsed once per module.
-from tests.k8s_manifests import compose, config_map, documents, objects, secret  # noqa: F401
-from tests.k8s_manifests import (
+from tests.deploy_files import compose, config_map, documents, objects, secret  # noqa: F401
+from tests.deploy_files import (
     APP_PORT,
     GATEWAY,
     K8S,

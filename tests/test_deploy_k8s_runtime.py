@@ -1,5 +1,5 @@
 """deploy/k8s/ at run time: resources, users, secrets, databases, metrics, exposure, Flower;
-and the worker probe and Flower run for real. Shared parsing is in tests/k8s_manifests.py."""
+and the worker probe and Flower run for real. Shared parsing is in tests/deploy_files.py."""
 from __future__ import annotations
 
 import importlib
@@ -20,8 +20,8 @@ from diandian_common import config
 from diandian_common.migrate import DATABASES
 from diandian_common.testing import free_port
 # The manifests' fixtures, parsed once per module.
-from tests.k8s_manifests import compose, config_map, documents, objects, secret  # noqa: F401
-from tests.k8s_manifests import (
+from tests.deploy_files import compose, config_map, documents, objects, secret  # noqa: F401
+from tests.deploy_files import (
     APP_PORT,
     CONFIG_MAP,
     FLOWER,
