@@ -1,4 +1,5 @@
-"""The one harness of the end-to-end tests and the benchmarks: a whole Diandian stack on a
+"""The one harness of the end-to-end tests and the benchmarks (its processes, ports and the
+process table are read in tests/stack_processes.py): a whole Diandian stack on a
 free block of ports derived from one ``GATEWAY_PORT``, with its data in a temporary
 ``var_dir`` (the machine's shared Redis/PostgreSQL are never touched), driven through its
 gateway by ``stack.driver`` (:class:`diandian_common.testing.Driver`).
@@ -18,16 +19,13 @@ Two ways to run the same stack, sharing the environment, the ports and the drive
 from __future__ import annotations
 
 import os
-import random
 import re
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -35,14 +33,22 @@ import requests
 
 from diandian_common.config import PORT_OFFSETS, SERVICES
 from diandian_common.testing import Driver
+from tests.stack_processes import (
+    ROOT,
+    START_SCRIPT,
+    ProcessType,
+    cpu_seconds_of,
+    descendants,
+    free_port_block,
+    proc_table,
+    read_procfile,
+    script_defaults,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_KEY = "test-operator-key"
-PROCFILE = ROOT / "Procfile"
-START_SCRIPT = ROOT / "scripts" / "start-stack.sh"
 VENV_BIN = Path(sys.executable).parent
-# scripts/start-stack.sh's "export NAME=${NAME:-default}" lines whose defaults ProcessStack shares.
-SCRIPT_DEFAULTS = ("GATEWAY_HOST", "GUNICORN_OPTS", "CELERY_WORKER_OPTS")
+
+
 # What the session's stack (make run's way) sets for the end-to-end tests.
 E2E_ENV = {
     "CELERY_WORKER_OPTS": "--concurrency 2 --loglevel INFO",
@@ -59,115 +65,6 @@ E2E_ENV = {
     "WEBHOOK_RETRY_SCHEDULE": "1,2,4",
     "WEBHOOK_DISPATCH_SECONDS": "1",
 }
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ephemeral_ports() -> range:
-    """The ports the kernel hands out to outgoing connections: a block in there may be taken
-    by some client between the check and the bind, so blocks are chosen below it."""
-    try:
-        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        low, high = 32768, 60999
-    return range(low, high + 1)
-
-
-def free_port_block() -> int:
-    """A gateway port whose derived ports (+1 … +9) are all free too, outside the ephemeral range."""
-    span = max(PORT_OFFSETS.values())
-    top = _ephemeral_ports().start - span - 1
-    if top < 21000:   # no room below it: take the chance
-        top = 60000
-    for _ in range(200):
-        base = random.randint(20000, top)
-        if all(_port_free(base + offset) for offset in range(span + 1)):
-            return base
-    raise RuntimeError("no free block of ports found")
-
-
-@dataclass(frozen=True)
-class ProcessType:
-    name: str
-    command: str   # as written in the Procfile, ``$VARS`` unexpanded
-
-    @property
-    def kind(self) -> str:
-        """``redis``, ``api`` (gunicorn), ``worker``, ``beat`` or ``other``."""
-        words = self.command.split()
-        if words[0] == "redis-server":
-            return "redis"
-        if words[0] == "gunicorn":
-            return "api"
-        if words[0] == "celery":
-            return "beat" if "beat" in words else "worker" if "worker" in words else "other"
-        return "other"
-
-
-def read_procfile(path: Path = PROCFILE) -> dict[str, ProcessType]:
-    types = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, command = line.partition(":")
-            types[name.strip()] = ProcessType(name.strip(), command.strip())
-    return types
-
-
-def script_defaults(path: Path = START_SCRIPT) -> dict[str, str]:
-    """The defaults start-stack.sh gives ``SCRIPT_DEFAULTS`` (one source of truth)."""
-    text = path.read_text()
-    defaults = {}
-    for name in SCRIPT_DEFAULTS:
-        match = re.search(rf"^export {name}=\$\{{{name}:-(.*)\}}\s*$", text, re.MULTILINE)
-        if match is None:
-            raise RuntimeError(f"{path} no longer sets a default for {name}; update tests/stack.py")
-        defaults[name] = match.group(1)
-    return defaults
-
-
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid → (parent pid, process group) of every process, from /proc."""
-    table = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[0] != "Z":
-            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    return table
-
-
-def _cpu_seconds_of(pid: int) -> float:
-    """User + system CPU time of ``pid`` and of its children it has waited for."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")   # utime stime cutime cstime
-
-
-def descendants(pid: int) -> list[int]:
-    """Every living descendant of ``pid`` (children first, then theirs)."""
-    table = _proc_table()
-    found, frontier = [], [pid]
-    while frontier:
-        children = [p for p, (parent, _) in table.items() if parent in frontier]
-        found += children
-        frontier = children
-    return found
 
 
 class StackBase:
@@ -415,7 +312,7 @@ class ProcessStack(StackBase):
 
     def cpu_seconds(self, name: str) -> float:
         """CPU time used so far by the process and its living (and reaped) descendants."""
-        return sum(_cpu_seconds_of(pid) for pid in self.pids(name))
+        return sum(cpu_seconds_of(pid) for pid in self.pids(name))
 
     def children(self, name: str) -> list[int]:
         return self.pids(name)[1:]
@@ -458,7 +355,7 @@ class ProcessStack(StackBase):
     def _kill_group(pgid: int) -> None:
         """SIGKILL whatever is left in the group (e.g. Celery children of a killed parent).
         A group id is never reused while any member lives, so every member found is ours."""
-        for pid, (_, group) in _proc_table().items():
+        for pid, (_, group) in proc_table().items():
             if group == pgid:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -503,6 +400,4 @@ class ProcessStack(StackBase):
     def worker_logs(self) -> str:
         return "".join(self.log_path(name).read_text(errors="replace") for name, kind in self.types.items()
                        if kind.kind == "worker" and self.log_path(name).exists())
-
-
 __all__ = ["Stack", "ProcessStack", "OPERATOR_KEY", "SERVICES", "ROOT", "read_procfile"]
