@@ -40,8 +40,7 @@ import redis
 import urllib3
 
 from diandian_common import config
-from diandian_common.testing import free_port, migrated_sqlite_url, redis_server, wait_for
-
+from diandian_common.testing import free_port, migrated_sqlite_url, redis_server, stop_process, wait_for
 from ranking.domain.boards import Kind, current_board
 from ranking.domain.periods import Period
 from ranking.synthetic import synthetic_participant_id
@@ -86,12 +85,7 @@ def _process(args: list[str], what: str, ready: Callable[[], bool], env: dict, l
             raise RuntimeError(f"{what} exited with {process.returncode}")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _http_ready(port: int) -> Callable[[], bool]:
@@ -198,7 +192,7 @@ def _record_payload(i: int, participants: int, now: datetime, rng: random.Random
 
 
 def _measure_writes(raw: redis.Redis, board_key: str, members: list[str], participants: int) -> dict:
-    from ranking import tasks   # imported here: its configuration is read from the environment set above
+    from ranking import tasks  # imported here: its configuration is read from the environment set above
     rng = random.Random(7)
     now = datetime.now(timezone.utc)
     payloads = [_record_payload(i, participants, now, rng) for i in range(RECORDS)]

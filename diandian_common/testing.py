@@ -101,6 +101,18 @@ REDIS_SERVER_MISSING = ("redis-server is not installed "
                         "(scripts/setup.sh installs it; Debian: apt-get install redis-server)")
 
 
+def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def _answers_ping(url: str) -> bool:
     client = redis.Redis.from_url(url, socket_connect_timeout=0.2, socket_timeout=1)
     try:
@@ -140,12 +152,7 @@ def redis_server(directory: Path | None = None, timeout: float = 10) -> Iterator
     try:
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout=10)
 
 
 # --- pytest fixtures (a plugin: the root conftest.py registers this module) ---------------

@@ -18,10 +18,10 @@ import yaml
 
 from diandian_common import config
 from diandian_common.migrate import DATABASES
-from diandian_common.testing import free_port
+from diandian_common.testing import free_port, stop_process
+
 # The manifests' fixtures, parsed once per module.
-from tests.deploy_files import compose, config_map, documents, objects, secret  # noqa: F401
-from tests.deploy_files import (
+from tests.deploy_files import (  # noqa: F401
     APP_PORT,
     CONFIG_MAP,
     FLOWER,
@@ -35,21 +35,26 @@ from tests.deploy_files import (
     WITHHELD,
     argv,
     available_env,
+    compose,
     compose_argv,
     compose_env,
+    config_map,
     container_port,
     containers,
     cpu,
+    documents,
     env_sources,
     http_status,
     interpolated,
     main_container,
     memory,
     multiproc_dir_is_private,
+    objects,
     of_kind,
     option,
     owner,
     pod_spec,
+    secret,
     secret_key,
     worker_probe,
     workloads,
@@ -395,9 +400,4 @@ def test_flower_probe_and_metrics_need_no_credentials(objects, redis_url, tmp_pa
         assert http_status(base + "/workers") == 401
         assert http_status(base + "/workers", credentials) == 200
     finally:
-        flower.terminate()
-        try:
-            flower.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            flower.kill()
-            flower.wait()
+        stop_process(flower, timeout=30)

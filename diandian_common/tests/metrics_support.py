@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -15,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from diandian_common import metrics
 from diandian_common.celery_app import make_celery
 from diandian_common.errors import register_error_handlers
+from diandian_common.testing import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -142,13 +142,7 @@ def subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process)
 
 
 PROBE_APP = """
