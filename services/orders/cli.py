@@ -71,7 +71,7 @@ def seed_demo_projects(uow) -> int:
         if project.owner_id is not None:
             continue  # an operator's choice is kept
         owner = settlement.find_owner(session, company) or settlement.create_owner(
-            session, name=company, payout_account=account, contact=contact)
+            uow, name=company, payout_account=account, contact=contact)
         project.fee_bps, project.fee_min_fen = fee_bps, fee_min_fen
         settlement.attach_owner(session, project, owner.id)
     return added
@@ -270,12 +270,12 @@ def register_settlement(app: Flask) -> None:
     def create_owner(name, payout_account, contact):
         """Register an owner; attach it with `projects set-owner`."""
         data = _load(OwnerCreateSchema(), dict(name=name, payout_account=payout_account, contact=contact))
-        _echo_json(_run(lambda uow: settlement.owner_view(settlement.create_owner(uow.session, **data))))
+        _echo_json(_run(lambda uow: settlement.owner_view(settlement.create_owner(uow, **data))))
 
     @owners.command("list")
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a tab-separated table")
     def list_owners(as_json):
-        items = _run(lambda uow: [settlement.owner_view(o) for o in settlement.list_owners(uow.session)])
+        items = _run(lambda uow: [settlement.owner_view(o) for o in settlement.list_owners(uow)])
         if as_json:
             _echo_json(items)
         else:
@@ -293,7 +293,7 @@ def register_settlement(app: Flask) -> None:
     def statements(project, period, owner, as_csv, as_json):
         """Statements per owner, project and month."""
         args = _load(SettlementQuerySchema(), dict(project=project, period=period, owner=owner))
-        views = _run(lambda uow: settlement.statement_views(uow.session, settlement.statements(uow.session, **args)))
+        views = _run(lambda uow: settlement.statement_views(uow, settlement.statements(uow, **args)))
         if as_json:
             _echo_json({"items": views})
         elif as_csv:
@@ -317,7 +317,7 @@ def register_settlement(app: Flask) -> None:
             data = _load(PayoutCreateSchema(), dict(owner_id=owner_id, project_id=_project_id(uow.session, project),
                                                     period=period, amount_fen=amount_fen, reference=reference,
                                                     paid_on=paid_on, note=note))
-            return settlement.payout_view(settlement.record_payout(uow.session, **data)[0])
+            return settlement.payout_view(settlement.record_payout(uow, **data)[0])
         _echo_json(_run(record))
 
     @group.command("verify")
@@ -325,7 +325,7 @@ def register_settlement(app: Flask) -> None:
         """Captured payments − refunds = owners' net + platform fees (per project and in
         total), and every ledger kilogram belongs to one paid order; names the first
         difference (exit status 1)."""
-        result = _run(lambda uow: settlement.reconcile(uow.session))
+        result = _run(lambda uow: settlement.reconcile(uow))
         if not result.ok:
             raise click.ClickException(f"settlement differs: {result.difference}")
         click.echo(f"settlement ok: {result.projects} projects; captured {result.captured_fen} fen − refunded "

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from diandian_common.contracts import build
 from diandian_common.outbox import enqueue
 from diandian_common.timestamps import utcnow
+from diandian_common.uow import UnitOfWork
 
 from ..models import Order, OutboxMessage, Refund
 from ..records import for_update
@@ -58,8 +59,9 @@ class RefundToSend:
     provider: str
 
 
-def claim(session: Session, refund_id: int) -> RefundToSend | None:
+def claim(uow: UnitOfWork, refund_id: int) -> RefundToSend | None:
     """The refund to send, or None when it is unknown or sent already."""
+    session = uow.session
     refund = session.scalars(for_update(session, select(Refund).where(Refund.id == refund_id))).first()
     if refund is None or refund.provider_reference is not None:
         return None
@@ -71,8 +73,9 @@ def call(taken: RefundToSend) -> str:
     return providers.provider(taken.provider).refund(taken.order_id, taken.amount_fen, str(taken.refund_id))
 
 
-def record(session: Session, taken: RefundToSend, reference: str) -> bool:
+def record(uow: UnitOfWork, taken: RefundToSend, reference: str) -> bool:
     """Keep the provider's reference; False when another delivery recorded one first."""
+    session = uow.session
     refund = session.scalars(for_update(session, select(Refund).where(Refund.id == taken.refund_id))).first()
     if refund is None or refund.provider_reference is not None:
         return False

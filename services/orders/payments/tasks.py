@@ -18,12 +18,12 @@ def send_refund(payload: dict) -> str | None:
     next delivery (the provider refunds once per refund id)."""
     refund_id = load("orders.send_refund", payload).refund_id
     with unit_of_work() as uow:
-        taken = refunds.claim(uow.session, refund_id)
+        taken = refunds.claim(uow, refund_id)
     if taken is None:
         return None
     reference = refunds.call(taken)
     with unit_of_work() as uow:
-        recorded = refunds.record(uow.session, taken, reference)
+        recorded = refunds.record(uow, taken, reference)
     log.info("refund %s of order %s sent: %s", taken.refund_id, taken.order_id, reference,
              extra={"order_id": taken.order_id})
     return reference if recorded else None

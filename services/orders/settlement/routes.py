@@ -9,7 +9,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
-from diandian_common.errors import NotFound
 
 from ..blueprint import OPERATOR
 from ..ledger.routes import wants_csv
@@ -43,8 +42,7 @@ class Statements(MethodView):
         by default): ``gross_fen`` (captured − refunded) = ``fee_fen`` + ``net_fen``;
         ``paid_fen`` is what payouts transferred. ``Accept: text/csv`` for accountants."""
         with unit_of_work() as uow:
-            session = uow.session
-            views = settlement.statement_views(session, settlement.statements(session, **args))
+            views = settlement.statement_views(uow, settlement.statements(uow, **args))
         if not wants_csv():
             return {"items": views}
         buffer = io.StringIO()
@@ -64,8 +62,7 @@ class Owners(MethodView):
     def get(self):
         """Every owner."""
         with unit_of_work() as uow:
-            session = uow.session
-            return {"items": [settlement.owner_view(o) for o in settlement.list_owners(session)]}
+            return {"items": [settlement.owner_view(o) for o in settlement.list_owners(uow)]}
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -76,8 +73,7 @@ class Owners(MethodView):
         """Register a company that receives a project's money; attach it to projects with
         ``PATCH /api/v1/projects/{id} {"owner_id": …}``."""
         with unit_of_work() as uow:
-            session = uow.session
-            return settlement.owner_view(settlement.create_owner(session, **data))
+            return settlement.owner_view(settlement.create_owner(uow, **data))
 
 
 @blp.route("/settlements/owners/<string:owner_id>")
@@ -87,11 +83,7 @@ class OwnerResource(MethodView):
     @blp.response(200, OwnerSchema)
     def get(self, owner_id):
         with unit_of_work() as uow:
-            session = uow.session
-            owner = settlement.find_owner(session, owner_id)
-            if owner is None:
-                raise NotFound("owner", owner_id)
-            return settlement.owner_view(owner)
+            return settlement.owner_view(settlement.get_owner(uow, owner_id))
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -100,8 +92,7 @@ class OwnerResource(MethodView):
     def patch(self, changes, owner_id):
         """Change the name, payout account or contact."""
         with unit_of_work() as uow:
-            session = uow.session
-            return settlement.owner_view(settlement.update_owner(session, owner_id, changes))
+            return settlement.owner_view(settlement.update_owner(uow, owner_id, changes))
 
 
 @blp.route("/settlements/payouts")
@@ -113,8 +104,7 @@ class Payouts(MethodView):
     def get(self, args):
         """Payouts recorded, by month."""
         with unit_of_work() as uow:
-            session = uow.session
-            return {"items": [settlement.payout_view(p) for p in settlement.list_payouts(session, **args)]}
+            return {"items": [settlement.payout_view(p) for p in settlement.list_payouts(uow, **args)]}
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -129,8 +119,7 @@ class Payouts(MethodView):
         over. Payouts of a statement never add up to more than its net; the same
         ``reference`` again with the same details answers the first payout (200)."""
         with unit_of_work() as uow:
-            session = uow.session
-            payout, created = settlement.record_payout(session, **data)
+            payout, created = settlement.record_payout(uow, **data)
             return settlement.payout_view(payout), 201 if created else 200
 
 
@@ -143,5 +132,4 @@ class Verify(MethodView):
         """The reconciliation of ``flask --app orders.app settlement verify``: ``ok`` false
         names the first difference found."""
         with unit_of_work() as uow:
-            session = uow.session
-            return settlement.reconciliation_view(settlement.reconcile(session))
+            return settlement.reconciliation_view(settlement.reconcile(uow))

@@ -14,6 +14,7 @@ from diandian_common import config
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import utcnow
 from diandian_common.timestamps import iso
+from diandian_common.uow import UnitOfWork
 
 from ..models import LedgerEntry, Order, Owner, Payout, Project, Refund, Retirement, SettlementEntry
 from ..records import for_update, new_id
@@ -96,7 +97,8 @@ def _name_taken(session: Session, name: str, other_than: str | None = None) -> b
     return session.scalars(query).first() is not None
 
 
-def create_owner(session: Session, *, name: str, payout_account: str, contact: str) -> Owner:
+def create_owner(uow: UnitOfWork, *, name: str, payout_account: str, contact: str) -> Owner:
+    session = uow.session
     if _name_taken(session, name):
         raise ApiError(409, "owner_name_taken", f"an owner named {name} exists")
     owner = Owner(id=new_id("own"), name=name, payout_account=payout_account, contact=contact, created_at=utcnow())
@@ -105,7 +107,8 @@ def create_owner(session: Session, *, name: str, payout_account: str, contact: s
     return owner
 
 
-def update_owner(session: Session, owner_id: str, changes: dict) -> Owner:
+def update_owner(uow: UnitOfWork, owner_id: str, changes: dict) -> Owner:
+    session = uow.session
     owner = session.get(Owner, owner_id)
     if owner is None:
         raise NotFound("owner", owner_id)
@@ -118,13 +121,23 @@ def update_owner(session: Session, owner_id: str, changes: dict) -> Owner:
     return owner
 
 
-def list_owners(session: Session) -> list[Owner]:
+def list_owners(uow: UnitOfWork) -> list[Owner]:
+    session = uow.session
     return list(session.scalars(select(Owner).order_by(Owner.name)))
 
 
 def find_owner(session: Session, ref: str) -> Owner | None:
     """An owner by id or by exact name."""
     return session.scalars(select(Owner).where(or_(Owner.id == ref, Owner.name == ref))).first()
+
+
+def get_owner(uow: UnitOfWork, owner_id: str) -> Owner:
+    """The owner, or 404."""
+    session = uow.session
+    owner = find_owner(session, owner_id)
+    if owner is None:
+        raise NotFound("owner", owner_id)
+    return owner
 
 
 def attach_owner(session: Session, project: Project, owner_id: str | None) -> None:
@@ -149,9 +162,10 @@ def _project_id(session: Session, ref: str) -> str:
     return found
 
 
-def statements(session: Session, *, project: str | None = None, period: str | None = None,
+def statements(uow: UnitOfWork, *, project: str | None = None, period: str | None = None,
                owner: str | None = None) -> list[rules.Statement]:
     """Statements per owner, project and month; ``project`` is an id or a code."""
+    session = uow.session
     E = SettlementEntry
     sums = select(E.owner_id, E.project_id, E.period, E.kind, func.count(), func.sum(E.quantity_kg),
                   func.sum(E.gross_fen), func.sum(E.fee_fen), func.sum(E.net_fen)) \
@@ -170,7 +184,8 @@ def statements(session: Session, *, project: str | None = None, period: str | No
     return rules.statements(lines, paid_by_key)
 
 
-def statement_views(session: Session, found: list[rules.Statement], now: datetime | None = None) -> list[dict]:
+def statement_views(uow: UnitOfWork, found: list[rules.Statement], now: datetime | None = None) -> list[dict]:
+    session = uow.session
     now = now or utcnow()
     owners = {o.id: o for o in session.scalars(select(Owner).where(Owner.id.in_({s.owner_id for s in found})))}
     projects = {p.id: p for p in session.scalars(select(Project).where(Project.id.in_({s.project_id for s in found})))}
@@ -204,7 +219,7 @@ def payout_view(payout: Payout) -> dict:
             "paid_on": payout.paid_on.isoformat(), "note": payout.note, "recorded_at": iso(payout.recorded_at)}
 
 
-def record_payout(session: Session, *, owner_id: str, project_id: str, period: str, amount_fen: int,
+def record_payout(uow: UnitOfWork, *, owner_id: str, project_id: str, period: str, amount_fen: int,
                   reference: str, paid_on: date, note: str | None = None,
                   now: datetime | None = None) -> tuple[Payout, bool]:
     """Record money transferred against a closed month's statement; ``(payout, created)``.
@@ -213,6 +228,7 @@ def record_payout(session: Session, *, owner_id: str, project_id: str, period: s
     with other details it is refused. The project's lock serialises payouts of one
     statement, so two of them cannot both fit under its net.
     """
+    session = uow.session
     now = now or utcnow()
     request = dict(owner_id=owner_id, project_id=project_id, period=period, amount_fen=amount_fen,
                    paid_on=paid_on, note=note)
@@ -229,7 +245,7 @@ def record_payout(session: Session, *, owner_id: str, project_id: str, period: s
     tz = zone()
     if paid_on > now.astimezone(tz).date():
         raise ApiError(422, "validation_error", "some fields are invalid", {"paid_on": ["must not be in the future"]})
-    found = statements(session, project=project_id, period=period, owner=owner_id)
+    found = statements(uow, project=project_id, period=period, owner=owner_id)
     refusal = rules.payout_refusal(found[0] if found else None, amount_fen, now, tz)
     if refusal is not None:
         code, message = refusal
@@ -240,8 +256,9 @@ def record_payout(session: Session, *, owner_id: str, project_id: str, period: s
     return payout, True
 
 
-def list_payouts(session: Session, *, project: str | None = None, period: str | None = None,
+def list_payouts(uow: UnitOfWork, *, project: str | None = None, period: str | None = None,
                  owner: str | None = None) -> list[Payout]:
+    session = uow.session
     query = select(Payout).order_by(Payout.period, Payout.recorded_at, Payout.id)
     if project:
         query = query.where(Payout.project_id == _project_id(session, project))
@@ -274,8 +291,9 @@ def project_money(session: Session, project_ids: list[str] | None = None) -> dic
 
 # --- reconciliation ---------------------------------------------------------------------
 
-def reconcile(session: Session, now: datetime | None = None) -> rules.Reconciliation:
+def reconcile(uow: UnitOfWork, now: datetime | None = None) -> rules.Reconciliation:
     """The whole database checked (``flask --app orders.app settlement verify``)."""
+    session = uow.session
     now = now or utcnow()
     refunds = {order_id: int(amount) for order_id, amount in
                session.execute(select(Refund.order_id, Refund.amount_fen))}
@@ -303,7 +321,7 @@ def reconcile(session: Session, now: datetime | None = None) -> rules.Reconcilia
         for o in session.scalars(select(Order).where(Order.id.in_(chunk))):
             add(o)
     retired = dict(session.execute(select(Project.id, Project.retired_kg)).all())
-    found = statements(session)
+    found = statements(uow)
     paid = {s.key: s.paid_fen for s in found if s.paid_fen}
     settled = {s.key for s in found if s.status(now, zone()) == "settled"}
     return rules.reconcile(orders=orders, refunds=refunds, lines=lines, ledger=ledger,

@@ -40,8 +40,7 @@ class Endpoints(MethodView):
     def get(self):
         """Every endpoint (secrets are never shown again)."""
         with unit_of_work() as uow:
-            session = uow.session
-            return {"items": [webhooks.endpoint_view(e) for e in webhooks.list_endpoints(session)]}
+            return {"items": [webhooks.endpoint_view(e) for e in webhooks.list_endpoints(uow)]}
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -54,8 +53,7 @@ class Endpoints(MethodView):
         addresses are refused unless inside ``WEBHOOK_ALLOWED_NETWORKS``."""
         _known_scene(data.get("scene"))
         with unit_of_work() as uow:
-            session = uow.session
-            endpoint, secret = webhooks.create_endpoint(session, **data)
+            endpoint, secret = webhooks.create_endpoint(uow, **data)
             return webhooks.endpoint_view(endpoint, secret)
 
 
@@ -66,8 +64,7 @@ class Endpoint(MethodView):
     @blp.response(200, WebhookSchema)
     def get(self, endpoint_id):
         with unit_of_work() as uow:
-            session = uow.session
-            return webhooks.endpoint_view(webhooks.get_endpoint(session, endpoint_id))
+            return webhooks.endpoint_view(webhooks.get_endpoint(uow, endpoint_id))
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -77,8 +74,7 @@ class Endpoint(MethodView):
         """Change the URL, events or description; ``{"active": false}`` disables the
         endpoint (no new events; pending deliveries wait), ``true`` enables it again."""
         with unit_of_work() as uow:
-            session = uow.session
-            return webhooks.endpoint_view(webhooks.update_endpoint(session, endpoint_id, changes))
+            return webhooks.endpoint_view(webhooks.update_endpoint(uow, endpoint_id, changes))
 
     @operator_required
     @blp.doc(**OPERATOR)
@@ -86,8 +82,7 @@ class Endpoint(MethodView):
     def delete(self, endpoint_id):
         """Delete the endpoint with its deliveries and their log."""
         with unit_of_work() as uow:
-            session = uow.session
-            webhooks.delete_endpoint(session, endpoint_id)
+            webhooks.delete_endpoint(uow, endpoint_id)
 
 
 @blp.route("/webhooks/<string:endpoint_id>/deliveries")
@@ -100,8 +95,7 @@ class Deliveries(MethodView):
         """Deliveries newest first, each with its log of attempts (time, duration, status
         code or error); pass ``next_after`` as ``after`` for the next page."""
         with unit_of_work() as uow:
-            session = uow.session
-            return webhooks.list_deliveries(session, endpoint_id, **args)
+            return webhooks.list_deliveries(uow, endpoint_id, **args)
 
 
 @blp.route("/webhooks/<string:endpoint_id>/deliveries/<int:delivery_id>/resend", methods=["POST"])
@@ -113,6 +107,5 @@ def resend(endpoint_id, delivery_id):
     """Send the delivery again now, whatever became of it (the same event id and body),
     with a fresh retry schedule."""
     with unit_of_work() as uow:
-        session = uow.session
-        body = webhooks.delivery_view(webhooks.resend(session, endpoint_id, delivery_id))
+        body = webhooks.delivery_view(webhooks.resend(uow, endpoint_id, delivery_id))
     return body

@@ -27,6 +27,7 @@ from diandian_common.contracts import build
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import enqueue, utcnow
 from diandian_common.timestamps import as_utc, iso
+from diandian_common.uow import UnitOfWork
 
 from ..models import OutboxMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from ..records import for_update, new_id
@@ -102,9 +103,10 @@ def endpoint_view(endpoint: WebhookEndpoint, secret: str | None = None) -> dict:
     return view
 
 
-def create_endpoint(session: Session, *, url: str, events: list[str], scene: str | None = None,
+def create_endpoint(uow: UnitOfWork, *, url: str, events: list[str], scene: str | None = None,
                     description: str | None = None) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (shown to the caller this once)."""
+    session = uow.session
     check_url(url)
     secret = f"whsec_{secrets.token_urlsafe(32)}"
     now = utcnow()
@@ -115,22 +117,29 @@ def create_endpoint(session: Session, *, url: str, events: list[str], scene: str
     return endpoint, secret
 
 
-def get_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+def get_endpoint(uow: UnitOfWork, endpoint_id: str) -> WebhookEndpoint:
+    session = uow.session
+    return _endpoint(session, endpoint_id)
+
+
+def _endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
         raise NotFound("webhook endpoint", endpoint_id)
     return endpoint
 
 
-def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+def list_endpoints(uow: UnitOfWork) -> list[WebhookEndpoint]:
+    session = uow.session
     return list(session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)))
 
 
-def update_endpoint(session: Session, endpoint_id: str, changes: dict) -> WebhookEndpoint:
+def update_endpoint(uow: UnitOfWork, endpoint_id: str, changes: dict) -> WebhookEndpoint:
     """Change the URL, events, description, or disable (``active: false``) and enable it.
     A disabled endpoint gets no new events; its pending deliveries wait until it is
     enabled again."""
-    endpoint = get_endpoint(session, endpoint_id)
+    session = uow.session
+    endpoint = _endpoint(session, endpoint_id)
     if "url" in changes:
         check_url(changes["url"])
         endpoint.url = changes["url"]
@@ -144,9 +153,10 @@ def update_endpoint(session: Session, endpoint_id: str, changes: dict) -> Webhoo
     return endpoint
 
 
-def delete_endpoint(session: Session, endpoint_id: str) -> None:
+def delete_endpoint(uow: UnitOfWork, endpoint_id: str) -> None:
     """The endpoint, its deliveries and their log go (the database cascades)."""
-    session.delete(get_endpoint(session, endpoint_id))
+    session = uow.session
+    session.delete(_endpoint(session, endpoint_id))
     session.flush()
 
 
@@ -207,11 +217,12 @@ def _lock_delivery(session: Session, delivery_id: int) -> WebhookDelivery | None
     return session.scalars(for_update(session, query)).first()
 
 
-def claim(session: Session, delivery_id: int, now: datetime, current: Settings) -> Claim | None:
+def claim(uow: UnitOfWork, delivery_id: int, now: datetime, current: Settings) -> Claim | None:
     """Take the delivery for one attempt, or None when there is nothing to send now:
     delivered or failed already, endpoint gone or disabled, not due yet, being sent by
     another worker, or the message is an old one redelivered (each attempt is sent for a
     message queued after the previous attempt was recorded)."""
+    session = uow.session
     delivery = _lock_delivery(session, delivery_id)
     if delivery is None or delivery.status != PENDING or not delivery.endpoint.active:
         return None
@@ -240,9 +251,10 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def record(session: Session, taken: Claim, started_at: datetime, outcome: Outcome, now: datetime,
+def record(uow: UnitOfWork, taken: Claim, started_at: datetime, outcome: Outcome, now: datetime,
            current: Settings) -> str | None:
     """Log the attempt and decide what follows; returns the delivery's status."""
+    session = uow.session
     delivery = _lock_delivery(session, taken.delivery_id)
     if delivery is None:
         return None  # the endpoint was deleted meanwhile
@@ -268,9 +280,10 @@ def record(session: Session, taken: Claim, started_at: datetime, outcome: Outcom
     return delivery.status
 
 
-def dispatch_due(session: Session, now: datetime, current: Settings, limit: int = 500) -> int:
+def dispatch_due(uow: UnitOfWork, now: datetime, current: Settings, limit: int = 500) -> int:
     """Queue a message for every delivery that is due and neither queued recently nor
     being sent: retries whose time has come, and messages lost on the way."""
+    session = uow.session
     requeue_before = now - current.lease
     D = WebhookDelivery
     query = (select(D).join(WebhookEndpoint, WebhookEndpoint.id == D.endpoint_id)
@@ -286,9 +299,10 @@ def dispatch_due(session: Session, now: datetime, current: Settings, limit: int 
     return queued
 
 
-def resend(session: Session, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
+def resend(uow: UnitOfWork, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
     """Send a delivery again now, whatever became of it, with a fresh retry schedule."""
-    endpoint = get_endpoint(session, endpoint_id)
+    session = uow.session
+    endpoint = _endpoint(session, endpoint_id)
     delivery = _lock_delivery(session, delivery_id)
     if delivery is None or delivery.endpoint_id != endpoint.id:
         raise NotFound("delivery", str(delivery_id))
@@ -319,11 +333,12 @@ def delivery_view(delivery: WebhookDelivery) -> dict:
     }
 
 
-def list_deliveries(session: Session, endpoint_id: str, *, status: str | None = None,
+def list_deliveries(uow: UnitOfWork, endpoint_id: str, *, status: str | None = None,
                     event_type: str | None = None, event_id: str | None = None,
                     limit: int = 50, after: int | None = None) -> dict:
     """Newest first; ``after`` is the last id of the previous page."""
-    get_endpoint(session, endpoint_id)
+    session = uow.session
+    _endpoint(session, endpoint_id)
     D = WebhookDelivery
     query = select(D).where(D.endpoint_id == endpoint_id).order_by(D.id.desc())
     if status:

@@ -20,13 +20,13 @@ def deliver_webhook(payload: dict) -> str | None:
     delivery_id = load("orders.deliver_webhook", payload).delivery_id
     current = service.settings()
     with unit_of_work() as uow:
-        taken = service.claim(uow.session, delivery_id, utcnow(), current)
+        taken = service.claim(uow, delivery_id, utcnow(), current)
     if taken is None:
         return None
     started_at = utcnow()
     outcome = sender.post(taken.url, taken.body, taken.headers(), current)
     with unit_of_work() as uow:
-        status = service.record(uow.session, taken, started_at, outcome, utcnow(), current)
+        status = service.record(uow, taken, started_at, outcome, utcnow(), current)
     log.info("webhook %s of %s, attempt %d: %s", taken.event_type, taken.event_id, taken.attempt,
              outcome.status_code or outcome.error, extra={"delivery_id": taken.delivery_id,
                                                          "duration_ms": outcome.duration_ms})
@@ -38,4 +38,4 @@ def dispatch_webhooks(payload: dict | None = None) -> int:
     """Queue the deliveries whose (re)try is due (every ``WEBHOOK_DISPATCH_SECONDS``)."""
     load("orders.dispatch_webhooks", payload)
     with unit_of_work() as uow:
-        return service.dispatch_due(uow.session, utcnow(), service.settings())
+        return service.dispatch_due(uow, utcnow(), service.settings())

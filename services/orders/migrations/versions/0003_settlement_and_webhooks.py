@@ -12,9 +12,8 @@ import os
 from datetime import timezone
 from zoneinfo import ZoneInfo
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

@@ -81,8 +81,7 @@ def move_to_past(database, project_id, period=PAST):
 
 def reconciled(database):
     with UnitOfWork(database) as uow:
-        session = uow.session
-        return settlement.reconcile(session)
+        return settlement.reconcile(uow)
 
 
 def sell(client, database, operator, owner, kgs=(1000, 250, 13), refund_first=True, fee_bps=500, fee_min_fen=10):

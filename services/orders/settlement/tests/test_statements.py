@@ -145,8 +145,7 @@ def test_money_held_for_no_owner_cannot_be_paid_out(client, database, operator, 
     response = client.post("/api/v1/settlements/payouts", headers=operator, json=payout_body(owner, project, 10))
     assert response.status_code == 404  # the statement is the project's unowned one, not this owner's
     with UnitOfWork(database) as uow:
-        session = uow.session
-        found = settlement.statements(session, project=project["id"])
+        found = settlement.statements(uow, project=project["id"])
     assert [s.owner_id for s in found] == [None]
 
 
@@ -267,7 +266,7 @@ def test_the_migration_splits_payments_captured_before_it(tmp_path):
                  for e in session.scalars(select(SettlementEntry))}
         booked = session.scalars(select(SettlementEntry.booked_at).where(
             SettlementEntry.order_id == "ord_paid")).one()
-        result = settlement.reconcile(session)
+        result = settlement.reconcile(uow)
         project = session.get(Project, "prj_old")
         assert (project.fee_bps, project.fee_min_fen, project.owner_id) == (0, 0, None)
     app.extensions["db"].dispose()
@@ -315,12 +314,12 @@ def test_settlement_and_webhook_bookkeeping_on_postgresql(monkeypatch, tmp_path,
             assert paid.status_code == 201, paid.get_json()
             with UnitOfWork(database) as uow:
                 session = uow.session
-                result = settlement.reconcile(session)
+                result = settlement.reconcile(uow)
                 [delivery] = session.scalars(select(webhooks.WebhookDelivery)).all()
                 now, current = utcnow(), webhooks.settings()
                 assert delivery.endpoint_id == endpoint["id"]
-                assert webhooks.claim(session, delivery.id, now, current).attempt == 1
-                assert webhooks.dispatch_due(session, now, current) == 0
+                assert webhooks.claim(uow, delivery.id, now, current).attempt == 1
+                assert webhooks.dispatch_due(uow, now, current) == 0
             assert result.ok, result.difference
         finally:
             database.dispose()

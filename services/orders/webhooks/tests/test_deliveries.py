@@ -59,14 +59,14 @@ def test_a_failed_attempt_is_retried_on_schedule_and_logged(client, database, op
     assert deliver(delivery_id) is None  # a duplicate message before the retry is due: nothing sent
     with UnitOfWork(database) as uow:
         session = uow.session
-        assert webhooks.dispatch_due(session, utcnow(), webhooks.settings()) == 0  # not due yet
+        assert webhooks.dispatch_due(uow, utcnow(), webhooks.settings()) == 0  # not due yet
     make_due(database, delivery_id)
     with UnitOfWork(database) as uow:
         session = uow.session
-        assert webhooks.dispatch_due(session, utcnow(), webhooks.settings()) == 1
+        assert webhooks.dispatch_due(uow, utcnow(), webhooks.settings()) == 1
     with UnitOfWork(database) as uow:
         session = uow.session  # queued: not queued again while its message is on the way
-        assert webhooks.dispatch_due(session, utcnow(), webhooks.settings()) == 0
+        assert webhooks.dispatch_due(uow, utcnow(), webhooks.settings()) == 0
     assert deliver(delivery_id) == "succeeded"
     bodies = [r["raw"] for r in receiver.requests]
     assert len(bodies) == 2 and bodies[0] == bodies[1]  # the same event, byte for byte
@@ -91,7 +91,7 @@ def test_a_delivery_fails_for_good_after_the_last_attempt(client, database, oper
     with UnitOfWork(database) as uow:
         session = uow.session
         assert session.get(WebhookDelivery, delivery_id).next_attempt_at is None
-        assert webhooks.dispatch_due(session, utcnow() + timedelta(days=2), webhooks.settings()) == 0
+        assert webhooks.dispatch_due(uow, utcnow() + timedelta(days=2), webhooks.settings()) == 0
     assert len(receiver.requests) == 3
 
 
@@ -127,19 +127,16 @@ def test_a_delivery_being_sent_is_not_sent_twice(client, database, operator, loc
     [(delivery_id, *_)] = deliveries(database)
     now, current = utcnow(), webhooks.settings()
     with UnitOfWork(database) as uow:
-        session = uow.session
-        first = webhooks.claim(session, delivery_id, now, current)
+        first = webhooks.claim(uow, delivery_id, now, current)
     with UnitOfWork(database) as uow:
-        session = uow.session
-        assert webhooks.claim(session, delivery_id, now, current) is None  # a redelivered message
-        assert webhooks.dispatch_due(session, now + timedelta(seconds=1), current) == 0
+        assert webhooks.claim(uow, delivery_id, now, current) is None  # a redelivered message
+        assert webhooks.dispatch_due(uow, now + timedelta(seconds=1), current) == 0
     assert first.attempt == 1
     # the worker died mid-send: once the lease is over, the delivery is sent again (a retry)
     with UnitOfWork(database) as uow:
-        session = uow.session
         later = now + current.lease + timedelta(seconds=1)
-        assert webhooks.dispatch_due(session, later, current) == 1
-        assert webhooks.claim(session, delivery_id, later, current).attempt == 2
+        assert webhooks.dispatch_due(uow, later, current) == 1
+        assert webhooks.claim(uow, delivery_id, later, current).attempt == 2
 
 
 def test_resend_by_hand(client, database, operator, local_webhooks, receiver, driver):
@@ -171,9 +168,8 @@ def test_a_disabled_endpoint_waits(client, database, operator, local_webhooks, r
     assert len(deliveries(database)) == 1  # no new events while disabled
     client.patch(f"/api/v1/webhooks/{endpoint['id']}", headers=operator, json={"active": True})
     with UnitOfWork(database) as uow:
-        session = uow.session
         later = utcnow() + webhooks.settings().lease + timedelta(seconds=1)
-        assert webhooks.dispatch_due(session, later, webhooks.settings()) == 1
+        assert webhooks.dispatch_due(uow, later, webhooks.settings()) == 1
     assert deliver(delivery_id) == "succeeded"
 
 
