@@ -13,7 +13,7 @@ import hmac
 import secrets
 from collections.abc import Sequence
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import Signer
 from itsdangerous.signer import SigningAlgorithm
 
 SALT = "diandian.certificate.verify"
@@ -38,23 +38,34 @@ def parse_keys(value: str | None) -> list[str]:
 
 
 class VerificationCodes:
-    """Signs tokens with ``keys[0]`` and accepts a signature by any of ``keys``."""
+    """Signs tokens with ``keys[0]`` and accepts a code signed by any of ``keys``, in its one
+    canonical spelling only.
+
+    itsdangerous decodes the signature's base64 leniently (padding, ``+`` for ``-``, stray
+    characters are skipped), so ``unsign`` would accept many spellings of one code. A code
+    verifies here only when it is exactly what one of the keys signs for its token: a public
+    verification URL has one form, and an altered one is unknown (404), never valid.
+    """
 
     def __init__(self, keys: Sequence[str]):
         if not keys:
             raise ValueError("at least one signing key is needed")
-        # itsdangerous signs with the *last* key and tries all of them when verifying.
-        self._signer = Signer(list(reversed(keys)), salt=SALT, sep=".", key_derivation="hmac",
-                              digest_method=hashlib.sha256, algorithm=TruncatedHmacSha256())
+        self._signers = [Signer(key, salt=SALT, sep=".", key_derivation="hmac",
+                                digest_method=hashlib.sha256, algorithm=TruncatedHmacSha256())
+                         for key in keys]
 
     def code_for(self, token: str) -> str:
-        return self._signer.sign(token).decode("ascii")
+        return self._signers[0].sign(token).decode("ascii")
 
     def token_of(self, code: str) -> str | None:
-        """The token a genuine code carries; None for an altered, foreign or malformed code."""
+        """The token a genuine code carries; None for an altered, foreign, malformed or
+        non-canonical code."""
         if not isinstance(code, str) or not code or len(code) > MAX_CODE_LENGTH or not code.isascii():
             return None
-        try:
-            return self._signer.unsign(code).decode("ascii")
-        except (BadSignature, UnicodeDecodeError):
+        token, separator, _signature = code.rpartition(".")
+        if not separator or not token:
             return None
+        for signer in self._signers:
+            if hmac.compare_digest(signer.sign(token).decode("ascii"), code):
+                return token
+        return None

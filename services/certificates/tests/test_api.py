@@ -179,6 +179,20 @@ class TestVerify:
         response = client.get(f"/api/v1/certificates/verify/{old_code}")
         assert response.status_code == 200 and response.get_json()["certificate"]["id"] == cert.id
 
+    def test_only_the_canonical_spelling_of_a_code_verifies(self, client, add_certificate):
+        cert = add_certificate()
+        token, signature = cert.verify_code.split(".")
+        for code in [f"{token}.{signature[:4]}!{signature[4:]}", f"{token}.{signature[:4]}*{signature[4:]}",
+                     f"{token}.{signature[:4]}~{signature[4:]}", f"{token}.{signature[:4]}%00{signature[4:]}",
+                     f"{token}.{signature[:4]}%20{signature[4:]}", f"{token}.{signature}=",
+                     f"{token}.{signature}==", f"{token}.{signature.replace('-', '+').replace('_', '/')}"]:
+            if code == cert.verify_code:
+                continue
+            response = client.get(f"/api/v1/certificates/verify/{code}")
+            assert response.status_code == 404, code
+            assert response.get_json()["error"]["code"] == "not_found"
+        assert client.get(f"/api/v1/certificates/verify/{cert.verify_code}").get_json()["valid"] is True
+
     def test_altered_forged_and_unknown_codes_are_404(self, client, add_certificate):
         cert = add_certificate()
         token, signature = cert.verify_code.split(".")

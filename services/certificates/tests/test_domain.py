@@ -7,11 +7,18 @@ from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from certificates.domain.formatting import (NUMBER_ALPHABET, certificate_number, format_date,
-                                            format_quantity, local_date, mask_name,
-                                            new_certificate_id)
+from certificates.domain.formatting import (
+    NUMBER_ALPHABET,
+    certificate_number,
+    format_date,
+    format_quantity,
+    local_date,
+    mask_name,
+    new_certificate_id,
+)
 from certificates.domain.verification import VerificationCodes, new_verify_token, parse_keys
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_.")
@@ -25,6 +32,34 @@ def flip(text: str, index: int) -> str:
 
 class TestVerificationCodes:
     codes = VerificationCodes(["current-key"])
+
+    # Spellings itsdangerous's lenient base64 decoding accepted as the same signature.
+    @pytest.mark.parametrize("alter", [
+        lambda t, s: f"{t}.{s[:5]}!{s[5:]}", lambda t, s: f"{t}.{s[:5]}*{s[5:]}",
+        lambda t, s: f"{t}.{s[:5]}~{s[5:]}", lambda t, s: f"{t}.{s[:5]}\x00{s[5:]}",
+        lambda t, s: f"{t}.{s[:5]} {s[5:]}", lambda t, s: f"{t}.{s}=", lambda t, s: f"{t}.{s}==",
+        lambda t, s: f"{t}.{s.replace('-', '+').replace('_', '/')}", lambda t, s: f"{t}.{s}\n",
+        lambda t, s: f" {t}.{s}", lambda t, s: f"{t}..{s}",
+    ])
+    def test_only_the_canonical_spelling_verifies(self, alter):
+        token = "tok-en_AAAAA"
+        code = self.codes.code_for(token)
+        while "-" not in code.split(".")[1] and "_" not in code.split(".")[1]:  # exercise the swap too
+            token = new_verify_token()
+            code = self.codes.code_for(token)
+        altered = alter(*code.split("."))
+        assert altered != code
+        assert self.codes.token_of(altered) is None
+
+    @given(st.data())
+    def test_any_other_string_than_the_code_is_refused(self, data):
+        token = data.draw(st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=12, max_size=12))
+        code = self.codes.code_for(token)
+        position = data.draw(st.integers(0, len(code)))
+        inserted = data.draw(st.text(min_size=1, max_size=3))
+        removed = data.draw(st.integers(0, 2))
+        candidate = code[:position] + inserted + code[position + removed:]
+        assert (self.codes.token_of(candidate) == token) == (candidate == code)
 
     def test_a_genuine_code_yields_its_token(self):
         token = new_verify_token()
