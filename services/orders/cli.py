@@ -297,9 +297,10 @@ def register_settlement(app: Flask) -> None:
         if as_json:
             _echo_json({"items": views})
         elif as_csv:
-            writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(settlement.CSV_COLUMNS)
-            writer.writerows(settlement.csv_row(v) for v in views)
+            # The very bytes of GET /api/v1/settlements as text/csv, BOM included, so that
+            # `... --csv > statements.csv` opens in Excel; written as bytes, so neither the
+            # terminal's encoding nor a platform's newline translation changes them.
+            click.echo(settlement.csv_document(views).encode("utf-8"), nl=False)
         else:
             _table(STATEMENT_COLUMNS, [{**v, "owner_name": (v["owner"] or {}).get("name")} for v in views])
 

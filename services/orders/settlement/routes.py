@@ -1,9 +1,6 @@
 """Settlement routes (operator key): owners, statements (JSON or CSV), payouts, verification."""
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -45,12 +42,9 @@ class Statements(MethodView):
             views = settlement.statement_views(uow, settlement.statements(uow, **args))
         if not wants_csv():
             return {"items": views}
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(settlement.CSV_COLUMNS)
-        writer.writerows(settlement.csv_row(view) for view in views)
         name = "-".join(["diandian-settlement", *(v for v in (args.get("project"), args.get("period")) if v)])
-        return Response(buffer.getvalue(), mimetype="text/csv",
+        return Response(settlement.csv_document(views).encode("utf-8"),  # BOM, CRLF: Excel reads UTF-8
+                        content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 

@@ -18,7 +18,7 @@ from diandian_common.uow import UnitOfWork
 
 from ..models import LedgerEntry, Order, Owner, Payout, Project, Refund, Retirement, SettlementEntry
 from ..records import for_update, new_id
-from .domain import rules
+from .domain import rules, spreadsheet
 from .domain.rules import CAPTURE, REFUND
 
 log = logging.getLogger(__name__)
@@ -205,10 +205,17 @@ def statement_views(uow: UnitOfWork, found: list[rules.Statement], now: datetime
 
 
 def csv_row(view: dict) -> list:
+    """A statement's CSV cells (``CSV_COLUMNS``): text neutralised, numbers left numbers."""
     owner = view["owner"] or {}
     flat = {**view, "owner_id": owner.get("id"), "owner_name": owner.get("name"),
             "payout_account": owner.get("payout_account")}
-    return ["" if flat[c] is None else flat[c] for c in CSV_COLUMNS]
+    return [spreadsheet.cell(flat[c]) for c in CSV_COLUMNS]
+
+
+def csv_document(views: list[dict]) -> str:
+    """The accountants' CSV of ``GET /api/v1/settlements`` and ``settlement statements --csv``:
+    a UTF-8 byte order mark, CRLF records, no cell a spreadsheet would run (domain/spreadsheet.py)."""
+    return spreadsheet.document(CSV_COLUMNS, (csv_row(view) for view in views))
 
 
 # --- payouts --------------------------------------------------------------------------

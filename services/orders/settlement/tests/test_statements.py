@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy import create_engine, delete, select, text, update
 
 from diandian_common.migrate import alembic_config, upgrade
 from diandian_common.timestamps import as_utc, utcnow
@@ -58,14 +58,72 @@ def test_statements_as_csv_for_accountants(client, database, operator):
     project, _ = sell(client, database, operator, owner)
     response = client.get(f"/api/v1/settlements?project={project['code']}",
                           headers={**operator, "Accept": "text/csv"})
-    assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"), newline="")))
     assert tuple(rows[0]) == settlement.CSV_COLUMNS
     as_json = client.get(f"/api/v1/settlements?project={project['code']}", headers=operator).get_json()["items"]
     assert len(rows) == len(as_json) == 1
     assert {k: int(rows[0][k]) for k in ("gross_fen", "fee_fen", "net_fen", "orders", "quantity_kg")} == \
         {k: as_json[0][k] for k in ("gross_fen", "fee_fen", "net_fen", "orders", "quantity_kg")}
     assert rows[0]["owner_name"] == owner["name"] and rows[0]["project_code"] == project["code"]
+
+
+HOSTILE_NAMES = ('=HYPERLINK("http://evil")', "+cmd", "@SUM(A1)", "-2+3", "\t=1+1")
+
+
+def test_the_csv_runs_no_formula_keeps_numbers_and_opens_as_utf8(app, client, database, operator):
+    """Issue 17: owner names, payout accounts and project codes are chosen by outsiders."""
+    owners = {}
+    for i, name in enumerate(HOSTILE_NAMES):
+        response = client.post("/api/v1/settlements/owners", headers=operator, json={
+            "name": name, "payout_account": f"@ACCT{i}", "contact": "x@y.example"})
+        assert response.status_code == 201, response.get_json()
+        owner = response.get_json()
+        owners[owner["id"]] = owner
+        sell(client, database, operator, owner, kgs=(1000,), refund_first=False)
+    chinese = create_owner(client, operator, name="青城山林场（成都）有限公司")
+    owners[chinese["id"]] = chinese
+    project, orders = sell(client, database, operator, chinese)  # 6000 fen refunded, 1500 + 78 kept
+    with UnitOfWork(database) as uow:  # a code no schema accepts, as if written to the database directly
+        uow.session.execute(update(Project).where(Project.id == project["id"]).values(code="-2+3"))
+        # the refunded payment was captured last month: this month's statement is the refund alone
+        uow.session.execute(update(SettlementEntry).where(SettlementEntry.order_id == orders[0]["id"],
+                                                          SettlementEntry.kind == "capture").values(period=PAST))
+
+    response = client.get("/api/v1/settlements", headers={**operator, "Accept": "text/csv"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    data = response.data
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data.endswith(b"\r\n") and b"\n" not in data.replace(b"\r\n", b"")  # every record ends CRLF
+    assert data.count(b"\r\n") == 1 + len(HOSTILE_NAMES) + 2  # header, one row each, two months of one
+
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert tuple(rows[0]) == settlement.CSV_COLUMNS  # no BOM stuck to "period"
+    by_owner = {}
+    for row in rows:
+        by_owner.setdefault(row["owner_id"], []).append(row)
+    for i, name in enumerate(HOSTILE_NAMES):
+        [row] = next(r for oid, r in by_owner.items() if owners[oid]["name"] == name)
+        assert row["owner_name"] == "'" + name and row["payout_account"] == f"'@ACCT{i}"
+        assert row["gross_fen"] == "6000" and row["project_code"].startswith("CDCER-")
+    for row in rows:
+        for column in ("owner_name", "payout_account", "project_code", "status", "period"):
+            assert not row[column].startswith(("=", "+", "-", "@", "\t", "\r")), (column, row[column])
+
+    last_month, this_month = sorted(by_owner[chinese["id"]], key=lambda r: r["period"])
+    for row in (last_month, this_month):
+        assert row["owner_name"] == "青城山林场（成都）有限公司" and row["project_code"] == "'-2+3"
+    assert (last_month["period"], last_month["gross_fen"], last_month["refunded_fen"]) == (PAST, "6000", "0")
+    # the refund alone: negative numbers are written as numbers, not neutralised into text
+    assert {k: int(this_month[k]) for k in ("orders", "quantity_kg", "gross_fen", "fee_fen", "net_fen")} == \
+        {"orders": 1, "quantity_kg": 263 - 1000, "gross_fen": 1578 - 6000, "fee_fen": 85 - 300, "net_fen": 1493 - 5700}
+    assert b",-4422," in data and b"'-" not in data.replace(b"'-2+3", b"")
+
+    # the CLI writes the very same bytes (BOM and CRLF included)
+    from_cli = cli(app, "settlement", "statements", "--csv")
+    assert from_cli.exit_code == 0, from_cli.output
+    assert from_cli.stdout_bytes == data
 
 
 @pytest.mark.parametrize("query, status, field", [
@@ -206,7 +264,8 @@ def test_the_cli_manages_owners_fees_statements_and_payouts(app, client, databas
     table = cli(app, "settlement", "statements", "--project", "CDCER-XJ-PV")
     assert table.exit_code == 0 and "5500\t165\t5335" in table.output, table.output
     as_csv = cli(app, "settlement", "statements", "--period", PAST, "--csv")
-    assert as_csv.output.splitlines()[0] == ",".join(settlement.CSV_COLUMNS)
+    assert as_csv.stdout_bytes.decode("utf-8-sig").split("\r\n")[0] == ",".join(settlement.CSV_COLUMNS)
+    assert "新津光伏" in as_csv.stdout_bytes.decode("utf-8-sig")
     paid = cli(app, "settlement", "payout", "--owner", owner["id"], "--project", "CDCER-XJ-PV", "--period", PAST,
                "--amount-fen", "5335", "--reference", "CLI-1", "--paid-on", "2020-02-01")
     assert paid.exit_code == 0, paid.output
