@@ -98,8 +98,11 @@ def http_exception_response(exc: HTTPException):
     fields = _fields_from_webargs(messages)
     code = CODES.get(status, "error")
     message = exc.description or code
-    if status == 400 and fields and any("Invalid JSON" in str(m) for m in fields.get("_schema", [])):
-        code, message, fields = "invalid_json", "the request body is not valid JSON", None
+    invalid_json = [str(m) for m in (fields or {}).get("_schema", []) if "Invalid JSON" in str(m)]
+    if status == 400 and invalid_json:
+        reason = invalid_json[0].partition("Invalid JSON body: ")[2]
+        code, fields = "invalid_json", None
+        message = f"the request body is not valid JSON: {reason}" if reason else "the request body is not valid JSON"
     elif status == 422:
         message = "some fields are invalid"
     headers = {}

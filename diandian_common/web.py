@@ -10,11 +10,15 @@ import logging
 import time
 import uuid
 
+import flask_smorest
 import redis
 from flask import Flask, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from . import config
+from . import config, strict_json
 from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
@@ -32,6 +36,33 @@ class ServiceApi(Api):
 
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
+
+
+class StrictJsonParser(FlaskParser):
+    """webargs' Flask parser reading JSON bodies with :mod:`diandian_common.strict_json`."""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return webargs_core.missing
+        return strict_json.loads(req.get_data(cache=True))
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        # JSON the limits refuse says why; a syntax error keeps the plain message.
+        reason = error.reason if isinstance(error, strict_json.UnsafeJson) else None
+        abort(400, exc=error, messages={"json": [f"Invalid JSON body: {reason}" if reason else "Invalid JSON body."]})
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """The services' blueprint: request bodies parsed by :class:`StrictJsonParser`."""
+
+    ARGUMENTS_PARSER = StrictJsonParser()
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """``request.get_json()`` with the same limits as the blueprints' parser."""
+
+    def loads(self, s, **kwargs):
+        return strict_json.loads(s)
 
 
 def create_service_app(service: str, *, title: str, database_url: str | None = None,
@@ -55,6 +86,7 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
         PUBLIC_BASE_URL=config.public_base_url(),
     )
     app.config.update(extra_config or {})
+    app.json = StrictJSONProvider(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     if wiring is not None:

@@ -4,16 +4,25 @@ from __future__ import annotations
 import io
 
 from flask import current_app, send_file
-from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound
+from diandian_common.web import Blueprint
 
 from . import factor_sets, service, tasks
 from .rendering import RenderCache
-from .schemas import (EstimateRequestSchema, EstimateSchema, FactorSetSchema, FactorsQuerySchema,
-                      FootprintSchema, SceneCreateSchema, SceneListQuerySchema, SceneListSchema,
-                      SceneSchema, SceneUpdateSchema)
+from .schemas import (
+    EstimateRequestSchema,
+    EstimateSchema,
+    FactorSetSchema,
+    FactorsQuerySchema,
+    FootprintSchema,
+    SceneCreateSchema,
+    SceneListQuerySchema,
+    SceneListSchema,
+    SceneSchema,
+    SceneUpdateSchema,
+)
 from .wiring import unit_of_work
 
 blp = Blueprint("calculator", __name__, url_prefix="/api/v1",

@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 
 from flask import Response, jsonify
-from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
 from diandian_common.errors import NotFound, error_body, error_response
 from diandian_common.uow import UnitOfWork
+from diandian_common.web import Blueprint
 
 from . import service
 from .models import STATUS_REVOKED, Certificate

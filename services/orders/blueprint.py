@@ -3,7 +3,7 @@ ledger attach to it (one OpenAPI tag, as before the split); settlement and webho
 their own. app.py imports every routes module before registering it."""
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+from diandian_common.web import Blueprint
 
 blp = Blueprint("orders", "orders", url_prefix="/api/v1", description="Projects, orders, payments, ledger")
 

@@ -5,9 +5,9 @@ import logging
 
 import redis
 from flask import Response, jsonify
-from flask_smorest import Blueprint
 
 from diandian_common.errors import ApiError
+from diandian_common.web import Blueprint
 
 from . import settings, store
 from .domain.boards import Board, Kind, current_board

@@ -328,3 +328,12 @@ def test_openapi_document_lists_the_spec_paths(client):
 def test_absurdly_nested_json_is_400(client, body):
     response = client.post("/api/v1/estimates", data=body, headers={"Content-Type": "application/json"})
     assert (response.status_code, error(response)["code"]) == (400, "invalid_json")
+
+
+@pytest.mark.parametrize("body", [
+    '{"kind": "trip", "activities": [{"type": "car", "distance_km": %s}]}' % ("1" * 5000),
+    '{"kind": "trip", "activities": [{"type": "car", "distance_km": 10, "note": "\\udc00"}]}',
+])
+def test_hostile_json_is_a_400_not_a_500(client, body):
+    response = client.post("/api/v1/estimates", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"

@@ -17,14 +17,13 @@ the payment and refunds it when the credits cannot be delivered.
 """
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from marshmallow import ValidationError
 
-from diandian_common import config
+from diandian_common import config, strict_json
 from diandian_common.errors import ApiError
 
 from .schemas import GenericPaymentEventSchema
@@ -111,7 +110,7 @@ class TestPayProvider:
 
     def notification(self, raw_body: bytes) -> PaymentNotification:
         try:
-            event = GenericPaymentEventSchema().load(json.loads(raw_body))
+            event = GenericPaymentEventSchema().load(strict_json.loads(raw_body))
         except (ValueError, RecursionError):
             raise InvalidNotification({"_body": ["must be a JSON object"]}) from None
         except ValidationError as exc:

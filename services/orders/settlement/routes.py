@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
+from diandian_common.web import Blueprint
 
 from ..blueprint import OPERATOR
 from ..ledger.routes import wants_csv

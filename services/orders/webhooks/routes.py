@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from diandian_common.auth import operator_required
 from diandian_common.errors import ApiError
+from diandian_common.web import Blueprint
 
 from ..blueprint import OPERATOR
 from ..ordering import calculator_client

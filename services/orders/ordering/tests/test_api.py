@@ -313,3 +313,18 @@ def test_the_guests_choice_to_mask_their_name_reaches_the_ranking(client, databa
             OutboxMessage.task_name == "ranking.record")).one().payload
     assert record["mask_name"] is True and record["display_name"] == "王芳"
     assert client.get(f"/api/v1/orders/{order['id']}").get_json()["participant"]["mask_name"] is True
+
+
+@pytest.mark.parametrize("body, reason", [
+    ('{"project_id": "x", "quantity_kg": %s, "participant": {"id": "a", "display_name": "b"}}' % ("1" * 5000),
+     "a number longer than"),
+    ('{"project_id": "x", "quantity_kg": 1, "participant": {"id": "a", "display_name": "\\ud800"}}',
+     "lone surrogate"),
+    ('{"project_id": "x", "quantity_kg": NaN, "participant": {"id": "a", "display_name": "b"}}', "NaN"),
+])
+def test_hostile_json_is_a_400_not_a_500(client, body, reason):
+    response = client.post("/api/v1/orders", data=body, headers={"Content-Type": "application/json",
+                                                                  "Idempotency-Key": uuid.uuid4().hex})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_json" and reason in error["message"]

@@ -218,3 +218,12 @@ def test_new_orders_are_refused_when_the_provider_cannot_take_payments(client, m
     assert client.post("/api/v1/orders", headers={"Idempotency-Key": "k2"}, json={
         "project_id": project["id"], "quantity_kg": 1,
         "participant": {"id": "p", "display_name": "P"}}).status_code == 503
+
+
+def test_a_notification_with_a_5000_digit_amount_changes_nothing(client, database, testpay, driver):
+    order = driver.place_order(kg=10, participant=GUEST)
+    raw = ('{"id": "evt_big", "type": "payment.succeeded", "data": {"order_id": "%s", "amount_fen": %s, '
+           '"currency": "CNY", "transaction_id": "tp_1"}}' % (order["id"], "9" * 5000)).encode()
+    response = deliver(client, raw)
+    assert response.status_code == 422
+    assert driver.order(order["id"])["status"] == "pending_payment"
