@@ -68,12 +68,18 @@ class Flag(fields.Field):
         return value
 
 
+# Categories that print nothing: separators, control and format characters (zero-width
+# spaces and joiners, direction marks), unassigned code points.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cn"})
+
+
 class Visible(validate.Validator):
-    """Text with a character other than white space and control characters."""
+    """Text with at least one character that prints: a name of spaces, zero-width characters
+    or direction marks only would show as nothing on a certificate or a board."""
 
     def __call__(self, value: str) -> str:
         text = unicodedata.normalize("NFKC", value)
-        if not any(not ch.isspace() and unicodedata.category(ch) != "Cc" for ch in text):
+        if not any(not ch.isspace() and unicodedata.category(ch) not in INVISIBLE_CATEGORIES for ch in text):
             raise ValidationError("must not be blank")
         return value
 

@@ -295,13 +295,13 @@ class SceneListQuerySchema(Schema):
     include_archived = fields.Boolean(load_default=False)
 
 
-def _name(required: bool = False) -> fields.String:
-    return fields.String(required=required, allow_none=not required,
+def _name(required: bool = False, nullable: bool = True) -> fields.String:
+    return fields.String(required=required, allow_none=nullable and not required,
                          validate=validate.Length(min=1, max=200))
 
 
 class SceneUpdateSchema(Schema):
-    name = _name()
+    name = _name(nullable=False)  # a scene always has a name: it may change, never go
     name_en = _name()
     type = fields.String(validate=validate.OneOf(SCENE_TYPES))
     location = _name()

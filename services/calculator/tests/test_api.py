@@ -337,3 +337,13 @@ def test_absurdly_nested_json_is_400(client, body):
 def test_hostile_json_is_a_400_not_a_500(client, body):
     response = client.post("/api/v1/estimates", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_a_scene_name_can_change_but_not_be_removed(client, operator):
+    created = client.post("/api/v1/scenes", headers=operator,
+                          json={"slug": "named-forum", "name": "Forum", "type": "conference"})
+    assert created.status_code == 201
+    response = client.patch("/api/v1/scenes/named-forum", headers=operator, json={"name": None})
+    assert response.status_code == 422 and "name" in response.get_json()["error"]["fields"]
+    renamed = client.patch("/api/v1/scenes/named-forum", headers=operator, json={"name": "Forum 2026", "name_en": None})
+    assert renamed.status_code == 200 and renamed.get_json()["name"] == "Forum 2026"

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from diandian_common.contract_fields import Visible
+
 from ..schema_fields import ID, MAX_ORDER_KG, SLUG
 from .domain import lifecycle as states
 
 
 class ParticipantSchema(Schema):
     id = fields.String(required=True, validate=ID)
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    organization = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    # A name must print something: spaces or zero-width characters alone are refused.
+    display_name = fields.String(required=True, validate=[validate.Length(min=1, max=100), Visible()])
+    organization = fields.String(load_default=None, allow_none=True,
+                                 validate=[validate.Length(max=200), Visible()])
     # The guest's choice to appear as "张*" on the public leaderboards.
     mask_name = fields.Boolean(load_default=False)
 

@@ -328,3 +328,20 @@ def test_hostile_json_is_a_400_not_a_500(client, body, reason):
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "invalid_json" and reason in error["message"]
+
+
+@pytest.mark.parametrize("name", ["   ", "\u200b\u200b", "\u200d", "\u3000", "\u202e\u202c", "\t\n"])
+def test_a_name_that_prints_nothing_is_refused(client, name):
+    project = first_project(client)
+    for participant in ({"id": "p-1", "display_name": name}, {"id": "p-1", "display_name": "王芳", "organization": name}):
+        response = post_order(client, {"project_id": project["id"], "quantity_kg": 1, "participant": participant})
+        assert response.status_code == 422, name
+        assert response.get_json()["error"]["fields"]["participant"]
+
+
+def test_names_in_any_script_are_kept(client):
+    project = first_project(client)
+    for name in ["王芳", "김민준", "Zoë", "👩‍🌾 Farmer", "\u200bAnna"]:
+        response = post_order(client, {"project_id": project["id"], "quantity_kg": 1,
+                                       "participant": {"id": "p-1", "display_name": name}})
+        assert response.status_code == 201, name
