@@ -35,6 +35,8 @@ ADMIN_SCOPE = "admin"
 ASSERTION_MAX_AGE_S = 60
 # Local development only; every deployment sets its own INTERNAL_API_SECRET.
 DEVELOPMENT_INTERNAL_SECRET = "diandian-local-development-internal-secret"
+# Local development only; signs the guests' participant cookies (gateway) when GATEWAY_SECRET_KEY is unset.
+DEVELOPMENT_GATEWAY_SECRET = "diandian-local-development-secret"
 ENV_KEY_ID = "env"
 
 

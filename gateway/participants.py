@@ -11,13 +11,14 @@ from flask import Request, Response, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from diandian_common import config
+from diandian_common.auth import DEVELOPMENT_GATEWAY_SECRET
 
 COOKIE_NAME = "dd_participant"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # browsers cap cookies at 400 days
 
 
 def _serializer() -> URLSafeSerializer:
-    secret = config.env("GATEWAY_SECRET_KEY", "diandian-local-development-secret")
+    secret = config.env("GATEWAY_SECRET_KEY", DEVELOPMENT_GATEWAY_SECRET)
     return URLSafeSerializer(secret, salt="participant")
 
 
