@@ -22,10 +22,10 @@ from contextlib import contextmanager
 
 import redis
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, task_postrun
+from celery.signals import beat_init, setup_logging, task_postrun, task_prerun, worker_init
 from kombu.transport import redis as kombu_redis
 
-from . import config
+from . import config, deployment
 from .contracts import MESSAGE_VERSION, UnsupportedMessage, check, check_version  # noqa: F401 - re-exported
 from .logs import configure_logging, order_id_var, request_id_var
 from .metrics import install_celery_metrics
@@ -117,6 +117,24 @@ def make_celery(service: str, **overrides) -> Celery:
         # Celery hands its --logfile over (formatted: %n is the node's name); the level is
         # LOG_LEVEL's, like every other process's, whatever --loglevel says.
         configure_logging(f"{service}-worker", logfile=logfile)
+
+    def _refuse_insecure_start(process: str) -> None:
+        # Celery logs and swallows an Exception raised by a signal handler, and the process
+        # would run on: SystemExit stops the worker (or beat) before it takes any message.
+        try:
+            deployment.check(process)
+        except deployment.InsecureDeployment as exc:
+            raise SystemExit(f"{exc}") from None
+
+    @worker_init.connect(weak=False)
+    def _check_worker(sender=None, **_kwargs):
+        if getattr(sender, "app", None) is app:
+            _refuse_insecure_start(f"{service}-worker")
+
+    @beat_init.connect(weak=False)
+    def _check_beat(sender=None, **_kwargs):
+        if getattr(sender, "app", None) is app:
+            _refuse_insecure_start(f"{service}-beat")
 
     install_celery_metrics(app, service)
     return app

@@ -30,12 +30,19 @@ from urllib.parse import urlsplit
 import redis
 from celery import signals
 from flask import Flask, Response, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest,
-                               start_http_server, values)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Histogram,
+    generate_latest,
+    start_http_server,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from . import config
+from . import config, deployment
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -120,7 +127,13 @@ class _Exposition:
 
 
 def install_flask_metrics(app: Flask, service: str) -> None:
-    """Count and time ``app``'s requests, labelled ``service``, and serve ``GET /metrics``."""
+    """Count and time ``app``'s requests, labelled ``service``, and serve ``GET /metrics``.
+
+    Also where a Flask app of the platform refuses to be built in production with public
+    or missing secrets (:func:`diandian_common.deployment.check`, METRICS_TOKEN among them):
+    every app factory, the services' and the gateway's, calls this once before it serves.
+    """
+    deployment.check(service)
     metrics = _metrics()
 
     # First of the app's before_request functions, so answers the others give (a rate
