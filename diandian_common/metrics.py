@@ -15,17 +15,27 @@ mode. Without it each process exposes its own registry, which is right for one p
 needed: a finished process's counts stay part of the totals, as counters must.
 
 ``METRICS_TOKEN``, when set, is required as ``Authorization: Bearer <token>`` on
-``/metrics``: the gateway is public, and its route counts are nobody else's business.
+``/metrics`` and on a worker's metrics port: the gateway is public, and its route counts
+are nobody else's business. In production (``DIANDIAN_ENV``) every process serving metrics
+refuses to start without it (:mod:`diandian_common.deployment`).
+
+Every label value comes from a bounded set, whatever a client sends: the method is one of
+:data:`HTTP_METHODS` or ``other``, the route is the matched rule or ``<unmatched>``, never
+the raw path. Otherwise ``curl -X ZZXA /a/random/path`` would mint a new time series per
+request and fill the scrape (and Prometheus) without limit.
 """
 from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import os
+import threading
 import time
 import weakref
 from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
 from celery import signals
@@ -36,10 +46,11 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
-    start_http_server,
+    make_wsgi_app,
     values,
 )
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from . import config, deployment
@@ -54,6 +65,9 @@ UNMEASURED_ROUTES = frozenset({METRICS_PATH, "/healthz"})
 # A request no route matched (a 404 or 405) is labelled with this instead of its path, so
 # scanners can't create a time series per URL they try.
 UNMATCHED_ROUTE = "<unmatched>"
+# The methods of RFC 9110 and PATCH; any other is counted as OTHER_METHOD.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER_METHOD = "other"
 TASK_STATES = ("received", "started", "succeeded", "failed", "retried")
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -113,7 +127,7 @@ def _process_metrics():
 
 
 class _Exposition:
-    """Collectors exposed together (start_http_server and generate_latest only call collect)."""
+    """Collectors exposed together (make_wsgi_app and generate_latest only call collect)."""
 
     def __init__(self, *collectors):
         self.collectors = collectors
@@ -149,7 +163,8 @@ def install_flask_metrics(app: Flask, service: str) -> None:
         route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         if started is None or route in UNMEASURED_ROUTES:
             return response
-        method, status = request.method, response.status_code
+        method = request.method if request.method in HTTP_METHODS else OTHER_METHOD
+        status = response.status_code
         metrics.http_requests.labels(service, method, route, str(status)).inc()
         metrics.http_duration.labels(service, method, route).observe(time.perf_counter() - started)
         if status >= 500:
@@ -159,14 +174,22 @@ def install_flask_metrics(app: Flask, service: str) -> None:
     app.add_url_rule(METRICS_PATH, "metrics", _metrics_view)
 
 
-def _metrics_view():
+def _token_refusal(presented: str | None) -> tuple[int, str, str] | None:
+    """(status, code, message) when METRICS_TOKEN is set and ``presented`` is not it."""
     token = config.env("METRICS_TOKEN")
-    if token:
-        presented = request.headers.get("Authorization")
-        if not presented:
-            raise ApiError(401, "unauthorized", "the metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
-        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
-            raise ApiError(403, "forbidden", "the metrics token is not valid")
+    if not token:
+        return None
+    if not presented:
+        return 401, "unauthorized", "the metrics need 'Authorization: Bearer <METRICS_TOKEN>'"
+    if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+        return 403, "forbidden", "the metrics token is not valid"
+    return None
+
+
+def _metrics_view():
+    refusal = _token_refusal(request.headers.get("Authorization"))
+    if refusal:
+        raise ApiError(*refusal)
     return Response(generate_latest(_Exposition(_process_metrics())), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -299,13 +322,40 @@ def _on_retry(sender=None, **_):
     _count(getattr(sender, "app", None), getattr(sender, "name", None), "retried")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_args):
+        """Scrapes every few seconds are no news (prometheus_client's server is silent too)."""
+
+
+def _token_required(wsgi_app):
+    """``wsgi_app`` behind METRICS_TOKEN, answering refusals in the platform's error shape."""
+    def guarded(environ, start_response):
+        refusal = _token_refusal(environ.get("HTTP_AUTHORIZATION"))
+        if refusal is None:
+            return wsgi_app(environ, start_response)
+        status, code, message = refusal
+        reasons = {401: "Unauthorized", 403: "Forbidden"}
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        start_response(f"{status} {reasons[status]}", [("Content-Type", "application/json"),
+                                                       ("Content-Length", str(len(body)))])
+        return [body]
+    return guarded
+
+
+def serve_worker_metrics(port: int, registry) -> None:
+    """prometheus_client's ``start_http_server``, with METRICS_TOKEN required as on /metrics."""
+    server = make_server("0.0.0.0", port, _token_required(make_wsgi_app(registry)), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+
+
 def _on_worker_init(sender=None, **_):
     app = getattr(sender, "app", None)
     service = _service_of(app)
     port = config.env("WORKER_METRICS_PORT")
     if port and service is not None:
         try:
-            start_http_server(int(port), registry=worker_exposition(app, service))
+            serve_worker_metrics(int(port), registry=worker_exposition(app, service))
         except OSError as exc:
             # Two workers sharing a network namespace need a port each; the worker itself
             # runs on without metrics rather than not at all.

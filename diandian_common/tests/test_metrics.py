@@ -6,9 +6,13 @@ with PROMETHEUS_MULTIPROC_DIR and check that a scrape sums every process.
 """
 from __future__ import annotations
 
+import uuid
+
+import requests
 from flask import Flask, request
 
 from diandian_common import metrics
+from diandian_common.testing import free_port
 from diandian_common.tests.metrics_support import (
     flask_app,
     scrape,
@@ -118,3 +122,50 @@ def test_installing_on_many_apps_keeps_one_set_of_metrics(monkeypatch):
     samples = scrape(one)
     assert total(samples, "http_requests_total", service=first) == 1
     assert total(samples, "http_requests_total", service=second) == 2
+
+
+def label_values(samples: dict, service: str) -> set[tuple[str, str]]:
+    """The (method, route) label pairs of ``service``'s request counter."""
+    pairs = set()
+    for name, labels in samples:
+        labels = dict(labels)
+        if name == "http_requests_total" and labels.get("service") == service:
+            pairs.add((labels["method"], labels["route"]))
+    return pairs
+
+
+def test_made_up_methods_and_random_paths_add_no_label_values(monkeypatch):
+    """``curl -X ZZXA /<random>`` would otherwise mint a time series per request."""
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    service = unique("api")
+    client = flask_app(service).test_client()
+    client.get("/items/1")
+    client.get("/no/such/page")
+    client.open("/items/1", method="ZZXA")
+    known = label_values(scrape(client), service)
+    assert known == {("GET", "/items/<int:item_id>"), ("GET", "<unmatched>"), ("other", "<unmatched>")}
+
+    for attempt in range(25):
+        random = uuid.uuid4().hex
+        client.open(f"/{random}/{attempt}", method=f"ZZ{random[:6].upper()}")
+        client.open("/items/1", method=f"X{random[:5].upper()}")
+        client.get(f"/items/{random}")          # no match for <int:item_id>
+        client.get(f"/items/{attempt}")
+        client.post(f"/{random}")
+    samples = scrape(client)
+    assert label_values(samples, service) == known | {("POST", "<unmatched>")}
+    assert total(samples, "http_requests_total", service=service) == 3 + 25 * 5
+
+
+def test_a_workers_metrics_port_needs_the_token_when_set(monkeypatch):
+    token = "t" * 40
+    monkeypatch.setenv("METRICS_TOKEN", token)
+    port = free_port()
+    metrics.serve_worker_metrics(port, registry=metrics.REGISTRY)
+    url = f"http://127.0.0.1:{port}/metrics"
+    missing = requests.get(url, timeout=5)
+    assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+    wrong = requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+    right = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert right.status_code == 200 and "# HELP" in right.text

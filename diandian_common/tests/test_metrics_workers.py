@@ -82,7 +82,7 @@ def test_installing_twice_counts_once():
 
 def test_the_metrics_port_opens_only_in_a_worker_of_an_installed_app_and_when_configured(monkeypatch):
     opened = []
-    monkeypatch.setattr(metrics, "start_http_server", lambda port, registry: opened.append(port))
+    monkeypatch.setattr(metrics, "serve_worker_metrics", lambda port, registry: opened.append(port))
     service = unique("svc")
     app, _echo = celery_app(service)
     not_installed = Celery(unique("svc"), broker="memory://")
