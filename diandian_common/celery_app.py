@@ -160,6 +160,10 @@ def publish(celery: Celery, task_name: str, payload: dict, **options) -> None:
     rid = request_id_var.get()
     if rid:
         headers.setdefault("request_id", rid)
+    # argsrepr travels in the message and the task events (Flower shows it): by default it
+    # is the payload's repr, guests' names included; the field names say enough.
+    options.setdefault("argsrepr", f"[<payload: {', '.join(sorted(payload))}>]")
+    options.setdefault("kwargsrepr", "{}")
     celery.send_task(task_name, args=[payload], queue=queue_for(task_name), headers=headers, **options)
 
 

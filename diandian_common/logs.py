@@ -4,6 +4,10 @@ Every process logs at ``LOG_LEVEL`` (default INFO) as JSON lines on stderr. A Ce
 started with ``--logfile`` (``make run`` gives each worker and scheduler one under
 ``$VAR_DIR/log``) writes its lines to that file instead and keeps only warnings and errors on
 stderr, so a terminal running the whole stack stays readable while the stack is idle.
+
+No line carries a task's arguments or result (:class:`TaskDetailsFilter`): they hold guests'
+names and participant ids, and logs are kept, copied and read far more widely than the
+databases.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ order_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("order
 
 # What still reaches the terminal when a process writes its log to a file.
 TERMINAL_LEVEL_WITH_LOGFILE = logging.WARNING
+# What Celery's task lines would otherwise show of a task's payload and result.
+TASK_DETAILS = ("args", "kwargs", "return_value")
+NOT_LOGGED = "<not logged>"
 
 
 class ContextFilter(logging.Filter):
@@ -35,6 +42,28 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class TaskDetailsFilter(logging.Filter):
+    """Takes the arguments and the result out of Celery's task lines.
+
+    Celery logs ``Task … received`` and ``Task … succeeded in …s: <result>`` (and failures)
+    at INFO with the task's ``args``, ``kwargs`` and ``return_value`` both as the message's
+    %-arguments and again in ``extra={"data": …}``, which the JSON formatter writes out
+    whole. Its own switches (``argsrepr`` at the sender, ``worker_log_format``) reach only
+    some of those places, so every record of a ``celery`` logger is cleaned here, in the one
+    place every line passes: the task's name, id and run time stay, the payload does not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("celery"):
+            return True
+        if isinstance(record.args, dict) and any(key in record.args for key in TASK_DETAILS):
+            record.args = {**record.args, **{key: NOT_LOGGED for key in TASK_DETAILS if key in record.args}}
+        data = getattr(record, "data", None)
+        if isinstance(data, dict) and any(key in data for key in TASK_DETAILS):
+            record.data = {key: value for key, value in data.items() if key not in TASK_DETAILS}
+        return True
+
+
 _configured = False
 
 
@@ -45,6 +74,7 @@ def _json_handler(handler: logging.Handler, service: str) -> logging.Handler:
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
     ))
     handler.addFilter(ContextFilter(service))
+    handler.addFilter(TaskDetailsFilter())
     return handler
 
 
