@@ -34,7 +34,9 @@ def create_app(database_url: str | None = None) -> Flask:
     register_error_handlers(app)
     install_request_id(app)
     install_flask_metrics(app, "gateway")
-    # Order matters: CORS preflights are answered before the limiter counts anything.
+    # Order matters: the guard reads the request before anything else looks at its path,
+    # and CORS preflights are answered before the limiter counts anything.
+    security.install_request_guard(app)
     security.install_cors(app, security.cors_origins())
     app.extensions["keys"] = KeyStore(Database(database_url or config.database_url("gateway")))
     limits.install(app)

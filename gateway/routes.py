@@ -1,9 +1,10 @@
 """The public API's routing tables (docs/contract.md §2, §5): which service owns a path, which operator
 scope a route needs, which routes count as order writes for rate limiting, and which
-render documents and may take longer."""
+render documents and may take longer, and what an API path may look like at all."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 API_PREFIX = "/api/v1/"
 
@@ -44,6 +45,50 @@ ORDER_WRITES = (re.compile(r"/api/v1/orders"), re.compile(r"/api/v1/orders/[^/]+
 PROVIDER_WEBHOOKS = re.compile(r"/api/v1/payments/[^/]+/webhook")
 # Routes that render a PDF on demand get the longer read timeout.
 RENDERING = (re.compile(r"/api/v1/certificates/[^/]+/pdf"), re.compile(r"/api/v1/scenes/[^/]+/poster\.pdf"))
+
+
+# Percent-encodings that would let one path be read two ways: as the gateway classifies it
+# (decoded once) and as the service routes it after the gateway re-quotes it and urllib3
+# removes dot segments. "%2e" is a dot, "%2f"/"%5c" slashes, "%3f"/"%23" the query and
+# fragment delimiters, "%25" a percent sign (a second decoding), and %00-%1f/%7f controls.
+_ENCODED_DELIMITER = re.compile(r"%(2e|2f|5c|3f|23|25|[01][0-9a-f]|7f)", re.IGNORECASE)
+_PERCENT_ESCAPE = re.compile(r"%(?![0-9a-f]{2})", re.IGNORECASE)
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` (raw or decoded) is under /api, however many slashes lead it."""
+    bare = path.lstrip("/")
+    return bare == "api" or bare.startswith("api/")
+
+
+def path_problem(path: str, *, decoded: bool) -> str | None:
+    """Why an API path is refused, or None. ``path`` is the raw request target's path
+    (``decoded=False``: still percent-encoded) or the path after decoding. Refused: dot
+    segments, empty segments, backslashes, control characters, encoded delimiters (raw)
+    and any percent sign left after decoding (it was encoded twice). What passes means the
+    same thing decoded once or re-quoted and decoded again, so the path the gateway
+    classifies is the path the service routes."""
+    if any(unicodedata.category(c) == "Cc" for c in path):
+        return "the path must not contain control characters"
+    if "\\" in path:
+        return "the path must not contain backslashes"
+    if "//" in path:
+        return "the path must not contain empty segments ('//')"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return "the path must not contain '.' or '..' segments"
+    if decoded:
+        if "%" in path:
+            return "the path must not be percent-encoded twice"
+        if "?" in path or "#" in path:
+            return "the path must not contain an encoded '?' or '#'"
+        return None
+    if "#" in path:
+        return "the path must not contain '#'"
+    if _PERCENT_ESCAPE.search(path):
+        return "the path has a '%' that starts no percent-encoding"
+    if _ENCODED_DELIMITER.search(path):
+        return "the path must not percent-encode '.', '/', '\\', '?', '#', '%' or control characters"
+    return None
 
 
 def owner_of(path: str) -> str | None:

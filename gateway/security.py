@@ -1,12 +1,18 @@
-"""Response security headers, CORS for configured origins, and ProxyFix behind a proxy."""
+"""The request guard (one reading of the path), response security headers, CORS for
+configured origins, and ProxyFix behind a proxy."""
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER
+from diandian_common.errors import ApiError
 from diandian_common.web import REQUEST_ID_HEADER
+
+from .routes import is_api_path, path_problem
 
 # Everything the pages need comes from the gateway itself (no CDN, no inline code).
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -25,6 +31,42 @@ CORS_ALLOWED_HEADERS = (f"Content-Type, Accept, Accept-Language, {API_KEY_HEADER
 CORS_EXPOSED_HEADERS = (f"{REQUEST_ID_HEADER}, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, "
                         "X-RateLimit-Reset, Content-Disposition")
 CORS_MAX_AGE_S = 600
+
+
+def raw_request_path(environ) -> str | None:
+    """The path of the request target exactly as the client sent it (gunicorn's
+    ``RAW_URI``, mod_wsgi's and Werkzeug's ``REQUEST_URI``), without the query; None when
+    the server keeps no raw form. An absolute-form target (``http://host/path``) gives its path."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is None:
+        return None
+    if not raw.startswith("/"):
+        raw = urlsplit(raw).path if "://" in raw else raw
+    return raw.split("?", 1)[0]
+
+
+def check_path() -> None:
+    """400 ``invalid_path`` for an API path that could be read two ways (routes.path_problem),
+    checked on the raw target and on the decoded path: the limiter, the scope table and the
+    forwarding then all see one path, and the service routes that same path."""
+    raw = raw_request_path(request.environ)
+    # PATH_INFO as Werkzeug decodes it for request.path, but with its leading slashes kept.
+    decoded = (request.environ.get("PATH_INFO") or "").encode("latin-1", "replace").decode("utf-8", "replace")
+    if not (is_api_path(decoded) or (raw is not None and is_api_path(raw))):
+        return
+    problem = (path_problem(raw, decoded=False) if raw is not None else None) \
+        or path_problem(decoded, decoded=True)
+    if problem:
+        raise ApiError(400, "invalid_path", problem)
+
+
+def install_request_guard(app: Flask) -> None:
+    """Checks that come before anything else reads the request (register it before CORS
+    and the limiter: Flask runs before_request functions in order)."""
+
+    @app.before_request
+    def _guard():
+        check_path()
 
 
 def install_security_headers(app: Flask) -> None:
