@@ -6,6 +6,7 @@ so two stacks can run side by side (README.md, Configuration).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 SERVICES = ("calculator", "orders", "certificates", "ranking")
@@ -50,10 +51,35 @@ def port(component: str) -> int:
     return env_int(f"{component.upper()}_PORT", gateway_port() + PORT_OFFSETS[component])
 
 
-def var_dir() -> Path:
-    path = Path(env("VAR_DIR", "./var")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+# VAR_DIR holds the databases (guests' names, orders), the certificates and the logs: when
+# the platform creates it, only its own user may enter it (0700); the SQLite databases are
+# created 0600 (diandian_common.db).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private(path: Path, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Take group and other permissions away from the file ``path`` when this user owns it
+    (a database made by an earlier version): someone else's is the deployment's business."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & ~mode:
+            path.chmod(stat.S_IMODE(info.st_mode) & mode)
+    except OSError:
+        pass
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, created 0700 if missing, with its missing parents. A directory that exists
+    is left as it is: it may be shared on purpose (``/tmp``, a mounted volume)."""
+    missing = [parent for parent in (path, *path.parents) if not parent.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
     return path
+
+
+def var_dir() -> Path:
+    return private_dir(Path(env("VAR_DIR", "./var")).resolve())
 
 
 def public_base_url() -> str:

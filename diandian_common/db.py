@@ -4,15 +4,21 @@ SQLite (the local default) runs in WAL mode with a busy timeout, and every trans
 starts with ``BEGIN IMMEDIATE``: the API and the worker of a service write the same
 file, and taking the write lock up front turns lock-upgrade deadlocks (which SQLite
 reports at once, ignoring the busy timeout) into ordinary waits.
+
+A SQLite database file is created 0600 in a 0700 directory before SQLite opens it, so its
+journal files (SQLite gives them the database's permissions) are private too: they hold
+guests' names and orders.
 """
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import config
@@ -20,8 +26,29 @@ from . import config
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, or None (in memory, or a ``file:`` URI SQLite resolves)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def create_private_file(path: Path) -> None:
+    """``path`` created 0600 (a missing directory 0700) unless it exists; an existing one of
+    this user is made 0600."""
+    config.private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, config.PRIVATE_FILE_MODE))
+    except FileExistsError:
+        config.make_private(path)
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None:
+            create_private_file(path)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
