@@ -3,8 +3,13 @@
 An order is created with a provider; the provider tells the buyer where to pay, confirms
 the payment and refunds it when the credits cannot be delivered.
 
-- ``sandbox`` (the default, for ``make run`` and demos) is confirmed by
-  ``POST /api/v1/orders/{id}/payment``; the pages label it as a demo payment.
+- ``sandbox`` (the default in development, for ``make run`` and demos) is confirmed by
+  ``POST /api/v1/orders/{id}/payment``; the pages label it "测试支付 · Sandbox — no money
+  moves". It confirms any order for anybody, so production (``DIANDIAN_ENV=production``)
+  refuses it: there ``PAYMENT_PROVIDER`` has no default, and the orders API refuses to
+  start while it is unset or ``sandbox`` (:mod:`diandian_common.deployment`); should the
+  environment change under a running process, new orders answer 503
+  ``payment_unavailable`` saying why.
 - A provider that confirms by calling ``POST /api/v1/payments/{provider}/webhook`` is a
   :class:`WebhookProvider`. The endpoint does everything that is the same for every
   provider — the HMAC signature over ``"<timestamp>.<raw body>"`` with the secret from
@@ -23,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 from marshmallow import ValidationError
 
-from diandian_common import config, strict_json
+from diandian_common import config, deployment, strict_json
 from diandian_common.errors import ApiError
 
 from .schemas import GenericPaymentEventSchema
@@ -127,8 +132,12 @@ PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (SandboxProvider(), 
 
 
 def provider(name: str | None = None) -> PaymentProvider:
-    """A provider by name (an order's), or the one new orders use (``PAYMENT_PROVIDER``)."""
-    name = name or config.env("PAYMENT_PROVIDER", "sandbox")
+    """A provider by name (an order's), or the one new orders use (``PAYMENT_PROVIDER``,
+    ``sandbox`` unless set, in development only)."""
+    default = None if deployment.is_production() else SandboxProvider.name
+    name = name or config.env("PAYMENT_PROVIDER", default)
+    if not name:
+        raise LookupError("PAYMENT_PROVIDER is not set, and production has no default provider")
     try:
         return PROVIDERS[name]
     except KeyError:
@@ -141,6 +150,10 @@ def for_new_orders() -> PaymentProvider:
         chosen = provider()
     except LookupError as exc:
         raise ApiError(503, "payment_unavailable", str(exc)) from None
+    if isinstance(chosen, SandboxProvider) and deployment.is_production():
+        raise ApiError(503, "payment_unavailable",
+                       "the sandbox provider confirms payments that never happened; it is refused "
+                       "in production (DIANDIAN_ENV=production): set PAYMENT_PROVIDER to a real provider")
     if isinstance(chosen, WebhookProvider) and not webhook_secret(chosen.name):
         raise ApiError(503, "payment_unavailable",
                        f"{chosen.name} takes no payments: PAYMENT_WEBHOOK_SECRET_{chosen.name.upper()} is not set")
