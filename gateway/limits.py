@@ -10,7 +10,12 @@ Each request falls in one category with its own counter per client:
 The client is the operator's API key, else the guest's signed participant cookie, else the
 address: a venue's Wi-Fi puts hundreds of phones behind one address, so guests are told
 apart by their cookie. Since anyone can get a fresh cookie, every address also has one
-overall ceiling (``RATE_LIMIT_PER_ADDRESS``). Limits are ``limits`` strings
+overall ceiling (``RATE_LIMIT_PER_ADDRESS``) and one for placing and paying orders without
+an operator key (``RATE_LIMIT_ORDERS_PER_ADDRESS``): a fresh cookie per request escapes
+the per-guest order limit, never the address's. That one is generous (a venue's guests
+share the address) but far below the overall ceiling, since each order reserves credits.
+An operator key is not counted there: it cannot be rotated, and a partner placing orders
+for many guests sends them all from its own address. Limits are ``limits`` strings
 ("20/minute", "5/second;100/hour"); ``off`` switches that limit off.
 
 Over a limit: 429 in the platform's error shape with ``Retry-After``. If Redis is down the
@@ -23,6 +28,7 @@ from flask_limiter import Limit, Limiter
 from limits import parse_many
 
 from diandian_common import config
+from diandian_common.errors import ApiError
 
 from . import participants
 from .keys import request_operator
@@ -35,6 +41,7 @@ CATEGORY_LIMITS = {  # category → (variable, default)
     "provider_webhooks": ("RATE_LIMIT_PROVIDER_WEBHOOKS", "3000/minute"),
 }
 PER_ADDRESS_LIMIT = ("RATE_LIMIT_PER_ADDRESS", "6000/minute")
+ORDERS_PER_ADDRESS_LIMIT = ("RATE_LIMIT_ORDERS_PER_ADDRESS", "60/minute")
 NOT_LIMITED_PATHS = frozenset({"/healthz"})
 MESSAGE = "too many requests; retry after the number of seconds in Retry-After"
 # Fail fast to "no limit" when Redis does not answer, instead of stalling every request.
@@ -69,6 +76,16 @@ def address_key() -> str:
     return f"address:{request.remote_addr}"
 
 
+def counts_as_anonymous_order(category: str) -> bool:
+    """An order write without a valid operator key (the address's order ceiling applies)."""
+    if category != "orders":
+        return False
+    try:
+        return request_operator() is None
+    except ApiError:  # the key store is down: the request counts as anyone's
+        return True
+
+
 def limit_from_env(variable: str, default: str) -> str:
     """A limit from the environment (unset or empty: the default; ``off``: no limit),
     checked now so a typo stops the start instead of silently disabling the limit."""
@@ -82,6 +99,7 @@ def limit_from_env(variable: str, default: str) -> str:
 def install(app: Flask) -> Limiter:
     by_category = {category: limit_from_env(*setting) for category, setting in CATEGORY_LIMITS.items()}
     per_address = limit_from_env(*PER_ADDRESS_LIMIT)
+    orders_per_address = limit_from_env(*ORDERS_PER_ADDRESS_LIMIT)
     limiter = Limiter(
         client_key,
         # The category stands in for the endpoint, so a category's counter spans all its
@@ -91,6 +109,8 @@ def install(app: Flask) -> Limiter:
             Limit(lambda: by_category.get(request_category(), ""), error_message=MESSAGE),
             Limit(lambda: per_address, key_function=address_key, scope="per-address", shared=True,
                   error_message=MESSAGE),
+            Limit(lambda: orders_per_address if counts_as_anonymous_order(request_category()) else "",
+                  key_function=address_key, scope="orders-per-address", shared=True, error_message=MESSAGE),
         ],
         storage_uri=config.env("RATE_LIMIT_STORAGE_URL", config.redis_url()),
         storage_options={"socket_connect_timeout": REDIS_TIMEOUT_S, "socket_timeout": REDIS_TIMEOUT_S},

@@ -10,7 +10,8 @@ from gateway.app import create_app
 from gateway.testing import Upstream
 
 LIMITS = {"RATE_LIMIT_ORDERS": "3/minute", "RATE_LIMIT_READS": "6/minute", "RATE_LIMIT_WRITES": "4/minute",
-          "RATE_LIMIT_PROVIDER_WEBHOOKS": "5/minute", "RATE_LIMIT_PER_ADDRESS": "12/minute"}
+          "RATE_LIMIT_PROVIDER_WEBHOOKS": "5/minute", "RATE_LIMIT_PER_ADDRESS": "12/minute",
+          "RATE_LIMIT_ORDERS_PER_ADDRESS": "8/minute"}
 
 
 @pytest.fixture(scope="module")
@@ -39,19 +40,26 @@ def app(gateway_env):
     return create_app()
 
 
+def with_participant(client, participant_id: str):
+    client.set_cookie(participants.COOKIE_NAME, participants._serializer().dumps(participant_id))
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """One guest's browser: the same participant cookie on every request."""
+    return with_participant(app.test_client(), "p_guest")
 
 
 def order_write(client, **kwargs):
     """A write to the orders routes (the upstream is a stand-in: nothing is placed)."""
-    return client.post("/api/v1/orders", json={}, headers={"Idempotency-Key": "k"}, **kwargs)
+    return client.post("/api/v1/orders", json={}, headers={"Idempotency-Key": "k", **kwargs.pop("headers", {})},
+                       **kwargs)
 
 
-def with_participant(client, participant_id: str):
-    client.set_cookie(participants.COOKIE_NAME, participants._serializer().dumps(participant_id))
-    return client
+def cookieless(app):
+    """A client that keeps no cookie the gateway sets (each request arrives as it is sent)."""
+    return app.test_client(use_cookies=False)
 
 
 def test_order_writes_are_limited_with_429_and_retry_after(client):
@@ -86,11 +94,13 @@ def test_guests_behind_one_address_are_told_apart_by_their_cookie(app):
 
 
 def test_a_forged_cookie_counts_as_the_address(app):
-    forged = app.test_client()
-    forged.set_cookie(participants.COOKIE_NAME, "p_mallory.not-signed")
-    anonymous = app.test_client()
-    assert [order_write(forged).status_code for _ in range(3)] == [201] * 3
-    assert order_write(anonymous).status_code == 429
+    forged = {"Cookie": f"{participants.COOKIE_NAME}=p_mallory.not-signed"}
+
+    def pay(headers=None):
+        return cookieless(app).post("/api/v1/orders/o1/payment", json={}, headers=headers).status_code
+
+    assert [pay(forged) for _ in range(3)] == [201] * 3
+    assert pay() == 429
 
 
 def test_operators_are_limited_by_key(app):
@@ -115,6 +125,32 @@ def test_every_address_has_an_overall_ceiling(app):
     assert statuses == [200] * 12 + [429]
     elsewhere = app.test_client().get("/api/v1/scenes", environ_base={"REMOTE_ADDR": "10.0.0.2"})
     assert elsewhere.status_code == 200
+
+
+def test_rotating_cookies_end_at_the_addresss_order_ceiling(app):
+    """A fresh cookie per order write escapes the per-guest limit (3), not the address's (8);
+    neither does sending no cookie at all."""
+    statuses = [order_write(with_participant(app.test_client(), f"p_{n}")).status_code for n in range(6)]
+    statuses += [order_write(cookieless(app)).status_code for _ in range(3)]
+    assert statuses == [201] * 8 + [429]
+    limited = order_write(with_participant(app.test_client(), "p_new"))
+    assert limited.status_code == 429 and limited.headers["X-RateLimit-Limit"] == "8"
+    assert limited.get_json()["error"]["code"] == "rate_limited" and "Retry-After" in limited.headers
+    # the ceiling is on orders only, and per address
+    assert with_participant(app.test_client(), "p_new").post("/api/v1/estimates", json={}).status_code == 201
+    elsewhere = order_write(app.test_client(), environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    assert elsewhere.status_code == 201
+
+
+def test_operator_keys_are_not_held_to_the_addresss_order_ceiling(app):
+    """A partner's server places orders for many guests from one address with one key, which
+    cannot be rotated: its own limit (3) applies, not the anonymous address ceiling."""
+    assert [order_write(cookieless(app)).status_code for _ in range(3)] == [201] * 3
+    _, key = app.extensions["keys"].create("partner", ["projects"])
+    with_key = {"X-API-Key": key}
+    assert [order_write(cookieless(app), headers=with_key).status_code for _ in range(4)] == [201] * 3 + [429]
+    assert [order_write(with_participant(app.test_client(), f"p_{n}")).status_code
+            for n in range(6)] == [201] * 5 + [429]
 
 
 def test_provider_webhooks_have_their_own_budget(client):
