@@ -24,6 +24,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "strict-origin-when-cross-origin",
 }
 
+HSTS_MAX_AGE_S = 365 * 24 * 3600
+
 CORS_PATH_PREFIX = "/api/"
 CORS_ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 CORS_ALLOWED_HEADERS = (f"Content-Type, Accept, Accept-Language, {API_KEY_HEADER}, Idempotency-Key, "
@@ -69,11 +71,26 @@ def install_request_guard(app: Flask) -> None:
         check_path()
 
 
+def hsts_max_age() -> int:
+    """``GATEWAY_HSTS_MAX_AGE`` seconds (0: no Strict-Transport-Security)."""
+    max_age = config.env_int("GATEWAY_HSTS_MAX_AGE", HSTS_MAX_AGE_S)
+    if max_age < 0:
+        raise ValueError("GATEWAY_HSTS_MAX_AGE must be 0 (off) or a number of seconds")
+    return max_age
+
+
 def install_security_headers(app: Flask) -> None:
+    max_age = hsts_max_age()
+    # Only on https (the scheme after ProxyFix): browsers ignore it on http, and sending it
+    # there would tell a local or venue deployment without TLS nothing true.
+    hsts = f"max-age={max_age}; includeSubDomains" if max_age else None
+
     @app.after_request
     def _secure(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if hsts and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", hsts)
         return response
 
 
