@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Flask, current_app, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -100,7 +100,9 @@ def through_gateway(method: str, path: str, key: str, *, json=None, params=None)
     headers = {API_KEY_HEADER: key, "Accept": "application/json",
                "X-Request-ID": g.get("request_id", "")}
     with app.app_context():
+        # On the page's own host and scheme: the gateway may serve only its configured hosts.
         response = Client(app).open(path, method=method, json=json, query_string=params, headers=headers,
+                                    base_url=request.host_url,
                                     environ_base={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})
         body = response.get_json(silent=True)
     return response.status_code, body if isinstance(body, dict) else None
@@ -227,7 +229,7 @@ def register(app: Flask) -> None:
             "neutralised_kg": neutralised, "estimated_kg": estimated,
             "share": (neutralised / estimated) if estimated else None,
             "chart": render.cumulative_chart(events, estimated),
-            "refreshed_at": datetime.now(timezone.utc),
+            "refreshed_at": datetime.now(UTC),
         }
 
     @app.get("/operator/scenes/<slug>")

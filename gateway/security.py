@@ -1,11 +1,13 @@
-"""The request guard (one reading of the path), response security headers, CORS for
-configured origins, and ProxyFix behind a proxy."""
+"""The request guard (one reading of the path, only the configured hosts), response
+security headers, CORS for configured origins, and ProxyFix behind a proxy."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.sansio.utils import host_is_trusted
 
 from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER
@@ -25,6 +27,18 @@ SECURITY_HEADERS = {
 }
 
 HSTS_MAX_AGE_S = 365 * 24 * 3600
+
+# The X-Forwarded-* headers ProxyFix can apply; a proxy is trusted for those listed in
+# GATEWAY_TRUST_FORWARDED. The client's address and scheme are what every proxy sets;
+# host, port and prefix change the links and redirects the gateway builds, so they are
+# believed only when the deployer says their proxy sets them (and overwrites a client's).
+FORWARDED_PARTS = ("for", "proto", "host", "port", "prefix")
+DEFAULT_TRUSTED_FORWARDED = "for,proto"
+# What a path prefix from X-Forwarded-Prefix may look like: plain path segments (none of
+# them "." or ".."), so links built on it never become "//host/..." or "/\\host/...".
+SCRIPT_ROOT = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
+# Answered whatever the Host: monitoring reaches them by address, and they build no links.
+HOST_UNCHECKED_PATHS = frozenset({"/healthz", "/metrics"})
 
 CORS_PATH_PREFIX = "/api/"
 CORS_ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -62,12 +76,41 @@ def check_path() -> None:
         raise ApiError(400, "invalid_path", problem)
 
 
+def allowed_hosts() -> tuple[str, ...]:
+    """``GATEWAY_ALLOWED_HOSTS``: host names this gateway serves, comma-separated (a leading
+    dot also allows subdomains, ports are ignored); empty: any valid host."""
+    listed = (config.env("GATEWAY_ALLOWED_HOSTS", "") or "").split(",")
+    return tuple(host.strip().lower() for host in listed if host.strip())
+
+
+def check_host(allowed: tuple[str, ...]) -> None:
+    """400 ``invalid_host`` for a Host (or trusted X-Forwarded-Host) that is not a host name
+    (Werkzeug then reads it as empty), or, when hosts are configured, none of them."""
+    if request.path in HOST_UNCHECKED_PATHS:
+        return
+    host = request.host
+    if request.environ.get("HTTP_HOST") is not None and not host:
+        raise ApiError(400, "invalid_host", "the Host header is not a valid host name")
+    if allowed and not host_is_trusted(host.lower(), allowed):
+        raise ApiError(400, "invalid_host", "this gateway does not serve the host named in the request")
+
+
+def check_script_root() -> None:
+    """400 for a path prefix (X-Forwarded-Prefix, when trusted) that is not plain path
+    segments: every link and redirect starts with it."""
+    if not SCRIPT_ROOT.fullmatch(request.script_root):
+        raise ApiError(400, "invalid_forwarded_prefix", "the forwarded path prefix is not a plain path")
+
+
 def install_request_guard(app: Flask) -> None:
     """Checks that come before anything else reads the request (register it before CORS
     and the limiter: Flask runs before_request functions in order)."""
+    allowed = allowed_hosts()
 
     @app.before_request
     def _guard():
+        check_host(allowed)
+        check_script_root()
         check_path()
 
 
@@ -91,7 +134,23 @@ def install_security_headers(app: Flask) -> None:
             response.headers.setdefault(name, value)
         if hsts and request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", hsts)
+        location = response.headers.get("Location")
+        if location:
+            response.headers["Location"] = same_site_location(location)
         return response
+
+
+def same_site_location(location: str) -> str:
+    """A relative redirect kept on this site: browsers read "//host/x" and "/\\host/x" (after
+    dropping leading blanks, tabs and line breaks) as another site's address, so those
+    become "/host/x". Absolute URLs (a scheme) are left alone: they were built on purpose."""
+    # Browsers also drop tabs and line breaks anywhere in a URL.
+    read = re.sub(r"[\t\n\r]", "", location.lstrip("".join(map(chr, range(0x21)))))
+    if urlsplit(read).scheme:
+        return location
+    if read.startswith(("//", "/\\", "\\")):
+        return "/" + read.lstrip("/\\")
+    return location
 
 
 def cors_origins() -> frozenset[str]:
@@ -137,13 +196,28 @@ def install_cors(app: Flask, origins: frozenset[str]) -> None:
         return response
 
 
+def trusted_forwarded() -> frozenset[str]:
+    """``GATEWAY_TRUST_FORWARDED``: which X-Forwarded-* headers the proxies set (some of
+    for, proto, host, port, prefix), checked now so a typo stops the start."""
+    listed = (config.env("GATEWAY_TRUST_FORWARDED", DEFAULT_TRUSTED_FORWARDED) or "").split(",")
+    chosen = frozenset(part.strip().lower() for part in listed if part.strip())
+    unknown = chosen - set(FORWARDED_PARTS)
+    if unknown:
+        raise ValueError(f"GATEWAY_TRUST_FORWARDED must list some of {', '.join(FORWARDED_PARTS)}; "
+                         f"got {', '.join(sorted(unknown))}")
+    return chosen
+
+
 def install_proxy_fix(app: Flask) -> None:
-    """Behind ``GATEWAY_PROXY_HOPS`` trusted proxies (``GATEWAY_BEHIND_PROXY=1``), take the
-    client's address, scheme, host and prefix from their X-Forwarded-* headers: rate
-    limits then key on the guest's address, not the proxy's, and links use https."""
+    """Behind ``GATEWAY_PROXY_HOPS`` trusted proxies (``GATEWAY_BEHIND_PROXY=1``), take what
+    ``GATEWAY_TRUST_FORWARDED`` lists (by default the client's address and scheme) from
+    their X-Forwarded-* headers: rate limits then key on the guest's address, not the
+    proxy's, and https is known as such. The others stay what this server saw."""
+    trusted = trusted_forwarded()
     if not config.env_bool("GATEWAY_BEHIND_PROXY"):
         return
     hops = config.env_int("GATEWAY_PROXY_HOPS", 1)
     if hops < 1:
         raise ValueError("GATEWAY_PROXY_HOPS must be at least 1")
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
+    app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{part}": hops if part in trusted else 0
+                                             for part in FORWARDED_PARTS})
