@@ -287,6 +287,10 @@ def rankings():
     if slug:
         params["scene"] = slug
     reply = reader().get("ranking", "/api/v1/rankings", params)
+    if 400 <= reply.status < 500:
+        # The ranking service refuses a scene slug that cannot exist (422): there is no
+        # such board to show, which is not the rankings being unavailable.
+        return error_page(404)
     scenes_reply = reader().get("calculator", "/api/v1/scenes")
     scenes = (scenes_reply.body or {}).get("items", []) if scenes_reply.ok else []
     me = participant_id_from_request(request)
