@@ -139,10 +139,18 @@ PROJECT="diandian-test-$(date +%s)-$$"
 COMPOSE=("${COMPOSE_CMD[@]}" -p "$PROJECT" "${FILES[@]}")
 GATEWAY_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
 FLOWER_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
-secret() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+# The stack runs in production mode, which refuses public or missing secrets: fresh random
+# ones for this run, written the way an operator makes them (deploy/new-env.sh), and
+# exported for compose and for the tests (the operator key, testpay's webhook secret).
+ENV_FILE="$LOG_DIR/compose.env"
+rm -f "$ENV_FILE"
+deploy/new-env.sh "$ENV_FILE" >/dev/null
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
 export GATEWAY_PORT FLOWER_PORT GATEWAY_BIND_ADDRESS=127.0.0.1 FLOWER_BIND_ADDRESS=127.0.0.1 \
   PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
-  OPERATOR_API_KEY="$(secret)" INTERNAL_API_SECRET="$(secret)" GATEWAY_SECRET_KEY="$(secret)" \
   RATE_LIMIT_ORDERS=1000/minute  # the burst of 30 comes from one client; 20/minute would refuse it
 say "project $PROJECT, gateway http://127.0.0.1:$GATEWAY_PORT, flower http://127.0.0.1:$FLOWER_PORT"
 "${COMPOSE[@]}" up -d >"$LOG_DIR/up.log" 2>&1 || { show_log "$LOG_DIR/up.log"; fail "compose up failed"; }

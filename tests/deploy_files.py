@@ -6,6 +6,8 @@ import base64
 import importlib
 import re
 import shlex
+import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +27,10 @@ KUSTOMIZATION = K8S / "kustomization.yaml"
 
 
 COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
+
+
+# Writes an operator's deploy/.env: every secret the compose file requires, fresh.
+NEW_ENV = ROOT / "deploy" / "new-env.sh"
 
 
 APP_PORT = 8000
@@ -53,6 +59,12 @@ FLOWER_PORT = 5555
 WORKLOAD_KINDS = ("Deployment", "Job")
 
 
+# The schedulers (tests/test_deploy_*.py check that these are the services with periodic tasks).
+SCHEDULED = ("orders", "certificates", "ranking")
+# The jobs that build an app (its factory checks that app's secrets in production, so
+# they get the secrets of the API whose code they run).
+APP_JOBS = ("gateway-keys", "seed")
+
 # Secrets compose hands to every container (one shared environment block) that the
 # cluster gives only to the processes that use them.
 WITHHELD = {
@@ -60,8 +72,18 @@ WITHHELD = {
     # the key into the gateway's store needs it in the clear.
     "OPERATOR_API_KEY": {"gateway-keys"},
     # Only the gateway signs operator assertions and only the APIs verify them.
-    "INTERNAL_API_SECRET": {GATEWAY, *config.SERVICES},
+    "INTERNAL_API_SECRET": {GATEWAY, *config.SERVICES, *APP_JOBS},
+    # Everything that serves metrics: the APIs, the gateway and the workers (port 9100).
+    "METRICS_TOKEN": {GATEWAY, *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES), *APP_JOBS},
+    # It carries Redis's password: every process but the migrations, which use no Redis.
+    "REDIS_URL": {GATEWAY, FLOWER, *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES),
+                  *(f"{s}-beat" for s in SCHEDULED), *APP_JOBS},
+    # Only what takes new orders: the orders API (and the seed job, which builds its app).
+    "PAYMENT_WEBHOOK_SECRET_TESTPAY": {"orders", "seed"},
 }
+
+# Variables whose values are secrets, by their names.
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?$|BASIC_AUTH")
 
 
 # Tasks a worker's shutdown may cut off: long periodic repairs, acknowledged late, so the
@@ -183,18 +205,61 @@ def memory(quantity) -> float:
     return float(match.group(1)) * MEMORY_UNITS.get(match.group(2) or "", 1)
 
 
-_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?-)([^}]*))?\}|(\w+))")
+# Compose interpolation: $$ (a literal $), ${VAR}, ${VAR:-default}, ${VAR-default},
+# ${VAR:?error}, ${VAR?error} (required: compose refuses to start without it), $VAR.
+_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?[-?])([^}]*))?\}|(\w+))")
 
 
-def interpolated(node):
-    """Compose's ``${VAR:-default}`` with nothing configured: the defaults an operator gets."""
+class MissingVariable(KeyError):
+    """A ``${VAR:?…}`` with VAR unset: compose refuses to start."""
+
+
+def interpolate(text: str, environ: dict[str, str]) -> str:
+    """``text`` as compose interpolates it from ``environ``."""
+    def replace(match: re.Match) -> str:
+        dollar, name, operator, default, bare = match.groups()
+        if dollar:
+            return "$"
+        value = environ.get(name or bare)
+        if operator in (":?", "?") and (value is None or (operator == ":?" and not value)):
+            raise MissingVariable(f"{name}: {default}")
+        if operator == ":-" and not value:
+            return default
+        if operator == "-" and value is None:
+            return default
+        return value or ""
+
+    return _VARIABLE.sub(replace, text)
+
+
+def interpolated(node, environ: dict[str, str] | None = None):
+    """The compose file's values from ``environ``: by default an operator's deploy/.env as
+    deploy/new-env.sh writes it (the required secrets), everything else at its default."""
+    environ = operator_environment() if environ is None else environ
     if isinstance(node, str):
-        return _VARIABLE.sub(lambda m: "$" if m.group(1) else (m.group(4) or ""), node)
+        return interpolate(node, environ)
     if isinstance(node, dict):
-        return {key: interpolated(value) for key, value in node.items()}
+        return {key: interpolated(value, environ) for key, value in node.items()}
     if isinstance(node, list):
-        return [interpolated(item) for item in node]
+        return [interpolated(item, environ) for item in node]
     return node
+
+
+_operator_environment: dict[str, str] = {}
+
+
+def operator_environment() -> dict[str, str]:
+    """The variables deploy/new-env.sh writes (made once per test session)."""
+    if not _operator_environment:
+        with tempfile.TemporaryDirectory() as directory:
+            env_file = Path(directory) / "deploy.env"
+            subprocess.run([str(NEW_ENV), str(env_file)], check=True, capture_output=True, timeout=60)
+            written = env_file.read_text()
+        for line in written.splitlines():
+            if line and not line.startswith("#") and "=" in line:
+                name, value = line.split("=", 1)
+                _operator_environment[name] = value
+    return dict(_operator_environment)
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +268,19 @@ def compose() -> dict[str, dict]:
     services = interpolated(yaml.safe_load(COMPOSE_FILE.read_text()))["services"]
     image = app_image(services)
     return {name: svc for name, svc in services.items() if svc.get("image") == image}
+
+
+def processes_of(args: list[str]) -> list[str]:
+    """The platform processes a command starts, named as diandian_common.deployment.check
+    names them: ``gateway``, ``orders`` (an API), ``orders-worker``, ``orders-beat``; none
+    for the migrations and Flower, which build no app."""
+    if args[:2] == ["sh", "-c"]:
+        return [p for command in args[2].split("&&") for p in processes_of(shlex.split(command))]
+    apps = [arg.split(".")[0] for arg in args if re.fullmatch(r"\w+\.app(:create_app\(\))?", arg)]
+    if args[:1] == ["celery"] and option(args, "-A", "--app"):
+        role = "worker" if "worker" in args else "beat" if "beat" in args else None
+        return [f"{option(args, '-A', '--app').split('.')[0]}-{role}"] if role else []
+    return apps
 
 
 def app_image(services: dict) -> str:

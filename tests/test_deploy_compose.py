@@ -1,15 +1,19 @@
 """deploy/docker-compose.yml and deploy/Dockerfile agree with the code.
 
 The file is read the way Compose reads it (YAML anchors and merge keys resolved, then
-``${VAR:-default}`` interpolated with an empty environment, i.e. the defaults an operator
-gets without configuring anything) and checked against what the code expects: the
-services of ``diandian_common.config.SERVICES``, their queues, entry points, databases
-(``diandian_common.migrate.DATABASES``: the services' and the gateway's) and URLs. The stack
-itself is built, started, scaled and driven by ``make test-compose`` (tests/compose/).
+``${VAR:-default}`` interpolated with the environment an operator gets from
+``deploy/new-env.sh``: the required secrets, everything else at its default) and checked
+against what the code expects: the services of ``diandian_common.config.SERVICES``, their
+queues, entry points, databases (``diandian_common.migrate.DATABASES``: the services' and the
+gateway's) and URLs; and that no secret has a value or default in the file, so that the
+stack runs in production mode only with the operator's own secrets, which every process
+accepts (``diandian_common.deployment``). The stack itself is built, started, scaled and
+driven by ``make test-compose`` (tests/compose/).
 """
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shlex
 from pathlib import Path
@@ -19,9 +23,16 @@ import pytest
 import yaml
 
 from certificates.fonts import FONT_NEEDS
-from diandian_common import config
+from diandian_common import config, deployment
 from diandian_common.migrate import DATABASES
-from tests.deploy_files import option
+from tests.deploy_files import (
+    SECRET_NAME,
+    MissingVariable,
+    interpolated,
+    operator_environment,
+    option,
+    processes_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -33,33 +44,14 @@ GATEWAY = "gateway"
 COMPLETED = "service_completed_successfully"
 HEALTHY = "service_healthy"
 
-# Compose interpolation: $$ (a literal $), ${VAR}, ${VAR:-default}, ${VAR-default}, $VAR.
-_VARIABLE = re.compile(r"\$(?:(\$)|\{(\w+)(?:(:?-)([^}]*))?\}|(\w+))")
-
-
-def interpolate(text: str, environ: dict[str, str]) -> str:
-    def replace(match: re.Match) -> str:
-        dollar, name, operator, default, bare = match.groups()
-        if dollar:
-            return "$"
-        value = environ.get(name or bare)
-        if operator == ":-" and not value:
-            return default
-        if operator == "-" and value is None:
-            return default
-        return value or ""
-
-    return _VARIABLE.sub(replace, text)
-
-
-def interpolated(node, environ: dict[str, str]):
-    if isinstance(node, str):
-        return interpolate(node, environ)
-    if isinstance(node, dict):
-        return {key: interpolated(value, environ) for key, value in node.items()}
-    if isinstance(node, list):
-        return [interpolated(item, environ) for item in node]
-    return node
+# What compose refuses to start without (``${VAR:?…}``): every secret with a public default
+# in development, and the provider of new orders (production has none).
+REQUIRED = {"GATEWAY_SECRET_KEY", "INTERNAL_API_SECRET", "CERTIFICATE_SIGNING_KEYS", "METRICS_TOKEN",
+            "REDIS_PASSWORD", "POSTGRES_PASSWORD", "PAYMENT_PROVIDER"}
+# Secrets that may be empty: no operator key means none is accepted; a provider's webhook
+# secret is needed only while PAYMENT_PROVIDER names it, which the orders API checks.
+OPTIONAL_SECRETS = {"OPERATOR_API_KEY", "PAYMENT_WEBHOOK_SECRET_TESTPAY", "FLOWER_BASIC_AUTH"}
+_REFERENCE = re.compile(r"\$\{(\w+)(:?[-?])?([^}]*)\}")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +61,7 @@ def raw_compose() -> dict:
 
 @pytest.fixture(scope="module")
 def services(raw_compose) -> dict[str, dict]:
-    return interpolated(raw_compose, {})["services"]
+    return interpolated(raw_compose, operator_environment())["services"]
 
 
 def argv(service: dict) -> list[str]:
@@ -244,7 +236,7 @@ def test_gateway_and_services_share_the_internal_secret(raw_compose):
     """The services accept the gateway's operator assertions only when both sides sign
     with the same INTERNAL_API_SECRET; the deployer's value reaches every one of them."""
     def declared(name: str) -> str | None:
-        env = interpolated(raw_compose, {"INTERNAL_API_SECRET": "s3cret"})["services"][name]
+        env = interpolated(raw_compose, {**operator_environment(), "INTERNAL_API_SECRET": "s3cret"})["services"][name]
         return environment(env).get("INTERNAL_API_SECRET")
 
     for name in (GATEWAY, *config.SERVICES):
@@ -423,3 +415,102 @@ def test_dockerfile_carries_what_the_processes_need():
     for source, target in re.findall(r"^COPY (\S+) (/app/\S+)$", dockerfile, flags=re.MULTILINE):
         assert (ROOT / source).is_dir(), f"COPY {source}: no such directory"
         assert target == f"/app/{source}"
+
+
+# --- secrets: none in the file, all required, all accepted by the processes -----------------
+
+
+def app_services(services: dict) -> dict[str, dict]:
+    return {name: svc for name, svc in services.items() if name not in ("redis", "postgres")}
+
+
+def test_every_application_container_runs_in_production_mode(services):
+    for name, svc in app_services(services).items():
+        assert environment(svc).get("DIANDIAN_ENV") == "production", name
+
+
+def test_no_secret_has_a_value_or_a_default_in_the_file():
+    """A default written here is public; so is a value. Every secret comes from the
+    operator's environment (deploy/.env), required where the stack cannot run without it."""
+    text = COMPOSE_FILE.read_text()
+    references = _REFERENCE.findall(text)
+    secrets = {name for name, _operator, _rest in references if SECRET_NAME.search(name)}
+    assert secrets >= REQUIRED - {"PAYMENT_PROVIDER"}
+    for name, operator, rest in references:
+        if name in REQUIRED:
+            assert operator == ":?", f"${{{name}{operator}{rest}}}: compose must refuse to start without it"
+        elif SECRET_NAME.search(name):
+            assert name in OPTIONAL_SECRETS and (operator, rest) in (("", ""), (":-", "")), \
+                f"${{{name}{operator}{rest}}} gives a secret a default"
+    # And no container sets a secret to a literal value.
+    for name, svc in yaml.safe_load(text)["services"].items():
+        env = svc.get("environment") or {}
+        for variable, value in (env.items() if isinstance(env, dict) else []):
+            if SECRET_NAME.search(variable) and value is not None:
+                assert "${" in str(value), f"{name}: {variable} has a literal value"
+
+
+@pytest.mark.parametrize("variable", sorted(REQUIRED))
+def test_compose_refuses_to_start_without_each_required_variable(raw_compose, variable):
+    environ = {k: v for k, v in operator_environment().items() if k != variable}
+    with pytest.raises(MissingVariable, match=variable):
+        interpolated(raw_compose, environ)
+    with pytest.raises(MissingVariable, match=variable):
+        interpolated(raw_compose, {**environ, variable: ""})
+
+
+def test_redis_requires_the_password_every_client_gives(services):
+    password = operator_environment()["REDIS_PASSWORD"]
+    redis = services["redis"]
+    assert option(argv(redis), "--requirepass") == password
+    assert environment(redis)["REDISCLI_AUTH"] == password   # the healthcheck's redis-cli
+    urls = {name: environment(svc)["REDIS_URL"] for name, svc in app_services(services).items()}
+    assert {name: urlsplit(url).password for name, url in urls.items()} == dict.fromkeys(urls, password)
+
+
+def test_postgres_requires_the_password_every_database_url_gives(services):
+    password = operator_environment()["POSTGRES_PASSWORD"]
+    assert environment(services["postgres"])["POSTGRES_PASSWORD"] == password
+    for service, urls in database_urls(services).items():
+        assert {urlsplit(url).password for url in urls} == {password}, service
+
+
+def running_in(env: dict[str, str], monkeypatch) -> None:
+    """This test process's environment is a container's (nothing else of the machine's)."""
+    for variable in list(os.environ):
+        if variable.endswith(("_URL", "_SECRET_KEY", "_SECRET", "_KEYS", "_TOKEN", "_PROVIDER")) \
+                or variable.startswith(("DIANDIAN_", "PAYMENT_", "WORKER_METRICS")):
+            monkeypatch.delenv(variable)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+
+
+def test_every_process_accepts_the_operators_secrets(services, monkeypatch):
+    """Each container's environment, with deploy/new-env.sh's secrets, passes its process's
+    own production check: the stack starts (make test-compose starts it for real)."""
+    checked = set()
+    for name, svc in app_services(services).items():
+        for process in processes_of(argv(svc)):
+            with monkeypatch.context() as patch:
+                running_in(environment(svc), patch)
+                assert deployment.is_production(), name
+                assert deployment.problems(process) == [], f"{name} ({process})"
+            checked.add(process)
+    assert checked >= {"gateway", *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES)}
+
+
+def test_without_the_operators_secrets_nothing_starts(services, monkeypatch):
+    """With the development values instead (what the variables held before they were
+    required), every process of the stack refuses, naming them."""
+    public = {"GATEWAY_SECRET_KEY": "diandian-local-development-secret",
+              "INTERNAL_API_SECRET": "diandian-local-development-internal-secret",
+              "CERTIFICATE_SIGNING_KEYS": deployment.DEVELOPMENT_CERTIFICATE_SIGNING_KEY,
+              "METRICS_TOKEN": "x", "REDIS_PASSWORD": "diandian", "POSTGRES_PASSWORD": "diandian",
+              "PAYMENT_PROVIDER": "sandbox"}
+    weak = interpolated(yaml.safe_load(COMPOSE_FILE.read_text()), public)["services"]
+    for svc in app_services(weak).values():
+        for process in processes_of(argv(svc)):
+            with monkeypatch.context() as patch:
+                running_in(environment(svc), patch)
+                with pytest.raises(deployment.InsecureDeployment, match=f"refusing to start {process}"):
+                    deployment.check(process)

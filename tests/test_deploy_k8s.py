@@ -9,19 +9,25 @@ cannot drift apart. ``kubectl kustomize`` builds the kustomization when kubectl 
 (``KUBECONFORM_SCHEMA_LOCATION``), never downloading one. One integration test runs a
 worker's liveness probe, exactly as written, against a real worker, and another runs
 Flower's command with basic auth on to check that its probe and scrape paths need none.
+The pods run in production mode with every secret from the Secret, whose template values
+every process refuses, and which, filled in, every process accepts (diandian_common.deployment).
 """
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shlex
 import shutil
 import subprocess
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import yaml
 
 from diandian_common import config
+from diandian_common.deployment import is_production
+from diandian_common.deployment import problems as production_problems
 # The manifests' fixtures, parsed once per module.
 from tests.deploy_files import compose, config_map, documents, objects, secret  # noqa: F401
 from tests.deploy_files import (
@@ -29,6 +35,8 @@ from tests.deploy_files import (
     GATEWAY,
     K8S,
     KUSTOMIZATION,
+    PLACEHOLDER,
+    SECRET_NAME,
     argv,
     assert_service_routes_to,
     container_port,
@@ -36,8 +44,10 @@ from tests.deploy_files import (
     manifest_files,
     of_kind,
     option,
+    processes_of,
     services_with_periodic_tasks,
     worker_probe,
+    workloads,
 )
 
 
@@ -208,3 +218,84 @@ def test_worker_probes_ping_their_own_node(objects, service):
         timeout = float(option(args, "--timeout", "-t"))
         spec = main_container(of_kind(objects, "Deployment")[f"{service}-worker"])[probe]
         assert spec["timeoutSeconds"] > timeout, "kubelet must not cut the ping short"
+
+
+# --- secrets: production mode, every secret from the Secret ------------------------------
+
+
+def test_the_pods_run_in_production_mode(config_map):
+    assert config_map["DIANDIAN_ENV"] == "production"
+    assert config_map["PAYMENT_PROVIDER"] not in ("", "sandbox"), "production refuses the sandbox"
+
+
+def test_no_secret_is_in_the_config_map_or_written_into_a_manifest(objects, config_map):
+    """Secrets (and the URLs that carry a password) reach a container only by secretKeyRef."""
+    carries_secret = re.compile(f"{SECRET_NAME.pattern}|REDIS_URL$|DATABASE_URL$")
+    assert not [key for key in config_map if carries_secret.search(key)]
+    for name, workload in workloads(objects).items():
+        for container in main_container(workload), *pod_spec_containers(workload):
+            for item in container.get("env", []):
+                if carries_secret.search(item["name"]):
+                    assert "value" not in item and "secretKeyRef" in item.get("valueFrom", {}), \
+                        f"{name}: {item['name']}"
+
+
+def pod_spec_containers(workload: dict) -> list[dict]:
+    return workload["spec"]["template"]["spec"].get("initContainers", [])
+
+
+def filled_in(template: dict[str, str]) -> dict[str, str]:
+    """The Secret as an operator fills it in: every REPLACE-ME a fresh random value (in URLs,
+    the password)."""
+    def fresh() -> str:
+        return secrets.token_urlsafe(48)
+    values = {}
+    for key, value in template.items():
+        parts = urlsplit(value)
+        if parts.scheme and parts.hostname:
+            netloc = f"{parts.username or ''}:{fresh()}@{parts.hostname}:{parts.port}"
+            values[key] = urlunsplit(parts._replace(netloc=netloc))
+        elif key == "FLOWER_BASIC_AUTH":
+            values[key] = f"admin:{fresh()}"
+        else:
+            values[key] = fresh()
+    return values
+
+
+def environment_of(container: dict, settings: dict, secret_values: dict) -> dict[str, str]:
+    env = dict(settings) if any(s.get("configMapRef") for s in container.get("envFrom", [])) else {}
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        env[item["name"]] = secret_values[ref["key"]] if ref else str(item.get("value", ""))
+    return env
+
+
+def check_every_process(manifests, settings, secret_values, monkeypatch) -> dict[str, list[str]]:
+    """Each workload's process checked in the environment its pod gets: process → problems."""
+    found = {}
+    for workload in workloads(manifests).values():
+        container = main_container(workload)
+        for process in processes_of(argv(container)):
+            with monkeypatch.context() as patch:
+                for variable in list(os.environ):
+                    if variable.endswith(("_URL", "_SECRET", "_SECRET_KEY", "_KEYS", "_TOKEN", "_PROVIDER")) \
+                            or variable.startswith(("DIANDIAN_", "PAYMENT_", "WORKER_METRICS")):
+                        patch.delenv(variable)
+                for variable, value in environment_of(container, settings, secret_values).items():
+                    patch.setenv(variable, value)
+                assert is_production()
+                found[process] = production_problems(process)
+    return found
+
+
+def test_every_process_starts_with_the_secret_filled_in(objects, config_map, secret, monkeypatch):
+    """The manifests give each process every secret its production check asks for."""
+    found = check_every_process(objects, config_map, filled_in(secret), monkeypatch)
+    assert set(found) >= {"gateway", *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES)}
+    assert {process: problems for process, problems in found.items() if problems} == {}
+
+
+def test_applied_as_it_is_the_template_starts_nothing(objects, config_map, secret, monkeypatch):
+    found = check_every_process(objects, config_map, secret, monkeypatch)
+    assert found and all(found.values()), [process for process, problems in found.items() if not problems]
+    assert all(PLACEHOLDER in value for value in secret.values())

@@ -3,10 +3,15 @@ test-compose``), driven through the gateway's published port like a guest and an
 would (issue 10).
 
 The script exports where the stack is: ``DIANDIAN_COMPOSE_URL`` (the gateway on a free port
-of 127.0.0.1), ``DIANDIAN_COMPOSE`` (the compose command with its project name and files)
-and ``OPERATOR_API_KEY``. Every HTTP request goes to the gateway; the compose command is used
-only for what an operator does to the stack (scale, kill, restart) and to count the
+of 127.0.0.1), ``DIANDIAN_COMPOSE`` (the compose command with its project name and files),
+and the run's secrets (deploy/new-env.sh), of which the tests use ``OPERATOR_API_KEY`` and
+``PAYMENT_WEBHOOK_SECRET_TESTPAY``. Every HTTP request goes to the gateway; the compose command
+is used only for what an operator does to the stack (scale, kill, restart) and to count the
 certificates rows in the certificates database, which no API lists per order.
+
+The stack runs as deployed, with ``DIANDIAN_ENV=production``, where the sandbox provider is
+refused: orders are paid through ``testpay``, the signed-webhook provider, whose webhook the
+tests call through the gateway as a payment service would (:class:`TestPayDriver`).
 
 The tests run in file order and share the stack: the guest flow, the scaled burst with a
 killed worker, then the restart of the orders service and its database.
@@ -14,6 +19,8 @@ killed worker, then the restart of the orders service and its database.
 from __future__ import annotations
 
 import io
+import itertools
+import json
 import os
 import shlex
 import subprocess
@@ -28,6 +35,7 @@ import zxingcpp
 from PIL import Image
 
 from diandian_common.testing import Driver
+from orders.payments.domain import signatures
 from tests.outcomes import RENDER_FINISHED, RENDER_RECEIVED, SCENE
 
 pytestmark = pytest.mark.compose
@@ -41,23 +49,48 @@ PIPELINE_WITHIN_S = 300
 PLACED: dict[str, dict] = {}
 
 
+class TestPayDriver(Driver):
+    """The platform's test client, paying each order the way testpay confirms a payment: a
+    ``payment.succeeded`` notification for its amount, signed with the webhook secret, sent
+    to ``POST /api/v1/payments/testpay/webhook`` through the gateway."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, *args, webhook_secret: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.webhook_secret = webhook_secret
+
+    def pay(self, order_id: str) -> dict:
+        order = self.order(order_id)
+        raw = json.dumps({"id": f"evt_{uuid.uuid4().hex}", "type": "payment.succeeded", "data": {
+            "order_id": order_id, "amount_fen": order["amount_fen"], "currency": order["currency"],
+            "transaction_id": f"tp_{uuid.uuid4().hex[:16]}"}}).encode()
+        signature = signatures.header_value(self.webhook_secret, int(time.time()), raw)
+        paid = self.api("POST", "/api/v1/payments/testpay/webhook", data=raw,
+                        headers={"Content-Type": "application/json", "Payment-Signature": signature})
+        assert paid.status_code == 200 and paid.json()["action"] in ("paid", "already_paid"), paid.text
+        return paid.json()
+
+
 class ComposeStack:
     """What an operator does to the stack (scale, kill, restart; psql in the database
     container); every HTTP request goes through ``driver`` to the gateway."""
 
     def __init__(self) -> None:
-        missing = [v for v in ("DIANDIAN_COMPOSE_URL", "DIANDIAN_COMPOSE", "OPERATOR_API_KEY")
-                   if not os.environ.get(v)]
+        missing = [v for v in ("DIANDIAN_COMPOSE_URL", "DIANDIAN_COMPOSE", "OPERATOR_API_KEY",
+                               "PAYMENT_WEBHOOK_SECRET_TESTPAY") if not os.environ.get(v)]
         if missing:
             pytest.skip(f"run by `make test-compose`, which starts the stack ({', '.join(missing)} unset)")
         self.command = shlex.split(os.environ["DIANDIAN_COMPOSE"])
         # Restarting containers drop connections: a wait goes on; when it gives up, the logs.
-        self.driver = Driver(os.environ["DIANDIAN_COMPOSE_URL"], os.environ["OPERATOR_API_KEY"], timeout=30,
-                             interval=1.0, retry_on=(requests.RequestException,),
-                             on_timeout=lambda: self.compose("logs", "--tail", "30", timeout=60)[-8000:])
+        self.driver = TestPayDriver(os.environ["DIANDIAN_COMPOSE_URL"], os.environ["OPERATOR_API_KEY"], timeout=30,
+                                    interval=1.0, retry_on=(requests.RequestException,),
+                                    on_timeout=lambda: self.compose("logs", "--tail", "30", timeout=60)[-8000:],
+                                    webhook_secret=os.environ["PAYMENT_WEBHOOK_SECRET_TESTPAY"])
 
     def compose(self, *args: str, timeout: float = 300) -> str:
-        result = subprocess.run([*self.command, *args], capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run([*self.command, *args], check=False, capture_output=True, text=True,
+                                timeout=timeout)
         assert result.returncode == 0, f"{' '.join(args)}: {result.stderr[-3000:]}"
         return result.stdout
 
@@ -135,7 +168,7 @@ def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(driver):
     estimate = estimate.json()
     assert estimate["total_kg"] > 0 and all(item["factor"]["source"] for item in estimate["items"])
 
-    # The order for that many kilograms, paid in the sandbox, then retired and certified.
+    # The order for that many kilograms, paid through testpay, then retired and certified.
     projects = driver.api("GET", "/api/v1/projects").json()["items"]
     project = projects[0]
     participant = {"id": f"compose-{uuid.uuid4().hex[:8]}", "display_name": "韩梅梅 Han Meimei"}
@@ -167,7 +200,7 @@ def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(driver):
 # --- scaled out, one worker killed --------------------------------------------------------
 
 def container_log(container: str) -> str:
-    logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=60)
+    logs = subprocess.run(["docker", "logs", container], check=False, capture_output=True, text=True, timeout=60)
     return logs.stdout + logs.stderr
 
 
@@ -222,7 +255,7 @@ def test_three_certificate_workers_one_killed_mid_burst_lose_and_duplicate_nothi
     assert not duplicated and not lost
     assert len({d["certificate"]["id"] for d in done.values()}) == BURST
     ranges = sorted((d["retirement"]["serial_first"], d["retirement"]["serial_last"]) for d in done.values())
-    for (_, last), (first, _) in zip(ranges, ranges[1:]):
+    for (_, last), (first, _) in itertools.pairwise(ranges):
         assert last < first, f"overlapping serial ranges {ranges}"
     assert all(d["retirement"]["serial_last"] - d["retirement"]["serial_first"] + 1 == placed[o]
                for o, d in done.items())
