@@ -2,18 +2,24 @@
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` with 400 for unreadable
 JSON, 422 for invalid fields, 404 for unknown ids, 409 for conflicts, and never a bare 500.
+Werkzeug's own answers (405, 413, and the 308 of a URL with doubled slashes, which Flask
+never hands to error handlers) have the same shape.
 """
 from __future__ import annotations
 
+import json
 import logging
+from urllib.parse import urlsplit
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 log = logging.getLogger(__name__)
 
 CODES = {
+    308: "permanent_redirect",
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -22,9 +28,11 @@ CODES = {
     406: "not_acceptable",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "request_header_fields_too_large",
     500: "internal_error",
     502: "bad_gateway",
     503: "service_unavailable",
@@ -113,7 +121,33 @@ def http_exception_response(exc: HTTPException):
     return error_response(status, code, message, fields, headers)
 
 
+def redirect_location(url: str) -> str:
+    """A routing redirect's target as a path on this site: Werkzeug builds it from the Host
+    the client sent, which a relative Location neither repeats nor needs."""
+    target = urlsplit(url)
+    path = "/" + target.path.lstrip("/")  # never "//host": that is another site
+    return path + (f"?{target.query}" if target.query else "")
+
+
+def routing_redirect_as_json(response):
+    """After-request hook: the HTML page of a routing redirect (Werkzeug's 308 to the URL
+    with doubled slashes merged, or with the trailing slash a route has) becomes the
+    platform's error shape, in place, so every other hook's headers stay."""
+    redirect = request.routing_exception
+    if not isinstance(redirect, RequestRedirect) or response.status_code != redirect.code:
+        return response
+    location = redirect_location(redirect.new_url)
+    body = error_body(redirect.code, CODES.get(redirect.code, "redirect"),
+                      f"this resource is at {location}; repeat the request there")
+    response.set_data(json.dumps(body, ensure_ascii=False))
+    response.mimetype = "application/json"
+    response.headers["Location"] = location
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.after_request(routing_redirect_as_json)
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.fields, exc.headers)

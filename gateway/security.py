@@ -39,6 +39,10 @@ DEFAULT_TRUSTED_FORWARDED = "for,proto"
 SCRIPT_ROOT = re.compile(r"(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*")
 # Answered whatever the Host: monitoring reaches them by address, and they build no links.
 HOST_UNCHECKED_PATHS = frozenset({"/healthz", "/metrics"})
+# Below gunicorn's own limits (a 4094-byte request line, 8190 bytes per header field), whose
+# refusals are HTML it writes itself: requests up to those limits get the JSON 414 or 431.
+MAX_URL_BYTES = 3072
+MAX_HEADER_BYTES = 16 * 1024
 
 CORS_PATH_PREFIX = "/api/"
 CORS_ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -102,13 +106,36 @@ def check_script_root() -> None:
         raise ApiError(400, "invalid_forwarded_prefix", "the forwarded path prefix is not a plain path")
 
 
+def size_limit(variable: str, default: int) -> int:
+    value = config.env_int(variable, default)
+    if value < 1:
+        raise ValueError(f"{variable} must be a positive number of bytes")
+    return value
+
+
+def check_sizes(max_url: int, max_headers: int) -> None:
+    """414 for a request target (path and query, as sent) over ``max_url`` bytes, 431 for
+    header fields over ``max_headers`` bytes in all."""
+    environ = request.environ
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
+        environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", ""))
+    if len(target) > max_url:  # WSGI strings are bytes as latin-1: one character, one byte
+        raise ApiError(414, "uri_too_long", f"the URL is longer than {max_url} bytes")
+    if sum(len(name) + len(value) + 4 for name, value in request.headers.items()) > max_headers:
+        raise ApiError(431, "request_header_fields_too_large",
+                       f"the request's header fields are larger than {max_headers} bytes in all")
+
+
 def install_request_guard(app: Flask) -> None:
     """Checks that come before anything else reads the request (register it before CORS
     and the limiter: Flask runs before_request functions in order)."""
     allowed = allowed_hosts()
+    max_url = size_limit("GATEWAY_MAX_URL_BYTES", MAX_URL_BYTES)
+    max_headers = size_limit("GATEWAY_MAX_HEADER_BYTES", MAX_HEADER_BYTES)
 
     @app.before_request
     def _guard():
+        check_sizes(max_url, max_headers)
         check_host(allowed)
         check_script_root()
         check_path()
