@@ -1,9 +1,10 @@
-"""The gateway's own database: operator API keys (hashes only, never the keys)."""
+"""The gateway's own database: operator API keys (hashes only, never the keys) and the
+operator pages' sessions (hashes of their tokens, never the tokens)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from diandian_common.timestamps import UtcDateTime
@@ -29,3 +30,19 @@ class ApiKey(Base):
     @property
     def scope_set(self) -> frozenset[str]:
         return frozenset(self.scopes.split())
+
+
+class OperatorSession(Base):
+    """One login to the operator pages. ``id`` is the SHA-256 of the random token in the
+    browser's cookie, so a copy of the table opens no session. ``key_hash`` is the key's hash
+    at login: the session lives while that key does (unrevoked, and for ``env`` not replaced
+    by another ``OPERATOR_API_KEY``) and until ``expires_at``."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), ForeignKey("api_keys.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -1,91 +1,169 @@
 """Operator pages: scenes (QR codes, posters, a create form), a live dashboard per scene,
 projects and their inventory. Behind a login with an operator API key.
 
-The key is kept in a signed, httponly cookie limited to ``/operator`` (SameSite=Strict).
-The login checks the key with the gateway's key store; whatever the pages then do with it
-goes *through the gateway itself*: the request is dispatched in-process to this same app
-with ``X-API-Key``, so scopes and rate limits are exactly those of any API client, and a
-page never gets more rights than its key.
+The key is checked once, at the login, and never kept: the browser gets an opaque random
+session token (an httponly cookie limited to ``/operator``, SameSite=Strict, Secure over
+https), and the gateway's database keeps the token's hash with the key's id, a CSRF token
+and an expiry (``OPERATOR_SESSION_TTL``). Every page looks the session up with its key, so
+a revoked key ends its sessions at once; logging out deletes the session. Whatever the
+pages do goes *through the gateway itself*: the request is dispatched in-process to this
+same app as that key's operator, so scopes and rate limits are exactly those of any API
+client, and a page never gets more rights than its key.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
+import re
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.test import Client
 
 from diandian_common import config
-from diandian_common.auth import API_KEY_HEADER
+from diandian_common.auth import API_KEY_HEADER, Operator
+from diandian_common.db import Database
 
 from . import pages_render as render
+from .keys import hash_key
+from .models import ApiKey, OperatorSession
 
 COOKIE_NAME = "dd_operator"
 COOKIE_PATH = "/operator"
 MAX_KEY_LENGTH = 200
+MAX_TOKEN_LENGTH = 100
 ORDER_PAGE = 200
 MAX_ORDER_PAGES = 50   # a dashboard sums at most 10,000 orders per refresh
 NEUTRALISED = ("retired", "completed")
 SCENE_FIELDS = ("slug", "name", "name_en", "type", "location", "starts_on", "ends_on")
 DASHBOARD_REFRESH_SECONDS = 10
+DEFAULT_SESSION_TTL = "8h"
+TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Stands in the in-process request's X-API-Key header, which the scope check asks for;
+# never read as a key, since the operator is already known (see through_gateway).
+IN_PROCESS_KEY = "operator-session"
 
 
-def session_max_age() -> int:
-    return config.env_int("OPERATOR_SESSION_HOURS", 12) * 3600
+def parse_ttl(value: str) -> int:
+    """Seconds of ``8h``, ``30m``, ``2d``, ``900s`` or ``900``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value.lower())
+    if not match or int(match[1]) == 0:
+        raise ValueError(f"OPERATOR_SESSION_TTL must be a positive duration like 8h, 30m or 900; got {value!r}")
+    return int(match[1]) * TTL_UNITS[match[2]]
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    secret = config.env("GATEWAY_SECRET_KEY", "diandian-local-development-secret")
-    return URLSafeTimedSerializer(secret, salt="operator-session")
+def session_ttl() -> int:
+    """``OPERATOR_SESSION_TTL`` in seconds; ``OPERATOR_SESSION_HOURS`` (its older spelling)
+    still counts when only it is set, so a deployment that shortened sessions keeps them short."""
+    ttl = config.env("OPERATOR_SESSION_TTL")
+    if ttl is None and config.env("OPERATOR_SESSION_HOURS") is not None:
+        ttl = f"{config.env_int('OPERATOR_SESSION_HOURS', 8)}h"
+    return parse_ttl(ttl or DEFAULT_SESSION_TTL)
 
 
-def current_session() -> dict | None:
-    """``{"key", "csrf"}`` of a valid operator cookie, else None."""
-    raw = request.cookies.get(COOKIE_NAME)
-    if not raw:
-        return None
-    try:
-        value = _serializer().loads(raw, max_age=session_max_age())
-    except (BadSignature, SignatureExpired):
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("key"), str):
-        return None
-    return value
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
-def logged_in(target: str, key: str):
+@dataclass(frozen=True)
+class OperatorLogin:
+    """A live session: the key's operator (its scopes as they are now) and the CSRF token."""
+
+    operator: Operator
+    csrf: str
+
+
+class OperatorSessions:
+    """The operator pages' sessions in the gateway's database, by the hash of their token."""
+
+    def __init__(self, database: Database, ttl_seconds: int):
+        self.database = database
+        self.ttl = timedelta(seconds=ttl_seconds)
+
+    def create(self, operator: Operator, raw_key: str) -> str:
+        """A new session of ``operator`` (just authenticated with ``raw_key``): its token.
+        Expired sessions are cleared on the way."""
+        token = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        with self.database.transaction() as session:
+            session.execute(delete(OperatorSession).where(OperatorSession.expires_at <= now))
+            session.add(OperatorSession(id=hash_token(token), key_id=operator.key_id, key_hash=hash_key(raw_key),
+                                        csrf=secrets.token_urlsafe(24), created_at=now, expires_at=now + self.ttl))
+        return token
+
+    def find(self, token: str) -> OperatorLogin | None:
+        """The live session of ``token``; None when there is none, it expired, or its key
+        was revoked or replaced since the login (the session is then deleted)."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        with self.database.transaction() as session:
+            row = session.get(OperatorSession, hash_token(token))
+            if row is None:
+                return None
+            key = session.scalar(select(ApiKey).where(ApiKey.id == row.key_id))
+            alive = (row.expires_at > datetime.now(UTC) and key is not None and key.revoked_at is None
+                     and hmac.compare_digest(key.key_hash, row.key_hash))
+            if not alive:
+                session.delete(row)
+                return None
+            return OperatorLogin(Operator(key.id, key.scope_set), row.csrf)
+
+    def end(self, token: str) -> None:
+        if token and len(token) <= MAX_TOKEN_LENGTH:
+            with self.database.transaction() as session:
+                session.execute(delete(OperatorSession).where(OperatorSession.id == hash_token(token)))
+
+
+def sessions() -> OperatorSessions:
+    return current_app.extensions["operator_sessions"]
+
+
+def current_session() -> OperatorLogin | None:
+    """The live session of the request's cookie, else None."""
+    return sessions().find(request.cookies.get(COOKIE_NAME, ""))
+
+
+def logged_in(target: str, operator: Operator, raw_key: str):
+    sessions().end(request.cookies.get(COOKIE_NAME, ""))  # a login never reuses a session
     response = redirect(target, 303)
-    value = _serializer().dumps({"key": key, "csrf": secrets.token_urlsafe(24)})
-    response.set_cookie(COOKIE_NAME, value, max_age=session_max_age(), path=COOKIE_PATH,
-                        httponly=True, samesite="Strict", secure=request.is_secure)
+    response.set_cookie(COOKIE_NAME, sessions().create(operator, raw_key), max_age=int(sessions().ttl.total_seconds()),
+                        path=COOKIE_PATH, httponly=True, samesite="Strict", secure=request.is_secure)
     return response
 
 
 def logged_out(expired: bool = False):
     response = redirect(url_for("operator_login", expired="1" if expired else None), 303)
-    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)
+    response.delete_cookie(COOKIE_NAME, path=COOKIE_PATH, httponly=True, samesite="Strict",
+                           secure=request.is_secure)
     return response
 
 
+def unavailable_page():
+    return render_template("error.html", status=503), 503
+
+
 def operator_page(view):
-    """Views that need a logged-in operator whose key is still valid (a revoked key ends
-    the session); the session is in ``g.operator``."""
+    """Views that need a live session (whose key is still valid); it is in ``g.operator``.
+    A cookie without one (expired, logged out, key revoked) leads to the login, saying so."""
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        session = current_session()
-        if session is None:
+        try:
+            login = current_session()
+        except SQLAlchemyError:
+            return unavailable_page()
+        if login is None:
+            if request.cookies.get(COOKIE_NAME):
+                return logged_out(expired=True)
             return redirect(url_for("operator_login", next=request.full_path.rstrip("?")), 303)
-        if check_key(session["key"]) == "invalid":
-            return logged_out(expired=True)
-        g.operator = session
-        if request.method == "POST" and not hmac.compare_digest(
-                request.form.get("csrf", ""), session.get("csrf", "")):
+        g.operator = login
+        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), login.csrf):
             return render_template("error.html", status=403,
                                    message=_l("The form has expired; reload the page and try again.")), 403
         return view(*args, **kwargs)
@@ -93,13 +171,19 @@ def operator_page(view):
     return wrapper
 
 
-def through_gateway(method: str, path: str, key: str, *, json=None, params=None) -> tuple[int, dict | None]:
-    """Call this gateway's own ``/api/v1`` in-process with the operator's key, in a fresh
+def through_gateway(method: str, path: str, operator: Operator, *, json=None,
+                    params=None) -> tuple[int, dict | None]:
+    """Call this gateway's own ``/api/v1`` in-process as ``operator``, in a fresh
     application context (so this request's ``g`` stays untouched)."""
     app = current_app._get_current_object()
-    headers = {API_KEY_HEADER: key, "Accept": "application/json",
+    headers = {API_KEY_HEADER: IN_PROCESS_KEY, "Accept": "application/json",
                "X-Request-ID": g.get("request_id", "")}
     with app.app_context():
+        # The in-process request runs in this application context (Flask pushes none of its
+        # own for the same app), so the operator put where keys.request_operator keeps what
+        # it found is the request's operator: the session's key was checked just now, and
+        # its scopes and limits apply as to any client of that key.
+        g.api_key_operator = operator
         # On the page's own host and scheme: the gateway may serve only its configured hosts.
         response = Client(app).open(path, method=method, json=json, query_string=params, headers=headers,
                                     base_url=request.host_url,
@@ -108,14 +192,14 @@ def through_gateway(method: str, path: str, key: str, *, json=None, params=None)
     return response.status_code, body if isinstance(body, dict) else None
 
 
-def check_key(key: str) -> str:
-    """``valid``, ``invalid`` or ``unavailable``, by the gateway's own key store (the one
-    that authorises every API request)."""
+def check_key(key: str) -> tuple[str, Operator | None]:
+    """``valid`` and its operator, ``invalid`` or ``unavailable``, by the gateway's own key
+    store (the one that authorises every API request)."""
     try:
         operator = current_app.extensions["keys"].authenticate(key)
     except SQLAlchemyError:
-        return "unavailable"
-    return "valid" if operator is not None else "invalid"
+        return "unavailable", None
+    return ("valid", operator) if operator is not None else ("invalid", None)
 
 
 def operator_target(value: str | None) -> str:
@@ -130,7 +214,7 @@ def scene_payload(form) -> dict:
     return {name: form.get(name, "").strip() for name in SCENE_FIELDS if form.get(name, "").strip()}
 
 
-def neutralised_orders(key: str, slug: str) -> tuple[list[dict], bool, int]:
+def neutralised_orders(operator: Operator, slug: str) -> tuple[list[dict], bool, int]:
     """The scene's retired or completed orders (paged through), whether the list was cut
     short, and the status of the last read."""
     found, after = [], None
@@ -138,7 +222,7 @@ def neutralised_orders(key: str, slug: str) -> tuple[list[dict], bool, int]:
         params = {"scene": slug, "limit": ORDER_PAGE}
         if after:
             params["after"] = after
-        status, body = through_gateway("GET", "/api/v1/orders", key, params=params)
+        status, body = through_gateway("GET", "/api/v1/orders", operator, params=params)
         if status != 200 or body is None:
             return found, False, status
         found += [o for o in body.get("items", []) if o.get("status") in NEUTRALISED]
@@ -151,25 +235,34 @@ def neutralised_orders(key: str, slug: str) -> tuple[list[dict], bool, int]:
 def register(app: Flask) -> None:
     from .pages import reader, segment  # pages imports this module first
 
+    app.extensions["operator_sessions"] = OperatorSessions(app.extensions["keys"].database, session_ttl())
+
     @app.route("/operator/login", methods=["GET", "POST"])
     def operator_login():
         target = operator_target(request.values.get("next"))
         if request.method == "GET":
-            if current_session():
-                return redirect(target, 303)
+            try:
+                if current_session():
+                    return redirect(target, 303)
+            except SQLAlchemyError:
+                return unavailable_page()
             return render_template("operator/login.html", next=target, expired=request.args.get("expired"))
         key = request.form.get("api_key", "").strip()
         if not key or len(key) > MAX_KEY_LENGTH:
             return render_template("operator/login.html", next=target, error="invalid"), 401
-        outcome = check_key(key)
-        if outcome != "valid":
+        outcome, operator = check_key(key)
+        if operator is None:
             return render_template("operator/login.html", next=target, error=outcome), \
                 (401 if outcome == "invalid" else 503)
-        return logged_in(target, key)
+        try:
+            return logged_in(target, operator, key)
+        except SQLAlchemyError:
+            return render_template("operator/login.html", next=target, error="unavailable"), 503
 
     @app.post("/operator/logout")
     @operator_page
     def operator_logout():
+        sessions().end(request.cookies.get(COOKIE_NAME, ""))
         return logged_out()
 
     @app.get("/operator")
@@ -183,7 +276,7 @@ def register(app: Flask) -> None:
         return render_template("operator/scenes.html", scenes=scenes, unavailable=not reply.ok,
                                errors=errors or {}, values=values or {}, message=message,
                                created=request.args.get("created"), scene_types=render.SCENE_TYPE_LABELS,
-                               csrf=g.operator["csrf"]), status
+                               csrf=g.operator.csrf), status
 
     @app.get("/operator/scenes")
     @operator_page
@@ -194,7 +287,7 @@ def register(app: Flask) -> None:
     @operator_page
     def operator_create_scene():
         payload = scene_payload(request.form)
-        status, body = through_gateway("POST", "/api/v1/scenes", g.operator["key"], json=payload)
+        status, body = through_gateway("POST", "/api/v1/scenes", g.operator.operator, json=payload)
         if status == 201 and body:
             return redirect(url_for("operator_scenes", created=body["slug"]) + f"#scene-{body['slug']}", 303)
         if status == 401:
@@ -216,7 +309,7 @@ def register(app: Flask) -> None:
                               {"board": "individual", "scene": slug, "limit": 10})
         organizations = reader().get("ranking", "/api/v1/rankings",
                                      {"board": "organization", "scene": slug, "limit": 5})
-        orders, truncated, orders_status = neutralised_orders(g.operator["key"], slug)
+        orders, truncated, orders_status = neutralised_orders(g.operator.operator, slug)
         events = [(when, float(o.get("quantity_kg") or 0)) for o in orders
                   if (when := render.parse_time((o.get("retirement") or {}).get("retired_at")))]
         estimated = float((footprint.body or {}).get("total_kg") or 0) if footprint.ok else None
@@ -238,7 +331,7 @@ def register(app: Flask) -> None:
         data = dashboard_data(slug)
         if data is None:
             return render_template("error.html", status=404), 404
-        return render_template("operator/dashboard.html", csrf=g.operator["csrf"],
+        return render_template("operator/dashboard.html", csrf=g.operator.csrf,
                                refresh_seconds=DASHBOARD_REFRESH_SECONDS, **data)
 
     @app.get("/operator/scenes/<slug>/panel")
@@ -255,4 +348,4 @@ def register(app: Flask) -> None:
         reply = reader().get("orders", "/api/v1/projects")
         projects = (reply.body or {}).get("items", []) if reply.ok else []
         return render_template("operator/projects.html", projects=projects, unavailable=not reply.ok,
-                               csrf=g.operator["csrf"]), (200 if reply.ok else 503)
+                               csrf=g.operator.csrf), (200 if reply.ok else 503)

@@ -152,8 +152,9 @@ def test_pages_reach_the_api_in_process_on_an_allowed_host(gateway_env):
 
     app = client_with(gateway_env, GATEWAY_ALLOWED_HOSTS="diandian.example").application
     _, key = app.extensions["keys"].create("pages", ["projects"])
+    operator = app.extensions["keys"].authenticate(key)
     with app.test_request_context("/operator/scenes/forum", base_url="https://diandian.example"):
-        status, body = through_gateway("GET", "/api/v1/orders", key, params={"scene": "forum"})
+        status, body = through_gateway("GET", "/api/v1/orders", operator, params={"scene": "forum"})
     assert status == 200 and body["path"] == "/api/v1/orders" and body["query"] == "scene=forum"
     assert body["headers"]["X-Forwarded-Proto"] == "https"
 
