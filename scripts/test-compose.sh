@@ -99,6 +99,18 @@ for stale in $(docker ps -a --format '{{.Label "com.docker.compose.project"}}' |
   docker volume ls -q --filter "label=com.docker.compose.project=$stale" | xargs -r docker volume rm >/dev/null
 done
 
+# The stack runs in production mode, which refuses public or missing secrets: fresh random
+# ones for this run, written the way an operator makes them (deploy/new-env.sh), exported
+# for every compose command (even `build` interpolates the whole file) and for the tests
+# (the operator key, testpay's webhook secret).
+ENV_FILE="$LOG_DIR/compose.env"
+rm -f "$ENV_FILE"
+deploy/new-env.sh "$ENV_FILE" >/dev/null
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
+
 # --- images ----------------------------------------------------------------------------------
 stage "images"
 FILES=(-f deploy/docker-compose.yml)
@@ -139,16 +151,6 @@ PROJECT="diandian-test-$(date +%s)-$$"
 COMPOSE=("${COMPOSE_CMD[@]}" -p "$PROJECT" "${FILES[@]}")
 GATEWAY_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
 FLOWER_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
-# The stack runs in production mode, which refuses public or missing secrets: fresh random
-# ones for this run, written the way an operator makes them (deploy/new-env.sh), and
-# exported for compose and for the tests (the operator key, testpay's webhook secret).
-ENV_FILE="$LOG_DIR/compose.env"
-rm -f "$ENV_FILE"
-deploy/new-env.sh "$ENV_FILE" >/dev/null
-set -a
-# shellcheck source=/dev/null
-. "$ENV_FILE"
-set +a
 export GATEWAY_PORT FLOWER_PORT GATEWAY_BIND_ADDRESS=127.0.0.1 FLOWER_BIND_ADDRESS=127.0.0.1 \
   PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
   RATE_LIMIT_ORDERS=1000/minute  # the burst of 30 comes from one client; 20/minute would refuse it
