@@ -173,6 +173,7 @@ class RenderCertificate:
     scene: SceneSnapshot | None
     issued_at: datetime
     ledger_hash: str | None
+    mask_holder: bool
 
 
 class RenderCertificateSchema(Payload):
@@ -189,6 +190,8 @@ class RenderCertificateSchema(Payload):
     issued_at = Timestamp(required=True, metadata={"description": "when the credits were retired"})
     ledger_hash = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=128),
                                 metadata={"description": "hash of the retirement's ledger entry"})
+    mask_holder = Flag(load_default=False, metadata={
+        "description": "the holder chose to appear masked (张*) wherever the certificate is shown in public"})
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ def verify_certificate(query: dict, code: str):
         return response
     revoked = cert.status == STATUS_REVOKED
     return {"valid": not revoked, "revoked": revoked,
-            "certificate": public_view(cert, mask_holder=query["mask_holder"])}
+            # A holder who chose to be masked is masked in every verification, whatever is asked.
+            "certificate": public_view(cert, mask_holder=query["mask_holder"] or cert.holder_masked)}
 
 
 @blp.route("/certificates/<certificate_id>/revoke", methods=["POST"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from diandian_common.outbox import OutboxMixin
@@ -26,6 +26,8 @@ class Certificate(Base):
     order_id: Mapped[str] = mapped_column(String(64), unique=True)
     holder: Mapped[str] = mapped_column(String(500))
     organization: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The holder's choice to appear masked (张*) in public: verifications then never show more.
+    holder_masked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     quantity_kg: Mapped[int] = mapped_column(BigInteger)
     # A snapshot of what was retired, as the orders service described it at retirement.
     project: Mapped[dict] = mapped_column(JSON)

@@ -24,6 +24,8 @@ class CertificateSchema(Schema):
     number = fields.String()
     order_id = fields.String()
     holder = fields.String()
+    holder_masked = fields.Boolean(metadata={"description": (
+        "the holder chose to appear masked in public: every verification shows the name masked")})
     organization = fields.String(allow_none=True)
     quantity_kg = fields.Integer()
     project = fields.Nested(ProjectSchema)
@@ -43,13 +45,15 @@ class VerificationSchema(Schema):
     valid = fields.Boolean(metadata={"description": "genuine and not revoked"})
     revoked = fields.Boolean()
     certificate = fields.Nested(CertificateSchema, metadata={"description": (
-        "serial_range and ledger_hash tie it to the orders ledger; with mask_holder the holder "
-        "is masked and id, order_id, pdf_url and preview_url are left out")})
+        "serial_range and ledger_hash tie it to the orders ledger; masked (asked with mask_holder, "
+        "or always when the holder chose it: holder_masked) the holder's name is masked and id, "
+        "order_id, ledger_hash, pdf_url and preview_url are left out")})
 
 
 class VerifyQuerySchema(Schema):
     mask_holder = fields.Boolean(load_default=False, metadata={
-        "description": "hide most of the holder's name (and the links to the full certificate)"})
+        "description": "hide most of the holder's name (and the links to the full certificate); "
+                       "false never unmasks a holder who chose to be masked"})
 
 
 class RevokeSchema(Schema):

@@ -116,8 +116,10 @@ def store_rendered(storage: Storage, cert: Certificate) -> None:
 # --- views -----------------------------------------------------------------------------
 
 # What leads from a masked verification to the unmasked name: the certificate's id opens
-# its details, PDF and preview, which all print the holder in full.
-UNMASKING_FIELDS = ("id", "order_id", "pdf_url", "preview_url")
+# its details, PDF and preview, which all print the holder in full; the order id and the
+# ledger hash lead to the order (whose personal data is its guest's alone, but the less a
+# masked view links to, the less there is to combine).
+UNMASKING_FIELDS = ("id", "order_id", "ledger_hash", "pdf_url", "preview_url")
 
 
 def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
@@ -131,6 +133,7 @@ def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
         "number": cert.number,
         "order_id": cert.order_id,
         "holder": mask_name(cert.holder) if mask_holder else cert.holder,
+        "holder_masked": cert.holder_masked,
         "organization": cert.organization,
         "quantity_kg": cert.quantity_kg,
         "project": cert.project,
@@ -194,6 +197,7 @@ def _new_certificate(facts: RenderCertificate) -> Certificate:
         order_id=facts.order_id,
         holder=facts.holder,
         organization=facts.organization,
+        holder_masked=facts.mask_holder,
         quantity_kg=facts.quantity_kg,
         project=asdict(facts.project),
         serial_range=facts.serial_range,

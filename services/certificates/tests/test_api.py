@@ -46,6 +46,7 @@ class TestGet:
         assert response.status_code == 200
         assert response.get_json() == {
             "id": cert.id, "number": cert.number, "order_id": cert.order_id, "holder": "Jane Doe",
+            "holder_masked": False,
             "organization": "Acme", "quantity_kg": 850, "project": cert.project,
             "serial_range": cert.serial_range, "scene": {"slug": "expo", "name": "Expo"},
             "ledger_hash": "ab" * 32, "issued_at": "2026-11-25T02:00:00+00:00", "status": "valid",
@@ -158,13 +159,23 @@ class TestVerify:
 
         masked = body["certificate"]
         assert body["valid"] is True and masked["holder"] == "张**"
-        # Nothing that leads to the full name: no id (details, PDF, preview), no order.
-        assert not {"id", "order_id", "pdf_url", "preview_url"} & set(masked)
-        assert cert.id not in str(body) and "张三丰" not in str(body)
-        assert masked == {key: value for key, value in full.items()
-                          if key not in {"id", "order_id", "pdf_url", "preview_url", "holder"}} | {
+        # Nothing that leads to the full name: no id (details, PDF, preview), no order, no ledger entry.
+        leads = {"id", "order_id", "ledger_hash", "pdf_url", "preview_url"}
+        assert not leads & set(masked)
+        assert cert.id not in str(body) and "张三丰" not in str(body) and "cd" * 32 not in str(body)
+        assert masked == {key: value for key, value in full.items() if key not in leads | {"holder"}} | {
             "holder": "张**"}
-        assert masked["serial_range"] == cert.serial_range and masked["ledger_hash"] == "cd" * 32
+        assert masked["serial_range"] == cert.serial_range and masked["holder_masked"] is False
+
+    def test_a_holder_who_chose_to_be_masked_is_masked_in_every_verification(self, client, add_certificate):
+        cert = add_certificate(holder="张三丰", ledger_hash="cd" * 32, holder_masked=True)
+        for query in ("", "?mask_holder=false", "?mask_holder=0", "?mask_holder=true"):
+            body = client.get(f"/api/v1/certificates/verify/{cert.verify_code}{query}").get_json()
+            assert body["valid"] is True and body["certificate"]["holder"] == "张**", query
+            assert body["certificate"]["holder_masked"] is True
+            assert "张三丰" not in str(body) and cert.id not in str(body) and cert.order_id not in str(body)
+        # The holder's own certificate (reached through their order) is theirs in full.
+        assert client.get(f"/api/v1/certificates/{cert.id}").get_json()["holder"] == "张三丰"
 
     def test_a_bad_mask_flag_is_422(self, client, add_certificate):
         cert = add_certificate()

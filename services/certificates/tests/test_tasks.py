@@ -52,6 +52,7 @@ def test_render_issues_stores_and_announces(env, database, storage_dir, broker, 
     assert result == {"certificate_id": cert.id, "created": True}
     assert cert.order_id == "ord_7f3a9c2e" and cert.status == "valid"
     assert cert.holder == "张三丰 Zhang Sanfeng" and cert.quantity_kg == 12_345
+    assert cert.holder_masked is False  # the message did not ask for it
     assert cert.number.startswith("DD-20261125-")  # 18:30 UTC is the 25th in China
     assert cert.project["name_en"] == "Chengdu Longquan Mountain Forestry Carbon Sink"
 
@@ -217,3 +218,9 @@ def test_the_worker_makes_the_font_subset_before_forking(tmp_path, monkeypatch):
     monkeypatch.setenv("CERTIFICATES_CJK_FONT", dejavu)
     worker_init.send(sender=None)  # as the main worker process does before starting its pool
     assert [p.suffix for p in (tmp_path / "fonts").glob("cjk-common-*")] == [".ttf"]
+
+
+def test_the_holders_choice_to_be_masked_is_kept(env, database, storage_dir, broker, make_payload, render_calls):
+    tasks.render.run({**make_payload(), "mask_holder": True})
+    [cert] = certificates_in(database)
+    assert cert.holder_masked is True

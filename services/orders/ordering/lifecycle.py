@@ -56,6 +56,7 @@ def _certificate_requested(session: Session, order: Order, _reason) -> None:
         scene={"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
         issued_at=as_utc(order.retired_at).isoformat(),
         ledger_hash=entry.hash if entry else None,
+        mask_holder=order.mask_name,
     ))
 
 
