@@ -13,6 +13,13 @@ tests) the raw keys of ``OPERATOR_API_KEY`` (one key) and ``OPERATOR_API_KEYS``
 
 Missing key → 401, wrong key, bad or expired assertion, or a scope the key lacks → 403,
 in the platform's error shape.
+
+Guests are who the gateway says: the gateway reads the browser's signed participant cookie
+and forwards a *participant assertion* (header ``X-Diandian-Participant``) naming the
+participant id and the client's address, bound to the method and path like the operator
+assertion. A service never takes a participant id from a request body as identity; only an
+operator key with the ``guests`` scope (a kiosk, an integration) may name a participant, and
+that name is namespaced by the key (:func:`on_behalf_participant_id`).
 """
 from __future__ import annotations
 
@@ -28,8 +35,11 @@ from .errors import ApiError
 
 API_KEY_HEADER = "X-API-Key"
 OPERATOR_ASSERTION_HEADER = "X-Diandian-Operator"
-SCOPES = ("scenes", "projects", "admin")
+PARTICIPANT_ASSERTION_HEADER = "X-Diandian-Participant"
+# guests: place orders and estimates on behalf of guests it names (kiosks, integrations).
+SCOPES = ("scenes", "projects", "guests", "admin")
 ADMIN_SCOPE = "admin"
+GUESTS_SCOPE = "guests"
 # Long enough for one hop on a busy machine (and modest clock skew between containers),
 # short enough that a leaked assertion is soon worthless; it is bound to one route anyway.
 ASSERTION_MAX_AGE_S = 60
@@ -78,6 +88,85 @@ def read_operator_assertion(token: str, method: str, path: str,
     if not isinstance(claims.get("k"), str) or not isinstance(scopes, list):
         return None
     return Operator(claims["k"], frozenset(s for s in scopes if s in SCOPES))
+
+
+@dataclass(frozen=True)
+class Guest:
+    """A guest as the gateway vouches for them: their participant id (from the signed
+    cookie) and the address they called from."""
+
+    participant_id: str
+    address: str
+
+
+def _participant_assertions() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(internal_secret(), salt="diandian.participant-assertion")
+
+
+def sign_participant_assertion(guest: Guest, method: str, path: str) -> str:
+    """The assertion the gateway forwards for ``guest`` calling ``method path``."""
+    return _participant_assertions().dumps({"p": guest.participant_id, "a": guest.address,
+                                            "m": method.upper(), "u": path})
+
+
+def read_participant_assertion(token: str, method: str, path: str,
+                               max_age: int = ASSERTION_MAX_AGE_S) -> Guest | None:
+    """The guest an assertion names, or None (forged, expired, or for another route)."""
+    try:
+        claims = _participant_assertions().loads(token, max_age=max_age)
+    except BadSignature:
+        return None
+    if not isinstance(claims, dict) or claims.get("m") != method.upper() or claims.get("u") != path:
+        return None
+    if not isinstance(claims.get("p"), str) or not claims["p"] or not isinstance(claims.get("a"), str):
+        return None
+    return Guest(claims["p"], claims["a"])
+
+
+def request_guest() -> Guest | None:
+    """The guest the gateway vouches for on this request; None without an assertion.
+    A forged, expired or misdirected assertion is 403: someone tried to be someone else."""
+    if "guest" not in g:
+        token = request.headers.get(PARTICIPANT_ASSERTION_HEADER)
+        guest = None
+        if token is not None:
+            guest = read_participant_assertion(token, request.method, request.path)
+            if guest is None:
+                raise ApiError(403, "forbidden", "the participant assertion is invalid or expired")
+        g.guest = guest
+    return g.guest
+
+
+def presented_operator() -> Operator | None:
+    """The request's operator (any scope) if it presents one, else None; a key or
+    assertion presented and not valid is still 401/403."""
+    if request.headers.get(OPERATOR_ASSERTION_HEADER) is None and request.headers.get(API_KEY_HEADER) is None:
+        return None
+    return check_operator()
+
+
+def on_behalf_participant_id(operator: Operator, named_id: str) -> str:
+    """The participant id of a guest an operator key names: namespaced by the key, so no
+    key can take the place of a browser's guest (``p_…``) or of another key's guests."""
+    return f"{operator.key_id}~{named_id}"
+
+
+def acting_participant_id(named_id: str | None, field: tuple[str, ...]) -> str | None:
+    """The participant a request acts for: the guest the gateway vouches for, or the one
+    ``named_id`` names (the body's ``field``) when an operator key with the guests scope
+    sent it; None when the request has neither. A name from anyone else is refused (422):
+    a client never says who it is."""
+    if named_id is None:
+        guest = request_guest()
+        return guest.participant_id if guest else None
+    if presented_operator() is None:
+        message = ("participant ids are assigned by the platform (the browser's cookie); naming a "
+                   f"guest needs an operator key with the {GUESTS_SCOPE} scope")
+        errors: dict = {field[-1]: [message]}
+        for name in reversed(field[:-1]):
+            errors = {name: errors}
+        raise ApiError(422, "validation_error", "some fields are invalid", errors)
+    return on_behalf_participant_id(check_operator(GUESTS_SCOPE), named_id)
 
 
 def operator_keys() -> list[str]:

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ import pytest
 import redis
 import requests
 
+from .auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
 from .migrate import upgrade
 
 # The machine's PostgreSQL (trust auth). Tests only ever create and drop databases of
@@ -179,6 +181,31 @@ def _redis_url_fixture(redis_server: str) -> str:
 
 # --- the client -----------------------------------------------------------------------------
 
+def guest_headers(participant_id: str, method: str, path: str, address: str = "127.0.0.1") -> dict[str, str]:
+    """The participant assertion the gateway would send for this guest's ``method path``."""
+    return {PARTICIPANT_ASSERTION_HEADER: sign_participant_assertion(
+        Guest(participant_id, address), method, path.split("?", 1)[0])}
+
+
+class GuestClient:
+    """A service's Flask test client acting as one guest, vouched for as the gateway would
+    (:func:`guest_headers` on every request): ``GuestClient(client, "alice").post(...)``."""
+
+    def __init__(self, client, participant_id: str, address: str = "127.0.0.1"):
+        self.client, self.participant_id, self.address = client, participant_id, address
+
+    def open(self, path: str, method: str = "GET", headers: dict | None = None, **kwargs):
+        headers = {**(headers or {}), **guest_headers(self.participant_id, method, path, self.address)}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.open(path, "GET", **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.open(path, "POST", **kwargs)
+
+
+
 class Answer:
     """A Flask test client's response with the face of a ``requests.Response`` (what
     :meth:`Driver.api` returns either way): ``status_code``, ``headers``, ``content``,
@@ -204,8 +231,16 @@ class Driver:
     tests/stack.py, the Compose stack) or straight into one service (``target`` its Flask
     test client). Every test that places or pays an order does it through here.
 
+    Guests are named by the test (``participant={"id": "alice", ...}``, ``guest="alice"``)
+    and act as the platform knows them: through a gateway each name is a browser of its
+    own (a cookie jar; the platform assigns the participant id, :meth:`participant_id`
+    tells it), straight into a service each name is vouched for with a participant
+    assertion as the gateway would sign it (the id is then the name itself).
+
     ``operator_key`` is sent by ``api(..., operator=True)``; ``retry_on`` and ``on_timeout``
     are handed to :func:`wait_for` (e.g. a stack's log tail when a wait times out)."""
+
+    GUEST_ADDRESS = "127.0.0.1"
 
     def __init__(self, target, operator_key: str | None = None, *, timeout: float = 20, interval: float = 0.3,
                  retry_on: tuple[type[BaseException], ...] = (), on_timeout: Callable[[], str] | None = None):
@@ -216,18 +251,48 @@ class Driver:
         self.operator = {"X-API-Key": operator_key} if operator_key else {}
         self.timeout, self.interval = timeout, interval
         self.retry_on, self.on_timeout = retry_on, on_timeout
+        self.browsers: dict[str, requests.Session] = {}
+        self._joining: dict[str, threading.Lock] = {}  # guest name → held over their first order
+        self._joining_guard = threading.Lock()
+        self.participant_ids: dict[str, str] = {}  # guest name → participant id the platform assigned
+        self.order_guests: dict[str, str] = {}     # order id → the guest name that placed it
 
     # --- requests and waiting ----------------------------------------------------------
-    def api(self, method: str, path: str, *, operator: bool = False, **kwargs):
-        """One request; ``operator=True`` adds the operator's key to ``headers``."""
+    def api(self, method: str, path: str, *, operator: bool = False, guest: str | None = None, **kwargs):
+        """One request; ``operator=True`` adds the operator's key to ``headers``, ``guest``
+        makes it that guest's (their browser, or their assertion straight into a service)."""
         headers = {**(self.operator if operator else {}), **(kwargs.pop("headers", None) or {})}
         if self.http is not None:
             kwargs.setdefault("timeout", self.timeout)
-            return self.http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+            http = self.browser(guest) if guest is not None else self.http
+            return http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
         kwargs.pop("timeout", None)
         if "params" in kwargs:
             kwargs["query_string"] = kwargs.pop("params")
+        if guest is not None:
+            headers.update(guest_headers(guest, method, path, self.GUEST_ADDRESS))
         return Answer(self.client.open(path, method=method, headers=headers, **kwargs))
+
+    def browser(self, guest: str) -> requests.Session:
+        """The guest's own browser (cookie jar) for requests over HTTP."""
+        if guest not in self.browsers:
+            self.browsers[guest] = requests.Session()
+        return self.browsers[guest]
+
+    def _joining_lock(self, guest: str):
+        if self.http is None or guest in self.participant_ids:
+            return contextlib.nullcontext()
+        with self._joining_guard:
+            return self._joining.setdefault(guest, threading.Lock())
+
+    def guest_of(self, order: dict | str) -> str | None:
+        """The name of the guest who placed ``order`` (its JSON or id) through this driver."""
+        return self.order_guests.get(order if isinstance(order, str) else order["id"])
+
+    def participant_id(self, guest: str) -> str:
+        """The participant id the platform gave ``guest`` (their first order tells it); a
+        name that placed no order is taken as an id as it is."""
+        return self.participant_ids.get(guest, guest)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, *, interval: float | None = None,
                  what: str = "condition"):
@@ -243,6 +308,8 @@ class Driver:
     def close(self) -> None:
         if self.http is not None:
             self.http.close()
+        for browser in self.browsers.values():
+            browser.close()
 
     # --- the catalogue -------------------------------------------------------------------
     def projects(self) -> list[dict]:
@@ -254,34 +321,45 @@ class Driver:
     # --- orders --------------------------------------------------------------------------
     @staticmethod
     def new_participant(prefix: str = "guest", **fields) -> dict:
+        """A new guest: ``id`` is the test's name for them (see the class docstring)."""
         return {"id": f"{prefix}-{uuid.uuid4().hex[:8]}", "display_name": "Test Guest", **fields}
 
     def place_order(self, project_id: str | None = None, kg=None, participant: dict | None = None, *,
                     scene: str | None = None, key: str | None = None, **fields) -> dict:
-        """Place an order (POST /api/v1/orders, a new Idempotency-Key unless ``key``) and
-        return the answer's JSON, asserting 201. ``project_id`` defaults to the first project
-        listed; ``kg`` is the quantity (omit it with an ``estimate_id=``); ``scene`` is sent when
-        given; ``fields`` go into the body as they are."""
+        """Place an order as the guest ``participant["id"]`` names (POST /api/v1/orders, a new
+        Idempotency-Key unless ``key``) and return the answer's JSON, asserting 201. The body's
+        participant carries the names, never the id. ``project_id`` defaults to the first
+        project listed; ``kg`` is the quantity (omit it with an ``estimate_id=``); ``scene`` is
+        sent when given; ``fields`` go into the body as they are."""
         project_id = project_id or self.projects()[0]["id"]
-        body = {"project_id": project_id, "participant": participant or self.new_participant()}
+        participant = dict(participant or self.new_participant())
+        guest = participant.pop("id", None) or f"guest-{uuid.uuid4().hex[:8]}"
+        body = {"project_id": project_id, "participant": participant}
         if kg is not None:
             body["quantity_kg"] = kg
         if scene is not None:
             body["scene"] = scene
         body.update(fields)
-        response = self.api("POST", "/api/v1/orders", json=body,
-                            headers={"Idempotency-Key": key or uuid.uuid4().hex})
+        # A browser's first order is when the platform gives it its id (the cookie): a burst of
+        # one guest's orders waits for it, as a real browser's second tab would have the cookie.
+        with self._joining_lock(guest):
+            response = self.api("POST", "/api/v1/orders", json=body, guest=guest,
+                                headers={"Idempotency-Key": key or uuid.uuid4().hex})
         assert response.status_code == 201, response.text
-        return response.json()
+        placed = response.json()
+        self.order_guests[placed["id"]] = guest
+        self.participant_ids[guest] = placed["participant"]["id"]
+        return placed
 
     def pay(self, order_id: str) -> dict:
-        """Pay an order in the sandbox (POST .../payment), asserting 202."""
-        paid = self.api("POST", f"/api/v1/orders/{order_id}/payment")
+        """Pay an order in the sandbox as the guest who placed it (POST .../payment), asserting 202."""
+        paid = self.api("POST", f"/api/v1/orders/{order_id}/payment", guest=self.guest_of(order_id))
         assert paid.status_code == 202, paid.text
         return paid.json()
 
     def order(self, order_id: str) -> dict:
-        return self.api("GET", f"/api/v1/orders/{order_id}").json()
+        """The order as the guest who placed it sees it (all of it)."""
+        return self.api("GET", f"/api/v1/orders/{order_id}", guest=self.guest_of(order_id)).json()
 
     def completed(self, order_id: str) -> dict | None:
         """The order's JSON if it is completed, else None."""
@@ -328,8 +406,10 @@ class Driver:
     def standing(self, participant_id: str, *, expect: tuple[int, ...] | None = None,
                  **params) -> dict | None:
         """The participant's place on a board (``scene=``, ``period=``), or None when it has none
-        (or the board does not answer); ``expect`` asserts the status is one of those."""
-        response = self.api("GET", f"/api/v1/rankings/participants/{participant_id}", params=params)
+        (or the board does not answer); ``expect`` asserts the status is one of those.
+        ``participant_id`` is an id or the name of a guest of this driver."""
+        response = self.api("GET", f"/api/v1/rankings/participants/{self.participant_id(participant_id)}",
+                            params=params)
         if expect is not None:
             assert response.status_code in expect, response.text
         return response.json() if response.status_code == 200 else None

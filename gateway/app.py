@@ -52,7 +52,7 @@ def create_app(database_url: str | None = None) -> Flask:
         service = owner_of(request.path)
         if service is None:
             raise ApiError(404, "not_found", f"no API at {request.path}")
-        return upstreams.forward(service, operator=authorize_request())
+        return upstreams.forward(service, operator=authorize_request(), guest=participants.request_guest())
 
     @app.get("/healthz")
     def healthz():

@@ -15,6 +15,7 @@ at start-up.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from flask import current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from diandian_common.auth import ADMIN_SCOPE, API_KEY_HEADER, ENV_KEY_ID, SCOPES, Operator
+from diandian_common.auth import ADMIN_SCOPE, API_KEY_HEADER, ENV_KEY_ID, GUESTS_SCOPE, SCOPES, Operator
 from diandian_common.db import Database
 from diandian_common.errors import ApiError
 
@@ -31,6 +32,8 @@ from .models import ApiKey
 from .routes import required_scope
 
 KEY_PREFIX = "dd_"
+# Where guests act (public routes): a key with the guests scope is passed on here.
+GUEST_ROUTES = re.compile(r"/api/v1/(orders(/[^/]+(/payment)?)?|estimates)")
 ENV_KEY_NAME = "OPERATOR_API_KEY"
 
 
@@ -148,7 +151,12 @@ def authorize_request() -> Operator | None:
             operator = request_operator()
         except ApiError:  # the key store is down: public routes keep working
             return None
-        return operator if operator is not None and ADMIN_SCOPE in operator.scopes else None
+        if operator is None:
+            return None
+        # A key with the guests scope acts for the guests it names where guests act: placing
+        # orders and estimates, paying and reading their orders.
+        acts_for_guests = GUESTS_SCOPE in operator.scopes and GUEST_ROUTES.fullmatch(request.path) is not None
+        return operator if ADMIN_SCOPE in operator.scopes or acts_for_guests else None
     if not request.headers.get(API_KEY_HEADER):
         raise ApiError(401, "unauthorized", f"this endpoint needs an operator key in {API_KEY_HEADER}")
     operator = request_operator()

@@ -23,9 +23,10 @@ from flask import Blueprint, Flask, current_app, g, redirect, render_template, r
 from flask_babel import Babel, format_date, format_datetime, get_locale
 
 from diandian_common import config
+from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
 
 from . import pages_forms, pages_operator, pages_render as render
-from .participants import current_participant_id, participant_id_from_request
+from .participants import participant_id_from_request
 from .proxy import Upstreams
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,16 @@ class ServiceReader:
         self.upstreams = upstreams
         self._factor_sets: dict[str, dict[str, dict]] = {}
 
-    def get(self, service: str, path: str, params: dict | None = None) -> Reply:
+    def get(self, service: str, path: str, params: dict | None = None, *, as_guest: bool = False) -> Reply:
+        """``as_guest``: read as the browser's guest (what only they may see, e.g. their order)."""
+        headers = {"X-Request-ID": g.get("request_id", "")}
+        participant_id = participant_id_from_request(request) if as_guest else None
+        if participant_id:
+            headers[PARTICIPANT_ASSERTION_HEADER] = sign_participant_assertion(
+                Guest(participant_id, request.remote_addr or ""), "GET", path)
         try:
             response = self.upstreams.session.get(
-                self.upstreams.base_urls[service] + path, params=params,
-                headers={"X-Request-ID": g.get("request_id", "")},
+                self.upstreams.base_urls[service] + path, params=params, headers=headers,
                 timeout=(self.upstreams.connect_timeout, self.upstreams.read_timeout))
         except requests.Timeout:
             log.warning("%s timed out for a page (%s)", service, path)
@@ -213,14 +219,12 @@ def scene_form(slug):
         return unavailable(reply)
     asked = [t for t in reply.body.get("form", []) if t in pages_forms.ACTIVITY_INPUTS]
     more = [t for t in pages_forms.ACTIVITY_INPUTS if t not in asked]
-    return render_template("trip_form.html", scene=reply.body, asked=asked, more=more,
-                           participant_id=current_participant_id())
+    return render_template("trip_form.html", scene=reply.body, asked=asked, more=more)
 
 
 @bp.get("/footprint")
 def footprint():
-    return render_template("footprint.html", sections=pages_forms.LIFE_SECTIONS,
-                           participant_id=current_participant_id())
+    return render_template("footprint.html", sections=pages_forms.LIFE_SECTIONS)
 
 
 @bp.get("/e/<estimate_id>")
@@ -241,16 +245,17 @@ def estimate(estimate_id):
         "result.html", estimate=body, scene=scene_of(body.get("scene")), quantity_kg=quantity,
         bars=render.category_bars(body.get("categories")),
         equivalents=render.equivalents(total, reader().factors(body.get("factor_set"))),
-        projects=projects, projects_unavailable=not projects_reply.ok,
-        participant_id=current_participant_id())
+        projects=projects, projects_unavailable=not projects_reply.ok)
 
 
 @bp.get("/pay/<order_id>")
 def pay(order_id):
-    reply = reader().get("orders", f"/api/v1/orders/{segment(order_id)}")
+    reply = reader().get("orders", f"/api/v1/orders/{segment(order_id)}", as_guest=True)
     if not reply.ok:
         return unavailable(reply)
     order = reply.body
+    if "participant" not in order:  # someone else's order: its page is its guest's alone
+        return error_page(404)
     scene_ref = order.get("scene") or {}
     response = render_template("pay.html", order=order, steps=render.ORDER_STEPS,
                                scene=scene_of(scene_ref.get("slug")) or scene_ref)
@@ -263,10 +268,11 @@ def certificate(certificate_id):
     if not reply.ok:
         return unavailable(reply)
     cert = reply.body
-    # The holder's participant id (for their rank) is the order's, not the viewer's.
+    # The holder's rank, when the holder is the viewer: the order tells only its own guest
+    # who they are (a certificate shared with others shows no participant id).
     participant = {}
     if cert.get("order_id"):
-        order = reader().get("orders", f"/api/v1/orders/{segment(cert['order_id'])}")
+        order = reader().get("orders", f"/api/v1/orders/{segment(cert['order_id'])}", as_guest=True)
         participant = (order.body or {}).get("participant") or {} if order.ok else {}
     scene_slug = (cert.get("scene") or {}).get("slug")
     return render_template(

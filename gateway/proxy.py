@@ -8,7 +8,8 @@ too slow 504; the other services keep working. Routes that render a PDF get the 
 
 The client's ``X-API-Key`` never travels further: an authenticated operator is passed on
 as a signed operator assertion (diandian_common.auth), and an assertion a client sent
-itself is dropped.
+itself is dropped. Likewise the guest: their signed cookie becomes a participant
+assertion, and one a client sent is dropped.
 
 Forwarding uses urllib3's connection pools directly: it passes bytes through and needs
 none of what ``requests`` adds per call (environment proxy lookup, hooks, cookies, URL
@@ -29,7 +30,8 @@ from urllib3.exceptions import HTTPError, MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from diandian_common import config
-from diandian_common.auth import API_KEY_HEADER, OPERATOR_ASSERTION_HEADER, Operator, sign_operator_assertion
+from diandian_common.auth import (API_KEY_HEADER, OPERATOR_ASSERTION_HEADER, PARTICIPANT_ASSERTION_HEADER, Guest,
+                                  Operator, sign_operator_assertion, sign_participant_assertion)
 from diandian_common.errors import ApiError
 from diandian_common.web import REQUEST_ID_HEADER
 
@@ -42,7 +44,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
               "content-encoding"}
 # Credentials meant for the gateway alone.
-NOT_FORWARDED = HOP_BY_HOP | {API_KEY_HEADER.lower(), OPERATOR_ASSERTION_HEADER.lower()}
+NOT_FORWARDED = HOP_BY_HOP | {API_KEY_HEADER.lower(), OPERATOR_ASSERTION_HEADER.lower(),
+                              PARTICIPANT_ASSERTION_HEADER.lower()}
 
 
 class Upstreams:
@@ -69,7 +72,7 @@ class Upstreams:
         """(connect, read) timeouts of a request to ``path``."""
         return self.connect_timeout, (self.render_timeout if renders_document(path) else self.read_timeout)
 
-    def forward(self, service: str, operator: Operator | None = None) -> Response:
+    def forward(self, service: str, operator: Operator | None = None, guest: Guest | None = None) -> Response:
         url = self.base_urls[service] + requote_uri(request.full_path.rstrip("?"))
         # Case-insensitive: the X-Request-ID set below replaces a client's "X-Request-Id".
         headers = urllib3.HTTPHeaderDict(
@@ -77,6 +80,8 @@ class Upstreams:
         if operator is not None:
             headers[OPERATOR_ASSERTION_HEADER] = sign_operator_assertion(
                 operator, request.method, request.path)
+        if guest is not None:
+            headers[PARTICIPANT_ASSERTION_HEADER] = sign_participant_assertion(guest, request.method, request.path)
         headers[REQUEST_ID_HEADER] = g.request_id
         headers["X-Forwarded-For"] = request.remote_addr or ""
         headers["X-Forwarded-Proto"] = request.scheme

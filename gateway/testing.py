@@ -8,7 +8,7 @@ import time
 from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
-from diandian_common.auth import check_operator
+from diandian_common.auth import check_operator, request_guest
 from diandian_common.errors import ApiError, register_error_handlers
 from diandian_common.testing import free_port
 from diandian_common.web import install_request_id
@@ -16,7 +16,7 @@ from diandian_common.web import install_request_id
 
 class Upstream:
     """A service on a real port that echoes what it received, including who the operator
-    is by the services' own rule (diandian_common.auth). ``?sleep=s`` makes it slow;
+    and the guest are by the services' own rules (diandian_common.auth). ``?sleep=s`` makes it slow;
     ``openapi`` is served at /openapi.json."""
 
     def __init__(self, name: str, healthy: bool = True, openapi: dict | None = None):
@@ -32,9 +32,14 @@ class Upstream:
                 seen_operator = {"key_id": operator.key_id, "scopes": sorted(operator.scopes)}
             except ApiError as exc:
                 seen_operator = exc.code
+            try:
+                guest = request_guest()
+                seen_guest = {"participant_id": guest.participant_id, "address": guest.address} if guest else None
+            except ApiError as exc:
+                seen_guest = exc.code
             return jsonify({"service": name, "path": request.path, "query": request.query_string.decode(),
                             "body": request.get_data(as_text=True), "headers": dict(request.headers),
-                            "operator": seen_operator}), 201 if request.method == "POST" else 200
+                            "operator": seen_operator, "guest": seen_guest}), 201 if request.method == "POST" else 200
 
         @app.get("/healthz")
         def healthz():

@@ -91,7 +91,8 @@ def test_every_pipeline_message_delivered_twice_has_one_effect(stack, driver):
     result = outcome(driver, stack.var_dir, "delivered twice: first delivery", placed, project["id"])
     assert not result.lost
     participant_of = {o: result.orders[o]["participant"]["id"] for o in placed}
-    kg_of = {p["id"]: sum(kg for o, kg in placed.items() if participant_of[o] == p["id"]) for p in participants}
+    ids = [driver.participant_id(p["id"]) for p in participants]  # as the platform assigned them
+    kg_of = {p: sum(kg for o, kg in placed.items() if participant_of[o] == p) for p in ids}
     broker = redis.Redis.from_url(stack.redis_url)
     driver.wait_for(lambda: settled(broker, placed), timeout=30, what="the first deliveries to finish")
     before = {o: observable_state(driver, stack.var_dir, o, participant_of[o], SCENE) for o in placed}

@@ -96,7 +96,7 @@ def ranked_orders(driver):
     for order, participant in placed:
         done = driver.wait_completed(order["id"])
         driver.wait_for(lambda: standing(driver, participant["id"], SCENE, "all"), timeout=30, what="ranked")
-        ranked.append({"v": 1, "order_id": done["id"], "participant_id": participant["id"],
+        ranked.append({"v": 1, "order_id": done["id"], "participant_id": driver.participant_id(participant["id"]),
                        "display_name": participant["display_name"], "organization": organization,
                        "scene": SCENE, "quantity_kg": done["quantity_kg"],
                        "occurred_at": done["retirement"]["retired_at"]})

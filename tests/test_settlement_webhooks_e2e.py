@@ -162,7 +162,7 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
         ids = {o["id"] for o in orders}
 
         def all_completed():
-            views = [driver.api("GET", f"/api/v1/orders/{o['id']}").json() for o in orders]
+            views = [driver.order(o["id"]) for o in orders]
             return views if all(v["status"] == "completed" for v in views) else None
         views = driver.wait_for(all_completed, timeout=120, what="every order completed")
 

@@ -8,6 +8,7 @@ import pytest
 import redis
 from flask import Flask, jsonify, request
 
+from diandian_common.auth import request_guest
 from diandian_common.testing import Driver, redis_server, wait_for
 
 
@@ -52,13 +53,17 @@ def test_the_driver_places_and_pays_an_order_through_a_flask_test_client():
     @app.post("/api/v1/orders")
     def place():
         body = request.get_json()
+        assert "id" not in body["participant"]  # guests never name themselves
+        guest = request_guest()  # the assertion the driver signs, as the gateway would
         order = {"id": f"ord_{len(orders) + 1}", "status": "pending_payment", "key": request.headers["Idempotency-Key"],
-                 "quantity_kg": body["quantity_kg"], "participant": body["participant"], "scene": body.get("scene")}
+                 "quantity_kg": body["quantity_kg"], "participant": {**body["participant"], "id": guest.participant_id},
+                 "scene": body.get("scene")}
         orders[order["id"]] = order
         return jsonify(order), 201
 
     @app.post("/api/v1/orders/<order_id>/payment")
     def pay(order_id):
+        assert request_guest().participant_id == orders[order_id]["participant"]["id"]  # paid by its guest
         orders[order_id]["status"] = "completed"   # a pipeline of no time at all
         return jsonify({"id": order_id, "status": "paid"}), 202
 
@@ -73,6 +78,7 @@ def test_the_driver_places_and_pays_an_order_through_a_flask_test_client():
     assert placed["participant"]["id"].startswith("guest-") and len(placed["key"]) == 32
     done = driver.place_and_pay_order("prj_1", 3, {"id": "p-1", "display_name": "Guest"}, complete=True)
     assert done["status"] == "completed" and done["participant"]["id"] == "p-1" and done["scene"] is None
+    assert driver.participant_id("p-1") == "p-1" and driver.guest_of(done) == "p-1"
     answer = driver.api("GET", f"/api/v1/orders/{done['id']}", operator=True, params={"a": "b"})
     assert answer.status_code == 200 and answer.json()["operator"] == "k" and answer.json()["query"] == {"a": "b"}
     assert '"status":"completed"' in answer.text.replace(" ", "")

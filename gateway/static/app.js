@@ -156,7 +156,8 @@
         showFormError(form, form.dataset.emptyMessage);
         return;
       }
-      var body = { kind: form.dataset.kind, participant_id: form.dataset.participant, activities: read.activities };
+      // No participant id: the gateway knows the guest by their cookie.
+      var body = { kind: form.dataset.kind, activities: read.activities };
       if (form.dataset.scene) { body.scene = form.dataset.scene; }
       var button = form.querySelector("button[type='submit']");
       busy(button, true);
@@ -200,7 +201,8 @@
       var project = form.querySelector("input[name='project_id']:checked");
       var name = form.querySelector("#display-name");
       var organization = form.querySelector("#organization");
-      var participant = { id: form.dataset.participant, display_name: name.value.trim() };
+      // No participant id: the gateway knows the guest by their cookie.
+      var participant = { display_name: name.value.trim() };
       if (organization.value.trim()) { participant.organization = organization.value.trim(); }
       var body = { project_id: project ? project.value : "", estimate_id: form.dataset.estimate, participant: participant };
       if (form.dataset.scene) { body.scene = form.dataset.scene; }

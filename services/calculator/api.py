@@ -5,7 +5,7 @@ import io
 
 from flask import current_app, send_file
 
-from diandian_common.auth import operator_required
+from diandian_common.auth import acting_participant_id, operator_required
 from diandian_common.errors import NotFound
 from diandian_common.web import Blueprint
 
@@ -133,7 +133,11 @@ def scene_footprint(slug):
 @blp.arguments(EstimateRequestSchema())  # one instance: webargs would build one per request
 @blp.response(201, EstimateSchema)
 def create_estimate(data):
-    """Compute and store a trip or life footprint, itemised with factors and sources."""
+    """Compute and store a trip or life footprint, itemised with factors and sources.
+
+    The estimate is the guest's of the browser's cookie (through the gateway); only an
+    operator key with the guests scope names a participant in ``participant_id``."""
+    data = {**data, "participant_id": acting_participant_id(data.get("participant_id"), ("participant_id",))}
     factor_set = factor_sets.get_factor_set(unit_of_work)  # the current one, loaded on first use
     with unit_of_work() as uow:
         return service.create_estimate(uow, factor_set, data)

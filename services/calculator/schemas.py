@@ -138,9 +138,11 @@ class EstimateRequestSchema(Schema):
                          metadata={"description": "trip: a scene visit; life: a year of daily life"})
     scene = fields.String(allow_none=True, validate=validate.Length(max=SLUG_MAX_LENGTH),
                           metadata={"description": "slug of the scene visited"})
-    participant_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=128),
-                                   metadata={"description": "who estimated, so an event counts "
-                                                            "each participant once"})
+    participant_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=48),
+                                   metadata={"description": (
+                                       "leave out: the estimate is the guest's of the browser's cookie; an "
+                                       "operator key with the guests scope names its guest here (stored as "
+                                       "<key id>~<id>). An event counts each participant once")})
     activities = fields.List(fields.Nested(ActivitySchema), required=True,
                              validate=validate.Length(min=1, max=MAX_ACTIVITIES))
 

@@ -108,6 +108,9 @@ class Order(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     participant_id: Mapped[str] = mapped_column(String(64), index=True)
+    # A keyed hash of the address the order came from (the gateway's word): enough to cap
+    # what one address holds unpaid, without keeping the address itself.
+    address_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     display_name: Mapped[str] = mapped_column(String(100))
     mask_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     organization: Mapped[str | None] = mapped_column(String(200), nullable=True)

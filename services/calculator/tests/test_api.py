@@ -5,6 +5,7 @@ import logging
 
 import pytest
 
+from diandian_common.testing import GuestClient
 from calculator.wiring import unit_of_work, wiring
 
 from .conftest import BASE_URL
@@ -137,8 +138,8 @@ def test_prerender_request_survives_a_broken_broker(client, make_scene, monkeypa
 
 def test_trip_estimate(client, make_scene):
     make_scene()
-    response = client.post("/api/v1/estimates", json={
-        "kind": "trip", "scene": "cdcn-forum-2021", "participant_id": "p-1",
+    response = GuestClient(client, "p-1").post("/api/v1/estimates", json={
+        "kind": "trip", "scene": "cdcn-forum-2021",
         "activities": [
             {"type": "flight", "distance_km": 1000, "round_trip": True},  # 1000×1.08×0.12576×2
             {"type": "hotel", "nights": 2},                               # 2 × 53.5
@@ -245,6 +246,21 @@ def test_invalid_estimate_requests(client, body, field):
     assert field in error(response)["fields"]
 
 
+def test_an_estimate_is_the_guests_the_gateway_vouches_for(client, operator):
+    trip = {"kind": "trip", "activities": [{"type": "bus", "distance_km": 1}]}
+    own = GuestClient(client, "p_alice").post("/api/v1/estimates", json=trip)
+    assert own.status_code == 201 and own.get_json()["participant_id"] == "p_alice"
+    assert client.post("/api/v1/estimates", json=trip).get_json()["participant_id"] is None  # anonymous
+    # naming someone (to replace their estimate in an event's footprint) is refused ...
+    for guest in (client, GuestClient(client, "p_mallory")):
+        refused = guest.post("/api/v1/estimates", json={**trip, "participant_id": "p_alice"})
+        assert refused.status_code == 422
+        assert "assigned by the platform" in error(refused)["fields"]["participant_id"][0]
+    # ... except for an operator key with the guests scope, in its own namespace
+    kiosk = client.post("/api/v1/estimates", json={**trip, "participant_id": "p_alice"}, headers=operator)
+    assert kiosk.status_code == 201 and kiosk.get_json()["participant_id"] == "env~p_alice"
+
+
 def test_unreadable_json_is_400(client):
     response = client.post("/api/v1/estimates", data="{not json",
                            headers={"Content-Type": "application/json"})
@@ -262,9 +278,8 @@ def test_scene_footprint(client, make_scene):
 
     def estimate(participant=None, kind="trip", **activity):
         body = {"kind": kind, "scene": "cdcn-forum-2021", "activities": [activity]}
-        if participant:
-            body["participant_id"] = participant
-        assert client.post("/api/v1/estimates", json=body).status_code == 201
+        guest = GuestClient(client, participant) if participant else client
+        assert guest.post("/api/v1/estimates", json=body).status_code == 201
 
     estimate("alice", type="bus", distance_km=10)             # 1.039, replaced below
     estimate("alice", type="rail", distance_km=300)           # 10.638

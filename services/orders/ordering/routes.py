@@ -8,7 +8,7 @@ from diandian_common.errors import ApiError
 
 from ..blueprint import OPERATOR, blp
 from ..wiring import unit_of_work
-from . import calculator_client, idempotency, service, views
+from . import calculator_client, idempotency, identity, service, views
 from .domain.idempotency import request_fingerprint
 from .schemas import OrderCreatedSchema, OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, OrderSchema
 
@@ -47,8 +47,14 @@ class Orders(MethodView):
     @blp.response(201, OrderCreatedSchema)
     @blp.alt_response(409, description="insufficient_credits or idempotency_conflict")
     def post(self, data):
-        """Place an order (reserves the kilograms until it is paid or expires)."""
+        """Place an order (reserves the kilograms until it is paid or expires).
+
+        The participant is the guest of the browser's cookie; ``participant.id`` is accepted
+        only from an operator key with the ``guests`` scope (namespaced by the key)."""
         key = idempotency.key_from_request()
+        caller = identity.current_caller()
+        data = {**data, "participant": identity.ordering_participant(caller, data["participant"])}
+        # The participant is part of the request: another guest's retry with the same key is a conflict.
         fingerprint = request_fingerprint(data)
         replay = idempotency.replayed(key, fingerprint)
         if replay:
@@ -56,12 +62,16 @@ class Orders(MethodView):
         scene, requested_kg = _scene(data.get("scene")), _requested_kg(data)
         return idempotency.once(key, fingerprint, lambda uow: service.create_order(
             uow, key=key, fingerprint=fingerprint, project_id=data["project_id"], requested_kg=requested_kg,
-            participant=data["participant"], scene=scene, estimate_id=data.get("estimate_id")))
+            participant=data["participant"], scene=scene, estimate_id=data.get("estimate_id"),
+            by_operator=caller.operator is not None, address_hash=caller.address_hash))
 
 
 @blp.route("/orders/<string:order_id>")
 class OrderResource(MethodView):
     @blp.response(200, OrderSchema)
     def get(self, order_id):
+        """One order. Its participant (their cookie) and operators see it all; anyone else
+        sees what the public ledger says (no names, participant id, certificate or payment)."""
+        caller = identity.current_caller()
         with unit_of_work() as uow:
-            return views.get_order_view(uow.session, order_id)
+            return views.get_order_view(uow.session, order_id, caller.owns)

@@ -10,7 +10,11 @@ from .domain import lifecycle as states
 
 
 class ParticipantSchema(Schema):
-    id = fields.String(required=True, validate=ID)
+    # Assigned by the platform (the browser's cookie); only an operator key with the guests
+    # scope names a guest here, and the id becomes "<key id>~<id>".
+    id = fields.String(validate=validate.Length(min=1, max=48), metadata={"description": (
+        "leave out: the platform assigns it; an operator key with the guests scope names its guest "
+        "here (stored as <key id>~<id>)")})
     # A name must print something: spaces or zero-width characters alone are refused.
     display_name = fields.String(required=True, validate=[validate.Length(min=1, max=100), Visible()])
     organization = fields.String(load_default=None, allow_none=True,
@@ -52,6 +56,7 @@ class OrderCreatedSchema(Schema):
     amount_fen = fields.Integer()
     currency = fields.String()
     expires_at = fields.String()
+    participant = fields.Nested(ParticipantSchema)
     payment = fields.Nested(PaymentLinkSchema)
 
 
@@ -92,6 +97,8 @@ class SceneRefSchema(Schema):
 
 
 class OrderSchema(Schema):
+    """An order. participant, payment, certificate and refund are present only for the
+    order's participant and operators."""
     id = fields.String()
     status = fields.String()
     quantity_kg = fields.Integer()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from diandian_common import config
@@ -16,14 +16,14 @@ from diandian_common.errors import ApiError
 from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
-from ..catalogue.service import announce_low_inventory
+from ..catalogue.service import announce_low_inventory, low_inventory_threshold
 from ..models import IdempotencyRecord, Order
 from ..payments import providers, refunds
 from ..records import lock_order, lock_project, new_id
 from ..webhooks import service as webhooks
 from ..webhooks.domain import rules as webhook_rules
 from . import lifecycle as moves
-from .domain import lifecycle, pricing
+from .domain import fairness, lifecycle, pricing
 from .views import created_view, order_view
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,23 @@ def idempotency_ttl() -> timedelta:
     return timedelta(hours=max(MIN_IDEMPOTENCY_TTL_HOURS, config.env_int("IDEMPOTENCY_TTL_HOURS", 48)))
 
 
-def order_ttl() -> timedelta:
-    return timedelta(minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 30))
+def fairness_limits() -> fairness.Limits:
+    """The fair-inventory limits (services/orders/README.md, "Fair inventory")."""
+    guest_order_kg = config.env_int("ORDER_MAX_KG_GUEST", 20_000)
+    return fairness.Limits(
+        guest_order_kg=guest_order_kg,
+        unpaid_per_participant_kg=config.env_int("ORDER_MAX_UNPAID_KG_PER_PARTICIPANT", 2 * guest_order_kg),
+        unpaid_per_address_kg=config.env_int("ORDER_MAX_UNPAID_KG_PER_ADDRESS", 10 * guest_order_kg),
+        payment_window=timedelta(minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 30)),
+        low_inventory_payment_window=timedelta(
+            minutes=config.env_int("ORDER_PAYMENT_TIMEOUT_LOW_INVENTORY_MINUTES", 10)),
+    )
+
+
+def unpaid_kg(session: Session, *conditions) -> int:
+    """Kilograms held by unpaid orders matching ``conditions``."""
+    return session.scalar(select(func.coalesce(func.sum(Order.quantity_kg), 0)).where(
+        Order.status == lifecycle.PENDING_PAYMENT, *conditions)) or 0
 
 
 # --- placing an order -----------------------------------------------------------------
@@ -51,8 +66,12 @@ def find_idempotent(session: Session, key: str) -> IdempotencyRecord | None:
 
 
 def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str, requested_kg,
-                 participant: dict, scene: dict | None, estimate_id: str | None) -> dict:
-    """Reserve the kilograms and create a ``pending_payment`` order; returns the 201 body."""
+                 participant: dict, scene: dict | None, estimate_id: str | None,
+                 by_operator: bool = False, address_hash: str | None = None) -> dict:
+    """Reserve the kilograms and create a ``pending_payment`` order; returns the 201 body.
+
+    ``by_operator``: an operator key placed it (no per-order guest cap); ``address_hash``:
+    the keyed hash of the guest's address, for the per-address cap on unpaid kilograms."""
     session = uow.session
     project = lock_project(session, project_id)
     if project is None:
@@ -63,20 +82,31 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     except ValueError:
         raise ApiError(422, "validation_error", "some fields are invalid",
                        {"quantity_kg": ["must be greater than 0"]}) from None
+    limits = fairness_limits()
+    # Under the project's lock: two orders of one guest for this project are counted in turn.
+    refusal = fairness.check_order(
+        limits, quantity_kg=quantity, by_operator=by_operator,
+        unpaid_of_participant_kg=unpaid_kg(session, Order.participant_id == participant["id"]),
+        unpaid_of_address_kg=unpaid_kg(session, Order.address_hash == address_hash) if address_hash else None)
+    if refusal is not None:
+        raise ApiError(refusal.status, refusal.code, refusal.message,
+                       {refusal.field: [refusal.message]} if refusal.field else None)
     if quantity > project.available_kg:
         raise ApiError(409, "insufficient_credits",
                        f"{project.code} has {project.available_kg} kg available, {quantity} kg requested")
+    window = fairness.payment_window(limits, available_after_kg=project.available_kg - quantity,
+                                     low_threshold_kg=low_inventory_threshold(project))
     provider = providers.for_new_orders()
     order = Order(
         id=new_id("ord"), status=lifecycle.PENDING_PAYMENT, project_id=project.id,
         quantity_kg=quantity, requested_kg=str(requested_kg),
         amount_fen=pricing.amount_fen(quantity, project.price_fen_per_tonne), currency="CNY",
-        participant_id=participant["id"], display_name=participant["display_name"],
+        participant_id=participant["id"], address_hash=address_hash, display_name=participant["display_name"],
         organization=participant.get("organization"),
         mask_name=bool(participant.get("mask_name", False)),
         scene_slug=scene["slug"] if scene else None, scene_name=scene["name"] if scene else None,
         estimate_id=estimate_id, payment_provider=provider.name,
-        created_at=utcnow(), expires_at=utcnow() + order_ttl(),
+        created_at=utcnow(), expires_at=utcnow() + window,
     )
     available_before = project.available_kg
     project.reserved_kg += quantity

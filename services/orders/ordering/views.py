@@ -1,6 +1,8 @@
 """What an order looks like from outside: the order view, its page of a list, the 201 body."""
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -19,17 +21,29 @@ def serial_ranges(order: Order, project: Project) -> list[str]:
             for r in order.retirements]
 
 
+def participant_view(order: Order) -> dict:
+    return {"id": order.participant_id, "display_name": order.display_name,
+            "organization": order.organization, "mask_name": order.mask_name}
+
+
 def created_view(order: Order, checkout_url: str) -> dict:
     return {
         "id": order.id, "status": order.status, "project_id": order.project_id,
         "quantity_kg": order.quantity_kg, "amount_fen": order.amount_fen, "currency": order.currency,
         "expires_at": order.expires_at.isoformat(),
+        "participant": participant_view(order),
         "payment": {"provider": order.payment_provider, "checkout_url": checkout_url},
     }
 
 
+# What only an order's participant and operators see: who it is, and the links that lead
+# to them (the certificate names the holder; paying is theirs). Order ids are public on
+# the ledger, so everything else of an order is public anyway.
+PERSONAL_FIELDS = ("participant", "certificate", "payment", "refund")
+
+
 def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | None = None) -> dict:
-    """The public order; ``ledger_hashes`` (order id → hash) saves a query per order in lists."""
+    """The whole order (its participant's view); ``ledger_hashes`` (order id → hash) saves a query per order in lists."""
     project = order.project
     retirement = None
     if order.retirements:
@@ -57,8 +71,7 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
         "amount_fen": order.amount_fen, "currency": order.currency,
         "project": {"id": project.id, "code": project.code, "name": project.name,
                     "name_en": project.name_en, "registry": project.registry_name, "vintage": project.vintage},
-        "participant": {"id": order.participant_id, "display_name": order.display_name,
-                        "organization": order.organization, "mask_name": order.mask_name},
+        "participant": participant_view(order),
         "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
         "payment": {"provider": order.payment_provider,
                     "checkout_url": providers.provider(order.payment_provider).checkout_url(order.id)},
@@ -74,11 +87,16 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
     }
 
 
-def get_order_view(session: Session, order_id: str) -> dict:
+def get_order_view(session: Session, order_id: str, may_see: Callable[[Order], bool]) -> dict:
+    """The order as ``may_see`` allows: whole, or without its ``PERSONAL_FIELDS``."""
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound("order", order_id)
-    return order_view(session, order)
+    view = order_view(session, order)
+    if not may_see(order):
+        for field in PERSONAL_FIELDS:
+            del view[field]
+    return view
 
 
 def list_orders(session: Session, *, status: str | None = None, project: str | None = None,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from diandian_common.errors import ApiError, NotFound
 
 from ..blueprint import blp
+from ..ordering import identity
 from ..wiring import unit_of_work
 from . import providers, service
 from .domain import signatures
@@ -23,9 +24,11 @@ class OrderPayment(MethodView):
     @blp.arguments(PaymentConfirmSchema, required=False)
     @blp.response(202, PaymentAcceptedSchema)
     def post(self, data, order_id):
-        """Sandbox provider's confirmation; paying twice changes nothing."""
+        """Sandbox provider's confirmation by the order's participant (or an operator); paying
+        twice changes nothing."""
+        caller = identity.current_caller()
         with unit_of_work() as uow:
-            return service.confirm_sandbox_payment(uow, order_id, (data or {}).get("reference"))
+            return service.confirm_sandbox_payment(uow, order_id, (data or {}).get("reference"), caller)
 
 
 @blp.route("/payments/<string:provider>/webhook", methods=["POST"])

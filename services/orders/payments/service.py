@@ -15,6 +15,7 @@ from ..models import Order, PaymentEvent
 from ..ordering import lifecycle as moves
 from ..ordering import service as ordering
 from ..ordering.domain import lifecycle
+from ..ordering.identity import Caller, require_owner
 from ..records import lock_order
 from ..settlement import service as settlement
 from . import refunds
@@ -46,9 +47,12 @@ def confirm_payment(session: Session, order_id: str, reference: str | None = Non
     return order
 
 
-def confirm_sandbox_payment(uow: UnitOfWork, order_id: str, reference: str | None) -> dict:
-    """The sandbox provider's confirmation (``POST /orders/{id}/payment``)."""
+def confirm_sandbox_payment(uow: UnitOfWork, order_id: str, reference: str | None, caller: Caller) -> dict:
+    """The sandbox provider's confirmation (``POST /orders/{id}/payment``) by the order's
+    participant or an operator."""
     order = lock_order(uow.session, order_id)
+    if order is not None:
+        require_owner(caller, order)
     if order is not None and order.payment_provider != "sandbox":
         raise ApiError(409, "not_a_sandbox_order", f"order {order_id} is paid through {order.payment_provider}")
     order = confirm_payment(uow.session, order_id, reference)

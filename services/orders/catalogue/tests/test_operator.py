@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from diandian_common.testing import GuestClient
 from diandian_common.uow import UnitOfWork
 from orders.ordering import service as ordering
 
@@ -21,9 +22,9 @@ def create_project(client, operator, **changes):
 
 
 def buy(client, project_id, kg, participant="p-1", scene=None):
-    body = {"project_id": project_id, "quantity_kg": kg, "participant": {"id": participant, "display_name": "Guest"}}
-    response = client.post("/api/v1/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
-    return response
+    body = {"project_id": project_id, "quantity_kg": kg, "participant": {"display_name": "Guest"}}
+    return GuestClient(client, participant).post("/api/v1/orders", json=body,
+                                                 headers={"Idempotency-Key": uuid.uuid4().hex})
 
 
 @pytest.mark.parametrize("method, path", [
@@ -158,7 +159,7 @@ def test_orders_list_filters_and_pages(client, operator, database):
     first, second = projects[0], projects[1]
     placed = [buy(client, first["id"], 1, participant=f"p-{i}").get_json()["id"] for i in range(5)]
     other = buy(client, second["id"], 2).get_json()["id"]
-    client.post(f"/api/v1/orders/{placed[0]}/payment")
+    GuestClient(client, "p-0").post(f"/api/v1/orders/{placed[0]}/payment")
 
     everything = client.get("/api/v1/orders?limit=200", headers=operator).get_json()
     assert [o["id"] for o in everything["items"]] == placed + [other]  # oldest first

@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from diandian_common.testing import GuestClient
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders import tasks
@@ -52,8 +53,8 @@ def test_certificate_issued_twice_completes_once(client, database, driver):
 def test_expire_unpaid_twice_releases_once(client, database, monkeypatch):
     monkeypatch.setenv("ORDER_PAYMENT_TIMEOUT_MINUTES", "0")
     project = client.get("/api/v1/projects").get_json()["items"][0]
-    client.post("/api/v1/orders", headers={"Idempotency-Key": "k"}, json={
-        "project_id": project["id"], "quantity_kg": 9, "participant": {"id": "p", "display_name": "P"}})
+    GuestClient(client, "p").post("/api/v1/orders", headers={"Idempotency-Key": "k"}, json={
+        "project_id": project["id"], "quantity_kg": 9, "participant": {"display_name": "P"}})
     assert tasks.expire_unpaid.run() == 1
     assert tasks.expire_unpaid.run() == 0
     with UnitOfWork(database) as uow:

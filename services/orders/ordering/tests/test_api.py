@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from diandian_common.testing import Driver
+from diandian_common.testing import Driver, GuestClient
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders.ledger import service as ledger_service
@@ -20,15 +20,21 @@ def first_project(client):
     return client.get("/api/v1/projects").get_json()["items"][0]
 
 
-WANG_FANG = {"id": "p-1", "display_name": "王芳", "organization": "成都某公司"}
+GUEST_ID = "p-1"  # the participant id the gateway vouches for (the guest's cookie)
+WANG_FANG = {"display_name": "王芳", "organization": "成都某公司"}
 
 
 def order_body(project_id, kg=10, **extra):
-    return {"project_id": project_id, "quantity_kg": kg, "participant": WANG_FANG, **extra}
+    return {"project_id": project_id, "quantity_kg": kg, "participant": dict(WANG_FANG), **extra}
+
+
+def guest(client):
+    """The test client as the guest of GUEST_ID."""
+    return GuestClient(client, GUEST_ID)
 
 
 def post_order(client, body, key=None):
-    return client.post("/api/v1/orders", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+    return guest(client).post("/api/v1/orders", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
 
 def test_projects_list_the_spec_fields(client):
@@ -73,14 +79,14 @@ def test_idempotency_key_is_required(client):
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"quantity_kg": 1, "participant": {"id": "a", "display_name": "b"}}, "project_id"),
-    ({"project_id": "x", "participant": {"id": "a", "display_name": "b"}}, "quantity_kg"),
-    ({"project_id": "x", "quantity_kg": -1, "participant": {"id": "a", "display_name": "b"}}, "quantity_kg"),
-    ({"project_id": "x", "quantity_kg": "lots", "participant": {"id": "a", "display_name": "b"}}, "quantity_kg"),
-    ({"project_id": "x", "quantity_kg": 1, "participant": {"id": "a"}}, "participant"),
-    ({"project_id": "x", "quantity_kg": 1, "participant": {"id": "a", "display_name": "b"},
+    ({"quantity_kg": 1, "participant": {"display_name": "b"}}, "project_id"),
+    ({"project_id": "x", "participant": {"display_name": "b"}}, "quantity_kg"),
+    ({"project_id": "x", "quantity_kg": -1, "participant": {"display_name": "b"}}, "quantity_kg"),
+    ({"project_id": "x", "quantity_kg": "lots", "participant": {"display_name": "b"}}, "quantity_kg"),
+    ({"project_id": "x", "quantity_kg": 1, "participant": {}}, "participant"),
+    ({"project_id": "x", "quantity_kg": 1, "participant": {"display_name": "b"},
       "scene": "Not A Slug!"}, "scene"),
-    ({"project_id": "unknown", "quantity_kg": 1, "participant": {"id": "a", "display_name": "b"}}, "project_id"),
+    ({"project_id": "unknown", "quantity_kg": 1, "participant": {"display_name": "b"}}, "project_id"),
 ])
 def test_invalid_orders_name_the_field(client, body, field):
     response = post_order(client, body)
@@ -95,7 +101,8 @@ def test_unreadable_json_is_400(client):
     assert response.get_json() == {"error": {"code": "invalid_json", "message": "the request body is not valid JSON"}}
 
 
-def test_more_than_available_is_409(client):
+def test_more_than_available_is_409(client, monkeypatch):
+    monkeypatch.setenv("ORDER_MAX_KG_GUEST", str(10**8))  # the fair-inventory caps are not what is tested
     project = first_project(client)
     response = post_order(client, order_body(project["id"], project["available_kg"] + 1))
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "insufficient_credits"
@@ -103,11 +110,11 @@ def test_more_than_available_is_409(client):
 
 def test_unknown_order_is_404(client):
     assert client.get("/api/v1/orders/ord_nope").status_code == 404
-    assert client.post("/api/v1/orders/ord_nope/payment").status_code == 404
+    assert guest(client).post("/api/v1/orders/ord_nope/payment").status_code == 404
 
 
 def pay_and_retire(client, database, kg=10, **extra):
-    order = Driver(client).place_and_pay_order(kg=kg, participant=WANG_FANG, **extra)
+    order = Driver(client).place_and_pay_order(kg=kg, participant={"id": GUEST_ID, **WANG_FANG}, **extra)
     with UnitOfWork(database) as uow:
         assert ledger_service.retire(uow, order["id"]) is True
     return order
@@ -116,8 +123,8 @@ def pay_and_retire(client, database, kg=10, **extra):
 def test_payment_queues_retirement_in_the_same_transaction(client, database):
     project = first_project(client)
     order = post_order(client, order_body(project["id"])).get_json()
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").get_json() == {"id": order["id"], "status": "paid"}
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 202  # twice: no change
+    assert guest(client).post(f"/api/v1/orders/{order['id']}/payment").get_json() == {"id": order["id"], "status": "paid"}
+    assert guest(client).post(f"/api/v1/orders/{order['id']}/payment").status_code == 202  # twice: no change
     with UnitOfWork(database) as uow:
         session = uow.session
         messages = session.scalars(select(OutboxMessage).where(
@@ -130,7 +137,7 @@ def test_retirement_allocates_ledgers_and_sends_followups_once(client, database)
     with UnitOfWork(database) as uow:
         session = uow.session
         assert ledger_service.retire(uow, order["id"]) is False  # a duplicate delivery
-    view = client.get(f"/api/v1/orders/{order['id']}").get_json()
+    view = guest(client).get(f"/api/v1/orders/{order['id']}").get_json()
     assert view["status"] == "retired"
     r = view["retirement"]
     assert r["serial_last"] - r["serial_first"] + 1 == 7
@@ -154,7 +161,7 @@ def test_completion_is_idempotent(client, database):
         assert ordering.complete(uow, **issued) is True
     with UnitOfWork(database) as uow:
         assert ordering.complete(uow, **{**issued, "certificate_id": "cert_other"}) is False
-    view = client.get(f"/api/v1/orders/{order['id']}").get_json()
+    view = guest(client).get(f"/api/v1/orders/{order['id']}").get_json()
     assert view["status"] == "completed"
     assert view["certificate"] == {"id": "cert_x", "pdf_url": "http://x/pdf", "verify_url": "http://x/v/c",
                                    "revoked_at": None}
@@ -191,18 +198,18 @@ def test_unpaid_orders_expire_and_release_their_reservation(client, database):
     with UnitOfWork(database) as uow:
         assert ordering.expire_unpaid(uow, now=utcnow() + timedelta(hours=1)) == 1
     assert first_project(client)["reserved_kg"] == project["reserved_kg"]
-    paid = client.post(f"/api/v1/orders/{order['id']}/payment")
+    paid = guest(client).post(f"/api/v1/orders/{order['id']}/payment")
     assert paid.status_code == 409 and paid.get_json()["error"]["code"] == "order_not_payable"
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "cancelled"
+    assert guest(client).get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "cancelled"
 
 
 def test_failed_retirement_refunds_and_releases(client, database):
     project = first_project(client)
     order = post_order(client, order_body(project["id"], 4)).get_json()
-    client.post(f"/api/v1/orders/{order['id']}/payment")
+    guest(client).post(f"/api/v1/orders/{order['id']}/payment")
     with UnitOfWork(database) as uow:
         assert ledger_service.fail_retirement(uow, order["id"], "registry refused") is True
-    view = client.get(f"/api/v1/orders/{order['id']}").get_json()
+    view = guest(client).get(f"/api/v1/orders/{order['id']}").get_json()
     assert view["status"] == "failed" and view["failure_reason"] == "registry refused"
     assert first_project(client)["reserved_kg"] == project["reserved_kg"]
 
@@ -215,7 +222,7 @@ def test_stuck_orders_get_their_next_step_again(client, database):
         renders = session.scalars(select(func.count()).select_from(OutboxMessage).where(
             OutboxMessage.task_name == "certificates.render")).one()
         assert renders == 2
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "retired"
+    assert guest(client).get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "retired"
 
 
 def test_inventory_always_adds_up(client, database):
@@ -298,12 +305,12 @@ def test_ledger_cli_exports_and_verifies(app, client, database, tmp_path):
     assert broken.exit_code != 0 and "entry 2" in broken.output
 
 
-def test_the_guests_choice_to_mask_their_name_reaches_the_ranking(client, database):
+def test_the_guests_choice_to_mask_their_name_reaches_the_ranking_and_the_certificate(client, database):
     project = first_project(client)
     body = order_body(project["id"], 3)
     body["participant"]["mask_name"] = True
     order = post_order(client, body).get_json()
-    client.post(f"/api/v1/orders/{order['id']}/payment")
+    guest(client).post(f"/api/v1/orders/{order['id']}/payment")
     with UnitOfWork(database) as uow:
         session = uow.session
         ledger_service.retire(uow, order["id"])
@@ -311,16 +318,19 @@ def test_the_guests_choice_to_mask_their_name_reaches_the_ranking(client, databa
         session = uow.session
         record = session.scalars(select(OutboxMessage).where(
             OutboxMessage.task_name == "ranking.record")).one().payload
+        render = session.scalars(select(OutboxMessage).where(
+            OutboxMessage.task_name == "certificates.render")).one().payload
     assert record["mask_name"] is True and record["display_name"] == "王芳"
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["participant"]["mask_name"] is True
+    assert render["mask_holder"] is True  # and on the certificate's public verification
+    assert guest(client).get(f"/api/v1/orders/{order['id']}").get_json()["participant"]["mask_name"] is True
 
 
 @pytest.mark.parametrize("body, reason", [
-    ('{"project_id": "x", "quantity_kg": %s, "participant": {"id": "a", "display_name": "b"}}' % ("1" * 5000),
+    ('{"project_id": "x", "quantity_kg": %s, "participant": {"display_name": "b"}}' % ("1" * 5000),
      "a number longer than"),
     ('{"project_id": "x", "quantity_kg": 1, "participant": {"id": "a", "display_name": "\\ud800"}}',
      "lone surrogate"),
-    ('{"project_id": "x", "quantity_kg": NaN, "participant": {"id": "a", "display_name": "b"}}', "NaN"),
+    ('{"project_id": "x", "quantity_kg": NaN, "participant": {"display_name": "b"}}', "NaN"),
 ])
 def test_hostile_json_is_a_400_not_a_500(client, body, reason):
     response = client.post("/api/v1/orders", data=body, headers={"Content-Type": "application/json",
@@ -333,7 +343,7 @@ def test_hostile_json_is_a_400_not_a_500(client, body, reason):
 @pytest.mark.parametrize("name", ["   ", "\u200b\u200b", "\u200d", "\u3000", "\u202e\u202c", "\t\n"])
 def test_a_name_that_prints_nothing_is_refused(client, name):
     project = first_project(client)
-    for participant in ({"id": "p-1", "display_name": name}, {"id": "p-1", "display_name": "王芳", "organization": name}):
+    for participant in ({"display_name": name}, {"display_name": "王芳", "organization": name}):
         response = post_order(client, {"project_id": project["id"], "quantity_kg": 1, "participant": participant})
         assert response.status_code == 422, name
         assert response.get_json()["error"]["fields"]["participant"]
@@ -343,5 +353,5 @@ def test_names_in_any_script_are_kept(client):
     project = first_project(client)
     for name in ["王芳", "김민준", "Zoë", "👩‍🌾 Farmer", "\u200bAnna"]:
         response = post_order(client, {"project_id": project["id"], "quantity_kg": 1,
-                                       "participant": {"id": "p-1", "display_name": name}})
+                                       "participant": {"display_name": name}})
         assert response.status_code == 201, name

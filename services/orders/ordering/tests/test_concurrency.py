@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from diandian_common.testing import migrated_sqlite_url, postgres_available, temporary_postgres_database
+from diandian_common.testing import (GuestClient, migrated_sqlite_url, postgres_available,
+                                     temporary_postgres_database)
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
 from orders.catalogue import service as catalogue
@@ -47,11 +48,10 @@ def test_no_oversell_and_no_overlapping_serials(database_url):
     start = threading.Barrier(BUYERS)
 
     def buy(i: int):
-        client = app.test_client()
+        client = GuestClient(app.test_client(), f"buyer-{i}")
         start.wait()
         return client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-            "project_id": project_id, "quantity_kg": KG_EACH,
-            "participant": {"id": f"buyer-{i}", "display_name": f"Buyer {i}"}})
+            "project_id": project_id, "quantity_kg": KG_EACH, "participant": {"display_name": f"Buyer {i}"}})
 
     with ThreadPoolExecutor(max_workers=BUYERS) as pool:
         responses = list(pool.map(buy, range(BUYERS)))
@@ -60,10 +60,10 @@ def test_no_oversell_and_no_overlapping_serials(database_url):
     assert statuses.count(409) == BUYERS - ISSUED // KG_EACH
     assert all(r.get_json()["error"]["code"] == "insufficient_credits" for r in responses if r.status_code == 409)
 
-    order_ids = [r.get_json()["id"] for r in responses if r.status_code == 201]
-    client = app.test_client()
-    for order_id in order_ids:
-        assert client.post(f"/api/v1/orders/{order_id}/payment").status_code == 202
+    buyers = {r.get_json()["id"]: f"buyer-{i}" for i, r in enumerate(responses) if r.status_code == 201}
+    order_ids = list(buyers)
+    for order_id, buyer in buyers.items():
+        assert GuestClient(app.test_client(), buyer).post(f"/api/v1/orders/{order_id}/payment").status_code == 202
 
     def retire(order_id: str):
         # Each delivery twice, concurrently: the duplicate must change nothing.
@@ -107,8 +107,8 @@ def test_twin_webhook_deliveries_pay_once(database_url, monkeypatch):
                                         vintage=2024, price_fen_per_tonne=5000)
         catalogue.issue_block(session, project, 1, 100)
         project_id = project.id
-    order = app.test_client().post("/api/v1/orders", headers={"Idempotency-Key": "race"}, json={
-        "project_id": project_id, "quantity_kg": 10, "participant": {"id": "p", "display_name": "P"}}).get_json()
+    order = GuestClient(app.test_client(), "p").post("/api/v1/orders", headers={"Idempotency-Key": "race"}, json={
+        "project_id": project_id, "quantity_kg": 10, "participant": {"display_name": "P"}}).get_json()
     raw = json.dumps({"id": "evt_race", "type": "payment.succeeded", "data": {
         "order_id": order["id"], "amount_fen": order["amount_fen"], "currency": "CNY",
         "transaction_id": "tp_race"}}).encode()

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from diandian_common.testing import GuestClient
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders import records, tasks
@@ -46,8 +47,8 @@ def deliver(client, body, secret=SECRET, timestamp=None, provider="testpay", hea
 def test_orders_name_testpay_as_their_provider(client, testpay, driver):
     order = driver.place_order(kg=10, participant=GUEST)
     assert order["payment"]["provider"] == "testpay"
-    sandbox = client.post(f"/api/v1/orders/{order['id']}/payment")
-    assert sandbox.status_code == 409 and sandbox.get_json()["error"]["code"] == "not_a_sandbox_order"
+    sandbox = driver.api("POST", f"/api/v1/orders/{order['id']}/payment", guest=driver.guest_of(order))
+    assert sandbox.status_code == 409 and sandbox.json()["error"]["code"] == "not_a_sandbox_order"
 
 
 def test_a_signed_payment_confirms_the_order(client, database, testpay, driver):
@@ -211,13 +212,13 @@ def test_a_payment_after_cancellation_is_refunded(client, database, testpay, dri
 def test_new_orders_are_refused_when_the_provider_cannot_take_payments(client, monkeypatch):
     monkeypatch.setenv("PAYMENT_PROVIDER", "testpay")  # but no secret
     project = client.get("/api/v1/projects").get_json()["items"][0]
-    response = client.post("/api/v1/orders", headers={"Idempotency-Key": "k"}, json={
-        "project_id": project["id"], "quantity_kg": 1, "participant": {"id": "p", "display_name": "P"}})
+    guest = GuestClient(client, "p")
+    response = guest.post("/api/v1/orders", headers={"Idempotency-Key": "k"}, json={
+        "project_id": project["id"], "quantity_kg": 1, "participant": {"display_name": "P"}})
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "payment_unavailable"
     monkeypatch.setenv("PAYMENT_PROVIDER", "nopay")
-    assert client.post("/api/v1/orders", headers={"Idempotency-Key": "k2"}, json={
-        "project_id": project["id"], "quantity_kg": 1,
-        "participant": {"id": "p", "display_name": "P"}}).status_code == 503
+    assert guest.post("/api/v1/orders", headers={"Idempotency-Key": "k2"}, json={
+        "project_id": project["id"], "quantity_kg": 1, "participant": {"display_name": "P"}}).status_code == 503
 
 
 def test_a_notification_with_a_5000_digit_amount_changes_nothing(client, database, testpay, driver):

@@ -65,8 +65,9 @@ def test_no_split_no_payment(client, database, operator, monkeypatch, driver):
         raise RuntimeError("split failed")
 
     monkeypatch.setattr(settlement, "record_capture", broken)
-    assert client.post(f"/api/v1/orders/{order['id']}/payment").status_code == 500
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
+    paying = driver.api("POST", f"/api/v1/orders/{order['id']}/payment", guest=driver.guest_of(order))
+    assert paying.status_code == 500
+    assert driver.order(order["id"])["status"] == "pending_payment"
     assert lines(database, order["id"]) == []
 
 
@@ -91,7 +92,7 @@ def test_a_failed_retirement_reverses_the_split(client, database, operator, driv
         assert not ledger_service.fail_retirement(uow, order["id"], "registry down")  # once
     assert lines(database, order["id"]) == [("capture", None, 1000, 6000, 300, 5700),
                                             ("refund", None, -1000, -6000, -300, -5700)]
-    view = client.get(f"/api/v1/orders/{order['id']}").get_json()
+    view = driver.order(order["id"])
     assert view["refund"]["amount_fen"] == 6000 and view["refund"]["reason"] == "registry down"
     assert reconciled(database).ok
 
@@ -124,7 +125,7 @@ def test_a_revoked_certificate_with_refund_reverses_the_split_once(client, datab
     assert tasks.certificate_revoked.run(message) == "refunded"
     assert tasks.certificate_revoked.run(message) == "already_revoked"
     assert lines(database, order["id"])[1] == ("refund", None, -1000, -6000, -300, -5700)
-    view = client.get(f"/api/v1/orders/{order['id']}").get_json()
+    view = driver.order(order["id"])
     assert view["status"] == "completed" and view["certificate"]["revoked_at"]
     assert view["retirement"] is not None  # retired serials stay retired
     assert view["refund"]["reason"] == "certificate revoked: double counted"
@@ -142,7 +143,7 @@ def test_a_revocation_without_refund_keeps_the_split(client, database, operator,
     message = {"v": 1, "order_id": order["id"], "certificate_id": "cert_1", "reason": "typo in the name"}
     assert tasks.certificate_revoked.run(message) == "revoked"
     assert [line[0] for line in lines(database, order["id"])] == ["capture"]
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["refund"] is None
+    assert driver.order(order["id"])["refund"] is None
     # ... and a later message asking for the refund still gets it, once
     assert tasks.certificate_revoked.run({**message, "refund": True}) == "refunded"
     assert [line[0] for line in lines(database, order["id"])] == ["capture", "refund"]
@@ -164,7 +165,7 @@ def test_a_revocation_of_another_certificate_changes_nothing(client, database, o
     complete(database, order["id"], certificate_id="cert_real")
     assert tasks.certificate_revoked.run({"v": 1, "order_id": order["id"], "certificate_id": "cert_other",
                                           "reason": "x", "refund": True}) == "ignored"
-    assert client.get(f"/api/v1/orders/{order['id']}").get_json()["certificate"]["revoked_at"] is None
+    assert driver.order(order["id"])["certificate"]["revoked_at"] is None
 
 
 def test_owners_are_managed_by_operators(client, operator):
