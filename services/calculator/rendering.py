@@ -26,6 +26,7 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from diandian_common import config
+from diandian_common.qr import qr_code
 
 PACKAGE_DIR = Path(__file__).parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
@@ -64,11 +65,7 @@ class SceneDrawing:
 
 
 def _qr(url: str, **kwargs) -> qrcode.QRCode:
-    code = qrcode.QRCode(error_correction=QR_ERROR_CORRECTION, box_size=QR_BOX_SIZE,
-                         border=QR_BORDER, **kwargs)
-    code.add_data(url)
-    code.make(fit=True)
-    return code
+    return qr_code(url, QR_ERROR_CORRECTION, box_size=QR_BOX_SIZE, border=QR_BORDER, **kwargs)
 
 
 def qr_png(url: str) -> bytes:

@@ -45,6 +45,17 @@ def test_qr_png_from_the_api_decodes_to_the_page_url(client, make_scene):
     assert decode_qr(image.resize((image.width // 4, image.height // 4))) == [PAGE_URL]
 
 
+def test_a_slug_of_zeros_gets_its_qr_code_and_poster(client, make_scene):
+    # qrcode's default segmentation failed on this URL with "glog(0)": a 500 before
+    slug = "0" * 48
+    make_scene(slug=slug)
+    png = client.get(f"/api/v1/scenes/{slug}/qr.png")
+    assert png.status_code == 200
+    assert decode_qr(Image.open(io.BytesIO(png.data))) == [f"{BASE_URL}/s/{slug}"]
+    poster = client.get(f"/api/v1/scenes/{slug}/poster.pdf")
+    assert poster.status_code == 200 and poster.data.startswith(b"%PDF")
+
+
 def test_qr_png_is_cached_with_an_etag(client, make_scene):
     make_scene()
     first = client.get("/api/v1/scenes/cdcn-forum-2021/qr.png")
