@@ -6,7 +6,7 @@ import logging
 from flask import Flask, jsonify, request
 
 from diandian_common import config
-from diandian_common.auth import DEVELOPMENT_INTERNAL_SECRET, internal_secret
+from diandian_common.auth import DEVELOPMENT_GATEWAY_SECRET, DEVELOPMENT_INTERNAL_SECRET, internal_secret
 from diandian_common.db import Database
 from diandian_common.errors import ApiError, register_error_handlers
 from diandian_common.logs import configure_logging
@@ -46,6 +46,9 @@ def create_app(database_url: str | None = None) -> Flask:
     app.extensions["openapi"] = MergedDocument(upstreams)
     if internal_secret() == DEVELOPMENT_INTERNAL_SECRET:
         log.warning("INTERNAL_API_SECRET is not set: using the development secret, fine locally only")
+    if participants.secret_key() == DEVELOPMENT_GATEWAY_SECRET:
+        log.warning("GATEWAY_SECRET_KEY is not set: guests' cookies are signed with the public development "
+                    "key, so anyone can forge them; fine locally only")
 
     @app.route("/api/v1/<path:_rest>", methods=API_METHODS)
     def api(_rest):

@@ -23,9 +23,12 @@ COOKIE_MAX_AGE = 400 * 24 * 3600  # browsers cap cookies at 400 days
 JOINING_WRITES = (re.compile(r"/api/v1/orders"), re.compile(r"/api/v1/estimates"))
 
 
+def secret_key() -> str:
+    return config.env("GATEWAY_SECRET_KEY", DEVELOPMENT_GATEWAY_SECRET)
+
+
 def _serializer() -> URLSafeSerializer:
-    secret = config.env("GATEWAY_SECRET_KEY", DEVELOPMENT_GATEWAY_SECRET)
-    return URLSafeSerializer(secret, salt="participant")
+    return URLSafeSerializer(secret_key(), salt="participant")
 
 
 def participant_id_from_request(req: Request) -> str | None:

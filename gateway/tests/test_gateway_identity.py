@@ -70,6 +70,23 @@ def test_a_client_cannot_send_its_own_assertion(app):
     assert read.get_json()["guest"] is None and PARTICIPANT_ASSERTION_HEADER not in read.get_json()["headers"]
 
 
+def test_a_cookieless_cross_site_payment_is_nobodys(app):
+    # A form posted from another site carries no SameSite=Lax cookie: the service hears of no guest.
+    reply = app.test_client().post("/api/v1/orders/ord_1/payment", data={"x": "1"},
+                                   headers={"Origin": "https://evil.example"})
+    assert reply.get_json()["guest"] is None and cookie_of(reply) is None
+
+
+def test_the_development_cookie_key_is_announced(upstreams, monkeypatch, caplog):
+    monkeypatch.delenv("GATEWAY_SECRET_KEY", raising=False)
+    create_app()
+    assert "GATEWAY_SECRET_KEY is not set" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", "k" * 48)
+    create_app()
+    assert "GATEWAY_SECRET_KEY" not in caplog.text
+
+
 def test_a_forged_cookie_is_someone_new(app):
     browser = app.test_client()
     browser.set_cookie(participants.COOKIE_NAME, "p_victim.not-signed")
