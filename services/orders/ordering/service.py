@@ -19,7 +19,7 @@ from diandian_common.uow import UnitOfWork
 from ..catalogue.service import announce_low_inventory, low_inventory_threshold
 from ..models import IdempotencyRecord, Order
 from ..payments import providers, refunds
-from ..records import lock_order, lock_project, new_id
+from ..records import lock_name, lock_order, lock_project, new_id
 from ..webhooks import service as webhooks
 from ..webhooks.domain import rules as webhook_rules
 from . import lifecycle as moves
@@ -73,6 +73,11 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     ``by_operator``: an operator key placed it (no per-order guest cap); ``address_hash``:
     the keyed hash of the guest's address, for the per-address cap on unpaid kilograms."""
     session = uow.session
+    # What the participant and the address hold unpaid is summed across projects, so their
+    # orders are counted in turn; these locks come before the project's, in every order.
+    lock_name(session, "unpaid-of-participant", participant["id"])
+    if address_hash:
+        lock_name(session, "unpaid-of-address", address_hash)
     project = lock_project(session, project_id)
     if project is None:
         raise ApiError(422, "validation_error", "some fields are invalid",
@@ -83,7 +88,6 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
         raise ApiError(422, "validation_error", "some fields are invalid",
                        {"quantity_kg": ["must be greater than 0"]}) from None
     limits = fairness_limits()
-    # Under the project's lock: two orders of one guest for this project are counted in turn.
     refusal = fairness.check_order(
         limits, quantity_kg=quantity, by_operator=by_operator,
         unpaid_of_participant_kg=unpaid_kg(session, Order.participant_id == participant["id"]),

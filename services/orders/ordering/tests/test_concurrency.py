@@ -131,3 +131,28 @@ def test_twin_webhook_deliveries_pay_once(database_url, monkeypatch):
         assert session.scalars(select(func.count()).select_from(PaymentEvent)).one() == 1
         assert session.scalars(select(func.count()).select_from(OutboxMessage)).one() == 1
     database.dispose()
+
+
+def test_one_guests_racing_orders_for_several_projects_stay_under_the_unpaid_cap(database_url, monkeypatch):
+    monkeypatch.setenv("ORDER_MAX_UNPAID_KG_PER_PARTICIPANT", "100")
+    app = create_app(database_url=database_url)
+    with UnitOfWork(app.extensions["db"]) as uow:
+        project_ids = []
+        for n in range(4):
+            project = catalogue.add_project(uow, code=f"TEST-CAP-{n}", name="上限", name_en="Cap",
+                                            type="forestry_carbon_sink", location="Chengdu", registry="CDCER",
+                                            vintage=2024, price_fen_per_tonne=5000)
+            catalogue.issue_block(uow.session, project, 1, 1000)
+            project_ids.append(project.id)
+    racers = 12
+    start = threading.Barrier(racers)
+
+    def buy(i: int):
+        client = GuestClient(app.test_client(), "p_greedy", address=f"198.51.100.{i}")
+        start.wait()
+        return client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+            "project_id": project_ids[i % 4], "quantity_kg": 30, "participant": {"display_name": "Greedy"}})
+
+    with ThreadPoolExecutor(max_workers=racers) as pool:
+        statuses = sorted(r.status_code for r in pool.map(buy, range(racers)))
+    assert statuses == [201] * 3 + [409] * (racers - 3)  # 3 × 30 kg ≤ 100 < 4 × 30 kg
