@@ -33,9 +33,8 @@ MIN_SECRET_LENGTH = 32
 GENERATE = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 # deploy/k8s/secret.yaml's values: a template applied as it is must not start either.
 PLACEHOLDER = "REPLACE-ME"
-# The certificates service's own fallback key (services/certificates/settings.py,
-# LOCAL_SIGNING_KEY), repeated here because the plumbing imports no service;
-# diandian_common/tests/test_deployment_secrets.py fails when the two differ.
+# The certificates service's fallback key when CERTIFICATE_SIGNING_KEYS is unset in
+# development (services/certificates/settings.py uses this constant).
 DEVELOPMENT_CERTIFICATE_SIGNING_KEY = "diandian-local-development-certificate-signing-key"
 # deploy/docker-compose.yml's PostgreSQL password before deployments had to set one.
 DEVELOPMENT_DATABASE_PASSWORD = "diandian"

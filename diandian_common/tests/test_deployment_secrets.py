@@ -134,11 +134,6 @@ def test_every_certificate_signing_key_must_be_secret(production, environment):
     assert "CERTIFICATE_SIGNING_KEYS is a public development value" in refusal("certificates")
 
 
-def test_the_development_signing_key_is_the_certificates_services_own():
-    from certificates import settings
-    assert deployment.DEVELOPMENT_CERTIFICATE_SIGNING_KEY == settings.LOCAL_SIGNING_KEY
-
-
 @pytest.mark.parametrize("url, reason", [
     ("redis://redis:6379/0", "is not set"),
     ("redis://:short@redis:6379/0", "is 5 characters long"),

@@ -7,14 +7,12 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from diandian_common import config
+from diandian_common.deployment import DEVELOPMENT_CERTIFICATE_SIGNING_KEY
 
 from .domain.verification import VerificationCodes, parse_keys
 
 log = logging.getLogger(__name__)
 
-# Used only when CERTIFICATE_SIGNING_KEYS is unset, so a local stack works out of the box;
-# codes signed with it are forgeable by anyone who reads this file.
-LOCAL_SIGNING_KEY = "diandian-local-development-certificate-signing-key"
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
@@ -24,7 +22,9 @@ def _codes(raw_keys: str | None) -> VerificationCodes:
     if not keys:
         log.warning("CERTIFICATE_SIGNING_KEYS is not set: certificates are signed with the public "
                     "local development key and can be forged; set it in any real deployment")
-        keys = [LOCAL_SIGNING_KEY]
+        # So a local stack works out of the box; codes signed with it are forgeable by anyone
+        # who reads the repository, and production refuses it (diandian_common.deployment).
+        keys = [DEVELOPMENT_CERTIFICATE_SIGNING_KEY]
     return VerificationCodes(keys)
 
 

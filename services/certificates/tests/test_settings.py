@@ -6,6 +6,7 @@ from datetime import timezone
 
 from certificates import settings
 from certificates.domain.verification import VerificationCodes
+from diandian_common.deployment import DEVELOPMENT_CERTIFICATE_SIGNING_KEY
 
 
 def test_signing_keys_rotate(monkeypatch):
@@ -21,7 +22,7 @@ def test_without_keys_a_local_key_signs_and_a_warning_says_so(monkeypatch, caplo
     with caplog.at_level(logging.WARNING, logger="certificates.settings"):
         codes = settings.verification_codes()
     assert "CERTIFICATE_SIGNING_KEYS is not set" in caplog.text
-    local = VerificationCodes([settings.LOCAL_SIGNING_KEY])
+    local = VerificationCodes([DEVELOPMENT_CERTIFICATE_SIGNING_KEY])
     assert codes.code_for("tokenAAAAAAA") == local.code_for("tokenAAAAAAA")
 
 
