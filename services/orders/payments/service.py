@@ -7,6 +7,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from diandian_common import deployment
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
@@ -50,6 +51,8 @@ def confirm_payment(session: Session, order_id: str, reference: str | None = Non
 def confirm_sandbox_payment(uow: UnitOfWork, order_id: str, reference: str | None, caller: Caller) -> dict:
     """The sandbox provider's confirmation (``POST /orders/{id}/payment``) by the order's
     participant or an operator."""
+    if deployment.is_production():  # a sandbox order left from a demo must not become paid
+        raise ApiError(403, "sandbox_disabled", "the sandbox provider confirms no payment in production")
     order = lock_order(uow.session, order_id)
     if order is not None:
         require_owner(caller, order)

@@ -9,6 +9,7 @@ import pytest
 
 from diandian_common import deployment
 from diandian_common.errors import ApiError
+from diandian_common.testing import GuestClient
 from orders.app import create_app
 from orders.payments import providers
 
@@ -71,3 +72,15 @@ def test_the_orders_api_refuses_to_start_with_the_sandbox_or_no_provider(product
 
 def test_the_orders_api_starts_in_production_with_a_signed_provider(production, tmp_path):
     assert create_app(f"sqlite:///{tmp_path / 'orders.db'}").name == "orders"
+
+
+def test_a_sandbox_order_left_from_a_demo_is_never_paid_in_production(client, monkeypatch):
+    guest = GuestClient(client, "p_demo")
+    project_id = client.get("/api/v1/projects").get_json()["items"][0]["id"]
+    order = guest.post("/api/v1/orders", headers={"Idempotency-Key": "demo"}, json={
+        "project_id": project_id, "quantity_kg": 1, "participant": {"display_name": "Demo"}}).get_json()
+    assert order["payment"]["provider"] == "sandbox"
+    monkeypatch.setenv("DIANDIAN_ENV", "production")  # the same database, now in production
+    refused = guest.post(f"/api/v1/orders/{order['id']}/payment")
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "sandbox_disabled"
+    assert guest.get(f"/api/v1/orders/{order['id']}").get_json()["status"] == "pending_payment"
