@@ -7,11 +7,15 @@ identical across services by construction.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import flask_smorest
 import redis
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
@@ -34,8 +38,113 @@ class ServiceApi(Api):
 
     ERROR_SCHEMA = ErrorSchema
 
+    def __init__(self, app=None, *, spec_kwargs=None, **kwargs):
+        spec_kwargs = {"marshmallow_plugin": DocumentingPlugin(), **(spec_kwargs or {})}
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
+
     def handle_http_exception(self, error):  # noqa: D401 - flask-smorest hook
         return http_exception_response(error)
+
+    def _register_responses(self):
+        super()._register_responses()
+        for name, (description, _status) in DOCUMENTED_ERRORS.items():
+            self.spec.components.response(name, {"description": description, "content": {
+                "application/json": {"schema": self.ERROR_SCHEMA}}}, lazy=True)
+
+
+# --- the OpenAPI document -------------------------------------------------------------------
+#
+# What every service's /openapi.json says beyond flask-smorest's defaults, so that a client
+# generated from it (tests/test_generated_client.py) and a fuzzer reading it
+# (tests/test_hostile_api.py) meet the API as it is: a nested object that may be null keeps its
+# type, a schema that is one of several variants says which, every error answer has the
+# platform's error body, and every operation has a stable operationId.
+
+# Error answers every service gives on the routes they apply to: response component name →
+# (description, status). The gateway adds its own (401/403 of operator keys, 429, 503).
+DOCUMENTED_ERRORS = {
+    "INVALID_JSON": ("`invalid_json`: the body is not JSON, or breaks the limits of JSON the API "
+                     "reads (size of numbers, nesting, NaN, lone surrogates)", 400),
+    "UNKNOWN_ID": ("`not_found`: nothing has this id (or slug, or code)", 404),
+}
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Documentation only: the instances of the schema that carries this (as ``openapi_one_of``)
+    are exactly one of ``variants``, marshmallow schemas documented in its place. With
+    ``discriminator``, ``variants`` maps each value of that property to its variant (which may
+    itself carry a :class:`OneOf`); validation stays the schema's own."""
+
+    variants: Mapping[str, type] | Sequence[type]
+    discriminator: str | None = None
+
+
+class DocumentingConverter(OpenAPIConverter):
+    def field2nullable(self, field, ret) -> dict:
+        # apispec writes a nullable nested schema in OpenAPI 3.0 as anyOf a free-form object and
+        # the reference, which generated clients read as "any object" and lose the type. The
+        # 3.0 way that keeps it: allOf the reference, nullable.
+        if field.allow_none and self.openapi_version.major == 3 and self.openapi_version.minor == 0:
+            if "$ref" in ret:
+                return {"allOf": [{"$ref": ret.pop("$ref")}], "nullable": True}
+            if "allOf" in ret:
+                return {"nullable": True}
+        return super().field2nullable(field, ret)
+
+    def schema2jsonschema(self, schema):
+        one_of: OneOf | None = getattr(schema, "openapi_one_of", None)
+        if one_of is None:
+            return super().schema2jsonschema(schema)
+        if isinstance(one_of.variants, Mapping):
+            refs = {value: self.resolve_nested_schema(variant) for value, variant in one_of.variants.items()}
+            document = {"oneOf": list(refs.values())}
+            if one_of.discriminator:
+                document["discriminator"] = {"propertyName": one_of.discriminator, "mapping": {
+                    value: ref["$ref"] for value, ref in refs.items()}}
+        else:
+            document = {"oneOf": [self.resolve_nested_schema(variant) for variant in one_of.variants]}
+        description = (getattr(schema, "__doc__", None) or "").strip()
+        if description:
+            document["description"] = " ".join(description.split())
+        return document
+
+
+def operation_id(method: str, view) -> str:
+    """A view's operationId: a function's name (``create_scene``), or a MethodView's method and
+    class (``post_order_payment`` for ``OrderPayment.post``)."""
+    if isinstance(view, type):
+        words = re.sub(r"(?<!^)(?=[A-Z])", "_", view.__name__).lower()
+        return f"{method.lower()}_{words}"
+    return view.__name__
+
+
+def _is_json(content: dict | None) -> bool:
+    return bool(content) and any(media.endswith("json") for media in content)
+
+
+class DocumentingPlugin(MarshmallowPlugin):
+    """apispec's marshmallow plugin with :class:`DocumentingConverter`, documenting on every
+    operation the errors it can answer, in the platform's error shape: a JSON body's
+    ``invalid_json`` (400), an unknown id in the path (404), and the error body on every error
+    answer documented by its description alone (``alt_response(409, description=...)``)."""
+
+    Converter = DocumentingConverter
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            # flask-smorest keys responses by the status as the decorators gave it (201 or "201")
+            responses = {str(status): response for status, response in operation.get("responses", {}).items()}
+            if _is_json(operation.get("requestBody", {}).get("content")):
+                responses.setdefault("400", "INVALID_JSON")
+            if path and "{" in path:
+                responses.setdefault("404", "UNKNOWN_ID")
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400 and isinstance(response, dict) \
+                        and "content" not in response and "$ref" not in response:
+                    response["content"] = {"application/json": {"schema": ErrorSchema}}
+            operation["responses"] = responses
+        super().operation_helper(path=path, operations=operations, **kwargs)
 
 
 class StrictJsonParser(FlaskParser):
@@ -53,9 +162,17 @@ class StrictJsonParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """The services' blueprint: request bodies parsed by :class:`StrictJsonParser`."""
+    """The services' blueprint: request bodies parsed by :class:`StrictJsonParser`, and every
+    operation documented with an operationId (:func:`operation_id`; ``@blp.doc(operationId=...)``
+    overrides it), which names the functions of generated clients and which links refer to."""
 
     ARGUMENTS_PARSER = StrictJsonParser()
+
+    def _store_endpoint_docs(self, endpoint, obj, parameters, tags, **options):
+        super()._store_endpoint_docs(endpoint, obj, parameters, tags, **options)
+        for method, doc in self._docs[endpoint].items():
+            if method != "parameters":
+                doc["docstring"].setdefault("operationId", operation_id(method, obj))
 
 
 class StrictJSONProvider(DefaultJSONProvider):

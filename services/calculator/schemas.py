@@ -1,8 +1,12 @@
 """Request and response schemas (marshmallow): the calculator's part of docs/contract.md §5."""
 from __future__ import annotations
 
+import copy
+
 from marshmallow import (Schema, ValidationError, fields, pre_load, validate,
                          validates_schema)
+
+from diandian_common.web import OneOf
 
 from .domain.calculator import (ACTIVITY_TYPES, CABINS, CATEGORIES, DIETS, FLIGHT_BANDS, FUELS,
                                 KINDS, PERIODS_PER_YEAR, RAIL_CLASSES)
@@ -131,6 +135,43 @@ class ActivitySchema(Schema):
             if data["from"].upper() == data["to"].upper():
                 return {"to": ["must differ from the departure airport"]}
         return {}
+
+
+# A flight is given by its route or by its distance, never both (ActivitySchema's
+# _flight_route_errors): the documented variants of a type with alternatives.
+ACTIVITY_ALTERNATIVES = {"flight": {"Route": {"from", "to"}, "Distance": {"distance_km"}}}
+
+
+def _documented_variant(name: str, activity_type: str, names: set[str], required: set[str]) -> type[Schema]:
+    """Documentation only: the activities of one type as the OpenAPI document shows them, made
+    of ActivitySchema's own fields (their bounds and descriptions), ``type`` fixed to this type."""
+    declared = {field.data_key or attribute: field
+                for attribute, field in ActivitySchema._declared_fields.items()}
+    attributes: dict = {"type": fields.String(required=True, validate=validate.OneOf([activity_type]))}
+    for key in sorted(names | {"period"}):
+        field = copy.copy(declared[key])
+        field.required = key in required
+        attributes[key] = field
+    return type(f"{name}ActivitySchema", (Schema,), attributes)
+
+
+def _documented_activity(activity_type: str) -> type[Schema]:
+    name = activity_type.title().replace("_", "")
+    names, required = ACTIVITY_FIELDS[activity_type], REQUIRED_ACTIVITY_FIELDS.get(activity_type, set())
+    alternatives = ACTIVITY_ALTERNATIVES.get(activity_type)
+    if not alternatives:
+        return _documented_variant(name, activity_type, names, required)
+    others = set().union(*alternatives.values())
+    variant = type(f"{name}ActivitySchema", (Schema,),
+                   {"__doc__": f"A {activity_type}: one of its ways of being given."})
+    variant.openapi_one_of = OneOf([
+        _documented_variant(f"{name}{alternative}", activity_type, names - (others - given), required | given)
+        for alternative, given in alternatives.items()])
+    return variant
+
+
+ActivitySchema.openapi_one_of = OneOf({t: _documented_activity(t) for t in ACTIVITY_TYPES},
+                                      discriminator="type")
 
 
 class EstimateRequestSchema(Schema):

@@ -13,7 +13,13 @@ from diandian_common.web import Blueprint
 from . import service
 from .models import STATUS_REVOKED, Certificate
 from .preview import PREVIEW_WIDTH_PX
-from .schemas import CertificateSchema, RevokeSchema, VerificationSchema, VerifyQuerySchema
+from .schemas import (
+    CertificateSchema,
+    RevokeSchema,
+    VerificationNotFoundSchema,
+    VerificationSchema,
+    VerifyQuerySchema,
+)
 from .service import public_view, stored_pdf, stored_preview
 from .storage import StorageUnavailable, storage_from_env
 from .wiring import unit_of_work
@@ -83,7 +89,7 @@ def get_certificate_preview(certificate_id: str):
 @blp.route("/certificates/verify/<code>")
 @blp.arguments(VerifyQuerySchema, location="query")
 @blp.response(200, VerificationSchema, description="A genuine code; valid is false once revoked")
-@blp.alt_response(404, description="Altered or unknown code: {valid: false, error: {...}}")
+@blp.alt_response(404, schema=VerificationNotFoundSchema, description="Altered or unknown code")
 def verify_certificate(query: dict, code: str):
     with unit_of_work() as uow:
         cert = service.find_by_code(uow, code)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from diandian_common.errors import ErrorDetailSchema
+
 
 class ProjectSchema(Schema):
     id = fields.Raw()
@@ -48,6 +50,14 @@ class VerificationSchema(Schema):
         "serial_range and ledger_hash tie it to the orders ledger; masked (asked with mask_holder, "
         "or always when the holder chose it: holder_masked) the holder's name is masked and id, "
         "order_id, ledger_hash, pdf_url and preview_url are left out")})
+
+
+class VerificationNotFoundSchema(Schema):
+    """The answer to an altered or unknown code: the verification's ``valid`` with the
+    platform's error."""
+
+    valid = fields.Boolean(required=True, metadata={"enum": [False]})
+    error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 class VerifyQuerySchema(Schema):

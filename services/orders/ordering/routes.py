@@ -10,7 +10,14 @@ from ..blueprint import OPERATOR, blp
 from ..wiring import unit_of_work
 from . import calculator_client, idempotency, identity, service, views
 from .domain.idempotency import request_fingerprint
-from .schemas import OrderCreatedSchema, OrderCreateSchema, OrderListQuerySchema, OrderPageSchema, OrderSchema
+from .schemas import (
+    IdempotencyKeyHeaderSchema,
+    OrderCreatedSchema,
+    OrderCreateSchema,
+    OrderListQuerySchema,
+    OrderPageSchema,
+    OrderSchema,
+)
 
 
 def _scene(slug: str | None) -> dict | None:
@@ -45,7 +52,11 @@ class Orders(MethodView):
 
     @blp.arguments(OrderCreateSchema)
     @blp.response(201, OrderCreatedSchema)
-    @blp.alt_response(409, description="insufficient_credits or idempotency_conflict")
+    @blp.alt_response(409, description="insufficient_credits, idempotency_conflict, or unpaid_limit (the "
+                                       "participant or the address holds too many kilograms unpaid)")
+    @blp.alt_response(503, description="payment_unavailable or calculator_unavailable")
+    # Documentation of the header idempotency.key_from_request checks (422 when missing).
+    @blp.doc(parameters=[{"in": "header", "schema": IdempotencyKeyHeaderSchema}])
     def post(self, data):
         """Place an order (reserves the kilograms until it is paid or expires).
 

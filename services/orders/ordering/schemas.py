@@ -5,8 +5,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from diandian_common.contract_fields import Visible
 
-from ..schema_fields import ID, MAX_ORDER_KG, SLUG
+from ..schema_fields import ID, MAX_ORDER_KG, NOT_BLANK, SLUG
 from .domain import lifecycle as states
+from .domain.idempotency import MAX_KEY_LENGTH
 
 
 class ParticipantSchema(Schema):
@@ -41,6 +42,18 @@ class OrderCreateSchema(Schema):
     def _quantity_or_estimate(self, data, **_kwargs):
         if ("quantity_kg" in data) == ("estimate_id" in data):
             raise ValidationError("give exactly one of quantity_kg and estimate_id", "quantity_kg")
+
+
+class IdempotencyKeyHeaderSchema(Schema):
+    """Documentation of the header ``POST /orders`` requires (idempotency.key_from_request reads
+    and checks it), so that generated clients send it."""
+
+    key = fields.String(data_key="Idempotency-Key", required=True,
+                        validate=[validate.Length(min=1, max=MAX_KEY_LENGTH), NOT_BLANK],
+                        metadata={"description": (
+                            "a new random value (a UUID) per order the guest means to place: the same key "
+                            "with the same body answers the same order (Idempotent-Replayed: true), with "
+                            "another body 409 idempotency_conflict")})
 
 
 class PaymentLinkSchema(Schema):

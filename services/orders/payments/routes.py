@@ -16,13 +16,21 @@ from ..ordering import identity
 from ..wiring import unit_of_work
 from . import providers, service
 from .domain import signatures
-from .schemas import PaymentAcceptedSchema, PaymentConfirmSchema, WebhookAcceptedSchema
+from .schemas import (
+    GenericPaymentEventSchema,
+    PaymentAcceptedSchema,
+    PaymentConfirmSchema,
+    PaymentSignatureHeaderSchema,
+    WebhookAcceptedSchema,
+)
 
 
 @blp.route("/orders/<string:order_id>/payment")
 class OrderPayment(MethodView):
     @blp.arguments(PaymentConfirmSchema, required=False)
     @blp.response(202, PaymentAcceptedSchema)
+    @blp.alt_response(403, description="not_your_order: the order is another guest's")
+    @blp.alt_response(409, description="order_not_payable (cancelled or failed) or not_a_sandbox_order")
     def post(self, data, order_id):
         """Sandbox provider's confirmation by the order's participant (or an operator); paying
         twice changes nothing."""
@@ -37,6 +45,13 @@ class OrderPayment(MethodView):
 @blp.alt_response(403, description="invalid_signature or stale_signature")
 @blp.alt_response(404, description="unknown provider (or not configured), unknown order")
 @blp.alt_response(409, description="amount_mismatch, provider_mismatch, event_id_reused")
+@blp.alt_response(422, description="an authentic notification without what the provider's adapter needs")
+# Documentation of what the view reads itself (the raw body is what is signed): the signature
+# header and, for the generic provider testpay, its notification.
+@blp.doc(parameters=[{"in": "header", "schema": PaymentSignatureHeaderSchema}],
+         requestBody={"required": True, "description": "the provider's notification, as it signed it "
+                                                       "(testpay's shown)",
+                      "content": {"application/json": {"schema": GenericPaymentEventSchema}}})
 def payment_webhook(provider):
     """A payment provider's signed notification (see services/orders/README.md).
 

@@ -39,6 +39,15 @@ class GenericPaymentEventSchema(Schema):
     data = fields.Nested(GenericPaymentDataSchema, required=True)
 
 
+class PaymentSignatureHeaderSchema(Schema):
+    """Documentation of the header a provider's webhook must carry (401 signature_missing
+    without it, 403 when it does not verify)."""
+
+    signature = fields.String(data_key="Payment-Signature", required=True, metadata={"description": (
+        "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>, the secret being "
+        "PAYMENT_WEBHOOK_SECRET_<PROVIDER>")})
+
+
 class WebhookAcceptedSchema(Schema):
     event_id = fields.String()
     order_id = fields.String()
