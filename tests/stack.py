@@ -57,6 +57,7 @@ E2E_ENV = {
     # One test client places many orders from one address in a minute; the
     # limiter stays on (its own tests use tight limits) but won't trip here.
     "RATE_LIMIT_ORDERS": "1000/minute",
+    "RATE_LIMIT_ORDERS_PER_ADDRESS": "1000/minute",
     "RATE_LIMIT_WRITES": "1000/minute",
     # Webhook receivers in tests listen on plain http on 127.0.0.1.
     "WEBHOOK_ALLOW_HTTP": "true",
