@@ -1,11 +1,12 @@
 """Fault tests with real processes (issue 8): the pipeline loses nothing and does nothing twice
-when a render child is killed, when Redis stops for ten seconds and when a service is down;
-and no generated request makes the gateway answer 5xx. (Every message delivered twice needs
-no process stopped: tests/test_orders_e2e.py checks it on the session's stack.)
+when a render child is killed, when Redis stops for ten seconds and when a service is down.
+(Every message delivered twice needs no process stopped: tests/test_orders_e2e.py checks it
+on the session's stack; generated hostile requests are tests/test_hostile_api.py's, which
+``make test`` runs.)
 
 One :class:`~tests.stack.ProcessStack` serves the module: every test restores the processes
 it stops (a process that died is restarted before the next test, so one failure does not
-cascade), and the schemathesis test, whose operator writes change the demo data, runs last.
+cascade).
 Each test that places orders prints ``placed / completed / duplicated / lost``.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 import requests
 
 from tests.outcomes import RENDER_FINISHED, RENDER_RECEIVED, SCENE, assert_exactly_once, outcome
-from tests.stack import OPERATOR_KEY, ProcessStack
+from tests.stack import ProcessStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -226,57 +227,3 @@ def test_a_service_down_gives_503_for_its_routes_only(stack, driver, service):
     print(f"\n[{service} API down] its route answered 503 in {seconds * 1000:.0f} ms; recovered")
     result = outcome(driver, stack.var_dir, f"{service} API down", placed, project["id"])
     assert_exactly_once(driver, result, placed, {participant: sum(placed.values())})
-
-
-# --- generated requests (last: the operator's generated writes change the demo data) ------
-
-# Bounded by examples, not by time (speed belongs to the benchmarks).
-EXAMPLES_PER_OPERATION = 25
-
-
-def test_generated_requests_never_get_a_5xx_from_the_gateway(driver):
-    import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import Unsatisfiable
-    from schemathesis import GenerationMode
-    from schemathesis.errors import InvalidSchema
-
-    document = driver.api("GET", "/api/v1/openapi.json").json()
-    schema = schemathesis.openapi.from_dict(document)
-    session = requests.Session()
-    # Every other request carries the operator's key: operator routes are exercised both in
-    # the services (validation, conflicts) and in the gateway (its refusal without a key).
-    operator = {"X-API-Key": OPERATOR_KEY}
-    server_errors: dict[str, str] = {}
-    invalid_schemas: dict[str, str] = {}
-    calls = 0
-    started = time.monotonic()
-
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        label = f"{operation.method.upper()} {operation.path}"
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @settings(max_examples=EXAMPLES_PER_OPERATION // 2 + 1, deadline=None, database=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def exercise(case):
-                nonlocal calls
-                calls += 1
-                response = case.call(base_url=driver.url, session=session, timeout=30,
-                                     headers=operator if calls % 2 else None)
-                if response.status_code >= 500 and label not in server_errors:
-                    # Recorded, not raised: raising would make hypothesis shrink (many more calls).
-                    server_errors[label] = (f"{response.status_code} {response.text[:300]}\n"
-                                            f"  {case.as_curl_command(base_url=driver.url)}")
-            try:
-                exercise()
-            except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE, label   # nothing in the request can be made invalid
-            except InvalidSchema as exc:   # the document is wrong here: nothing can be generated
-                invalid_schemas[label] = " ".join(str(exc).split())[:300]
-    elapsed = time.monotonic() - started
-    print(f"\n[schemathesis] {calls} requests over {len(document['paths'])} paths in {elapsed:.0f}s; "
-          f"5xx on {len(server_errors)} operations; {len(invalid_schemas)} operations not generated "
-          f"(invalid schema in the document)")
-    assert not server_errors, "\n".join(f"{label}: {detail}" for label, detail in server_errors.items())
-    assert not invalid_schemas, f"the document's schemas of these operations are invalid: {invalid_schemas}"
