@@ -20,6 +20,8 @@ def type_label(schema: dict | None) -> str:
     """A short human reading of a schema: ``string``, ``Scene``, ``Item[]``, ``one of a, b``."""
     if not schema:
         return ""
+    if schema.get("nullable"):  # an object that may be null is allOf its schema, nullable
+        return type_label({k: v for k, v in schema.items() if k != "nullable"}) + " | null"
     if "$ref" in schema:
         return schema["$ref"].rsplit("/", 1)[1]
     if "enum" in schema:
