@@ -48,7 +48,8 @@ GOAL = 0.5
 ESTIMATE = {"kind": "trip", "activities": [{"type": "rail", "distance_km": 100}]}
 # The limiter keeps counting in Redis (its cost is part of the gateway's); no limit is reached.
 BENCH_ENV = {"RATE_LIMIT_ORDERS": "10000000/minute", "RATE_LIMIT_READS": "10000000/minute",
-             "RATE_LIMIT_WRITES": "10000000/minute", "RATE_LIMIT_PER_ADDRESS": "10000000/minute"}
+             "RATE_LIMIT_WRITES": "10000000/minute", "RATE_LIMIT_PER_ADDRESS": "10000000/minute",
+             "RATE_LIMIT_ORDERS_PER_ADDRESS": "10000000/minute"}
 
 bare_app = Flask("bare")
 _BARE_BODY = json.dumps({"id": "est_0123456789abcdef0123", "kind": "trip", "total_kg": 4.1,

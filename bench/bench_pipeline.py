@@ -39,7 +39,8 @@ GOAL = 0.8
 PROJECT_CODE = "CDCER-CD-EBUS"                 # seeded by `flask --app orders.app seed-demo`
 COMPLETION_TIMEOUT_S = 600
 BENCH_ENV = {"RATE_LIMIT_ORDERS": "10000000/minute", "RATE_LIMIT_READS": "10000000/minute",
-             "RATE_LIMIT_WRITES": "10000000/minute", "RATE_LIMIT_PER_ADDRESS": "10000000/minute"}
+             "RATE_LIMIT_WRITES": "10000000/minute", "RATE_LIMIT_PER_ADDRESS": "10000000/minute",
+             "RATE_LIMIT_ORDERS_PER_ADDRESS": "10000000/minute"}
 
 
 def _worker_processes(celery_worker_options: str) -> int:

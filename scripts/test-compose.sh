@@ -153,7 +153,7 @@ GATEWAY_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; pri
 FLOWER_PORT="$("$PYTHON" -c 'from diandian_common.testing import free_port; print(free_port())')"
 export GATEWAY_PORT FLOWER_PORT GATEWAY_BIND_ADDRESS=127.0.0.1 FLOWER_BIND_ADDRESS=127.0.0.1 \
   PUBLIC_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
-  RATE_LIMIT_ORDERS=1000/minute  # the burst of 30 comes from one client; 20/minute would refuse it
+  RATE_LIMIT_ORDERS=1000/minute RATE_LIMIT_ORDERS_PER_ADDRESS=1000/minute  # the burst of 30 comes from one client and one address; the defaults would refuse it
 say "project $PROJECT, gateway http://127.0.0.1:$GATEWAY_PORT, flower http://127.0.0.1:$FLOWER_PORT"
 "${COMPOSE[@]}" up -d >"$LOG_DIR/up.log" 2>&1 || { show_log "$LOG_DIR/up.log"; fail "compose up failed"; }
 staged

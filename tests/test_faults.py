@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 FAULT_ENV = {
     "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
     "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
     "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1",
     # Messages a worker held when Redis vanished come back only after the visibility
     # timeout (an hour); the stuck-order reconciler re-sends their step much sooner.
