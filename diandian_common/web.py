@@ -22,7 +22,7 @@ from flask_smorest import Api
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from . import config, strict_json
+from . import config, deployment, strict_json
 from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
@@ -186,8 +186,10 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
                        extra_config: dict | None = None, wiring=None) -> tuple[Flask, ServiceApi]:
     """The Flask app and its flask-smorest Api. With ``wiring`` (a service's
     :class:`~diandian_common.uow.ServiceWiring`), the app and the service's tasks share one
-    database: the wiring is bound to ``database_url`` and the app uses the wiring's."""
+    database: the wiring is bound to ``database_url`` and the app uses the wiring's.
+    In production it refuses to build with public or missing secrets (diandian_common.deployment)."""
     configure_logging(service)
+    deployment.check(service)
     app = Flask(service)
     app.config.update(
         API_TITLE=title,

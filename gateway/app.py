@@ -5,7 +5,7 @@ import logging
 
 from flask import Flask, jsonify, request
 
-from diandian_common import config
+from diandian_common import config, deployment
 from diandian_common.auth import DEVELOPMENT_GATEWAY_SECRET, DEVELOPMENT_INTERNAL_SECRET, internal_secret
 from diandian_common.db import Database
 from diandian_common.errors import ApiError, register_error_handlers
@@ -26,6 +26,7 @@ API_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 def create_app(database_url: str | None = None) -> Flask:
     configure_logging("gateway")
+    deployment.check("gateway")  # production refuses public or missing secrets
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = 1 * 1024 * 1024
     app.json.ensure_ascii = False
