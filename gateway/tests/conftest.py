@@ -1,4 +1,6 @@
-"""Fixtures of the page tests: stand-in services, the gateway app on them, its test client."""
+"""Fixtures of the gateway's tests: echoing stand-in services and a gateway environment on
+them (``upstreams``, ``gateway_env``), and for the page tests scripted stand-ins, the gateway
+app on them and its test client (``services``, ``app``, ``client``)."""
 from __future__ import annotations
 
 import pytest
@@ -6,6 +8,7 @@ import pytest
 from diandian_common.config import SERVICES
 from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway.app import create_app
+from gateway.testing import Upstream
 from gateway.tests.pages_support import (
     CAR,
     CERTIFICATE,
@@ -26,6 +29,35 @@ from gateway.tests.pages_support import (
     operator_orders,
     rankings,
 )
+
+
+@pytest.fixture(scope="module")
+def upstreams():
+    """Every service as a stand-in that echoes what it received (gateway.testing.Upstream)."""
+    running = {s: Upstream(s) for s in SERVICES}
+    yield running
+    for upstream in running.values():
+        upstream.stop()
+
+
+# Settings a test of the gateway's own rules starts without (it sets what it tests).
+GATEWAY_SETTINGS = ("GATEWAY_BEHIND_PROXY", "GATEWAY_PROXY_HOPS", "GATEWAY_HSTS_MAX_AGE",
+                    "GATEWAY_TRUST_FORWARDED", "GATEWAY_ALLOWED_HOSTS", "GATEWAY_SECRET_KEY")
+
+
+@pytest.fixture
+def gateway_env(upstreams, tmp_path, monkeypatch):
+    """The environment of a gateway on the echoing stand-ins: its own key database, no Redis
+    (rate limits off), none of the proxy settings. Returns ``monkeypatch`` to set more."""
+    for name, upstream in upstreams.items():
+        monkeypatch.setenv(f"{name.upper()}_URL", upstream.url)
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", migrated_sqlite_url("gateway", tmp_path))
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
+    for variable in GATEWAY_SETTINGS:
+        monkeypatch.delenv(variable, raising=False)
+    return monkeypatch
 
 
 @pytest.fixture

@@ -5,26 +5,12 @@ from __future__ import annotations
 import pytest
 
 from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
-from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway import participants
 from gateway.app import create_app
-from gateway.testing import Upstream
 
 
 @pytest.fixture
-def upstreams(monkeypatch, tmp_path):
-    running = {"calculator": Upstream("calculator"), "orders": Upstream("orders")}
-    for name, upstream in running.items():
-        monkeypatch.setenv(f"{name.upper()}_URL", upstream.url)
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # no limiter storage
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", migrated_sqlite_url("gateway", tmp_path))
-    yield running
-    for upstream in running.values():
-        upstream.stop()
-
-
-@pytest.fixture
-def app(upstreams):
+def app(gateway_env):
     return create_app()
 
 
@@ -77,12 +63,11 @@ def test_a_cookieless_cross_site_payment_is_nobodys(app):
     assert reply.get_json()["guest"] is None and cookie_of(reply) is None
 
 
-def test_the_development_cookie_key_is_announced(upstreams, monkeypatch, caplog):
-    monkeypatch.delenv("GATEWAY_SECRET_KEY", raising=False)
+def test_the_development_cookie_key_is_announced(gateway_env, caplog):
     create_app()
     assert "GATEWAY_SECRET_KEY is not set" in caplog.text
     caplog.clear()
-    monkeypatch.setenv("GATEWAY_SECRET_KEY", "k" * 48)
+    gateway_env.setenv("GATEWAY_SECRET_KEY", "k" * 48)
     create_app()
     assert "GATEWAY_SECRET_KEY" not in caplog.text
 

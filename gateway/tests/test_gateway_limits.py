@@ -7,19 +7,10 @@ import redis
 from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway import participants
 from gateway.app import create_app
-from gateway.testing import Upstream
 
 LIMITS = {"RATE_LIMIT_ORDERS": "3/minute", "RATE_LIMIT_READS": "6/minute", "RATE_LIMIT_WRITES": "4/minute",
           "RATE_LIMIT_PROVIDER_WEBHOOKS": "5/minute", "RATE_LIMIT_PER_ADDRESS": "12/minute",
           "RATE_LIMIT_ORDERS_PER_ADDRESS": "8/minute"}
-
-
-@pytest.fixture(scope="module")
-def upstreams():
-    running = {s: Upstream(s) for s in ("calculator", "orders", "certificates", "ranking")}
-    yield running
-    for upstream in running.values():
-        upstream.stop()
 
 
 @pytest.fixture

@@ -14,28 +14,6 @@ import pytest
 from diandian_common.testing import free_port, migrated_sqlite_url, stop_process, wait_for
 from gateway.app import create_app
 from gateway.security import MAX_HEADER_BYTES, MAX_URL_BYTES
-from gateway.testing import Upstream
-
-
-@pytest.fixture(scope="module")
-def upstreams():
-    running = {s: Upstream(s) for s in ("calculator", "orders", "certificates", "ranking")}
-    yield running
-    for upstream in running.values():
-        upstream.stop()
-
-
-@pytest.fixture
-def gateway_env(upstreams, tmp_path, monkeypatch):
-    for name, upstream in upstreams.items():
-        monkeypatch.setenv(f"{name.upper()}_URL", upstream.url)
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", migrated_sqlite_url("gateway", tmp_path))
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
-    for variable in ("GATEWAY_MAX_URL_BYTES", "GATEWAY_MAX_HEADER_BYTES", "GATEWAY_ALLOWED_HOSTS"):
-        monkeypatch.delenv(variable, raising=False)
-    return monkeypatch
 
 
 @pytest.fixture

@@ -16,24 +16,6 @@ from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway import participants
 from gateway.app import create_app
 from gateway.routes import OWNERS, owner_of, required_scope
-from gateway.testing import Upstream
-
-
-@pytest.fixture(scope="module")
-def upstreams():
-    running = {s: Upstream(s) for s in ("calculator", "orders", "certificates", "ranking")}
-    yield running
-    for upstream in running.values():
-        upstream.stop()
-
-
-@pytest.fixture
-def gateway_env(upstreams, tmp_path, monkeypatch):
-    for name, upstream in upstreams.items():
-        monkeypatch.setenv(f"{name.upper()}_URL", upstream.url)
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", migrated_sqlite_url("gateway", tmp_path))
-    monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
 
 
 @pytest.fixture

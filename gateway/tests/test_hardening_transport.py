@@ -4,32 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from diandian_common.testing import free_port, migrated_sqlite_url
 from gateway.app import create_app
-from gateway.testing import Upstream
 
 HSTS = "max-age=31536000; includeSubDomains"
-
-
-@pytest.fixture(scope="module")
-def upstreams():
-    running = {s: Upstream(s) for s in ("calculator", "orders", "certificates", "ranking")}
-    yield running
-    for upstream in running.values():
-        upstream.stop()
-
-
-@pytest.fixture
-def gateway_env(upstreams, tmp_path, monkeypatch):
-    for name, upstream in upstreams.items():
-        monkeypatch.setenv(f"{name.upper()}_URL", upstream.url)
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
-    monkeypatch.setenv("GATEWAY_DATABASE_URL", migrated_sqlite_url("gateway", tmp_path))
-    monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
-    for variable in ("GATEWAY_BEHIND_PROXY", "GATEWAY_PROXY_HOPS", "GATEWAY_HSTS_MAX_AGE",
-                     "GATEWAY_TRUST_FORWARDED", "GATEWAY_ALLOWED_HOSTS"):
-        monkeypatch.delenv(variable, raising=False)
-    return monkeypatch
 
 
 def client_with(env, **variables):
