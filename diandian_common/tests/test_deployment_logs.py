@@ -3,10 +3,8 @@ and neither its received/succeeded/failed lines nor the task's events carry the 
 from __future__ import annotations
 
 import json
-import logging
 import time
 
-import pytest
 from celery.contrib.testing.worker import start_worker
 
 from diandian_common import logs
@@ -15,20 +13,6 @@ from diandian_common.tests.metrics_support import unique
 
 GUEST = "韩梅梅 Han Meimei"
 PARTICIPANT = "p_secret-participant-7f3a"
-
-
-@pytest.fixture
-def fresh_root(monkeypatch):
-    """configure_logging as in a new worker process; the session's root logger is put back."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    monkeypatch.setattr(logs, "_configured", False)
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    yield root
-    for handler in root.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    root.handlers[:], root.level = saved
 
 
 def test_task_lines_carry_no_arguments_or_results(fresh_root, tmp_path):

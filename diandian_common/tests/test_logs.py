@@ -16,20 +16,6 @@ from diandian_common import logs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def fresh_root(monkeypatch):
-    """configure_logging as in a new process; the test session's root logger is put back."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    monkeypatch.setattr(logs, "_configured", False)
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    yield root
-    for handler in root.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    root.handlers[:], root.level = saved
-
-
 def messages(text: str) -> list[tuple[str, str]]:
     return [(line["level"], line["message"]) for line in map(json.loads, text.splitlines())]
 
