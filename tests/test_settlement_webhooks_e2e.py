@@ -172,7 +172,7 @@ def test_settlement_and_signed_webhooks_after_a_burst_of_orders(webhook_stack):
             "reason": "end-to-end revocation", "refund": True}) for view in refunded])
 
         def refunds_done():
-            now = [driver.api("GET", f"/api/v1/orders/{v['id']}").json() for v in refunded]
+            now = [driver.order(v["id"]) for v in refunded]
             return now if all(v["refund"] for v in now) else None
         driver.wait_for(refunds_done, timeout=60, what="the revoked orders refunded")
 
