@@ -11,18 +11,20 @@ the payment and refunds it when the credits cannot be delivered.
   environment change under a running process, new orders answer 503
   ``payment_unavailable`` saying why.
 - A provider that confirms by calling ``POST /api/v1/payments/{provider}/webhook`` is a
-  :class:`WebhookProvider`. The endpoint does everything that is the same for every
-  provider — the HMAC signature over ``"<timestamp>.<raw body>"`` with the secret from
-  ``PAYMENT_WEBHOOK_SECRET_<PROVIDER>``, the timestamp tolerance, event-id replay
-  protection, the amount check and the confirmation — so an adapter only maps the
-  provider's notification to a :class:`PaymentNotification`.
+  :class:`WebhookProvider`. It verifies its own notifications (each provider signs its
+  own way) and says how the provider wants to be answered; the endpoint keeps what is the
+  same for every provider — event-id replay protection, the amount and currency check and
+  the idempotent confirmation (payments/service.py).
 - ``testpay`` is such an adapter for tests and demos of that path: its notifications use
-  the platform's own field names and nothing is charged. It takes webhooks only once its
-  secret is configured.
+  the platform's own field names, signed ``HMAC-SHA256(secret, "<timestamp>.<raw body>")``
+  with ``PAYMENT_WEBHOOK_SECRET_TESTPAY`` (domain/signatures.py), and nothing is charged.
+  It takes webhooks only once its secret is configured.
 """
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +33,7 @@ from marshmallow import ValidationError
 from diandian_common import config, deployment, strict_json
 from diandian_common.errors import ApiError
 
+from .domain import signatures
 from .schemas import GenericPaymentEventSchema
 
 DEFAULT_TOLERANCE_S = 300
@@ -67,18 +70,41 @@ class PaymentProvider(Protocol):
         is ours: asked twice with it, a provider refunds once."""
 
 
+class NotificationRefused(Exception):
+    """The call is not the provider's (missing, wrong or stale signature): ``status`` and
+    ``code`` for the answer."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+# A reply to the provider: (body, status, headers), as a Flask view returns it.
+Reply = tuple[object, int, dict]
+
+
 @runtime_checkable
 class WebhookProvider(Protocol):
     name: str
-    signature_header: str
 
     def checkout_url(self, order_id: str) -> str: ...
 
     def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str: ...
 
-    def notification(self, raw_body: bytes) -> PaymentNotification:
-        """Map an authenticated call's body; raise :class:`InvalidNotification` when it
-        lacks what is needed."""
+    def takes_webhooks(self) -> bool:
+        """Configured to verify notifications here (its keys or secret are set)."""
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
+        """The notification of an authentic call: raise :class:`NotificationRefused` when
+        the call is not the provider's, :class:`InvalidNotification` when its body lacks
+        what is needed."""
+
+    def acknowledge(self, answer: dict) -> Reply:
+        """The reply the provider expects when the notification was taken."""
+
+    def refuse(self, status: int, error: dict) -> Reply:
+        """The reply the provider expects when it was not (it will retry), from the
+        platform's error body and status."""
 
 
 @dataclass
@@ -99,7 +125,8 @@ class TestPayProvider:
     """The generic signed-webhook provider used by tests and demos of the webhook path.
 
     Body: ``{"id", "type": "payment.succeeded"|…, "data": {"order_id", "amount_fen",
-    "currency", "transaction_id"}}``. Nothing is charged, so refunds only need a reference.
+    "currency", "transaction_id"}}``, signed in ``Payment-Signature``; answered with the
+    platform's JSON. Nothing is charged, so refunds only need a reference.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -113,7 +140,16 @@ class TestPayProvider:
     def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
         return f"testpay-refund-{refund_id}-{secrets.token_hex(6)}"
 
-    def notification(self, raw_body: bytes) -> PaymentNotification:
+    def takes_webhooks(self) -> bool:
+        return bool(webhook_secret(self.name))
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
+        try:
+            signatures.verify(webhook_secret(self.name) or "", headers.get(self.signature_header), raw_body,
+                              time.time(), webhook_tolerance_s())
+        except signatures.SignatureError as exc:
+            raise NotificationRefused(401 if exc.code == "signature_missing" else 403, exc.code,
+                                      exc.message) from None
         try:
             event = GenericPaymentEventSchema().load(strict_json.loads(raw_body))
         except (ValueError, RecursionError):
@@ -126,6 +162,12 @@ class TestPayProvider:
             event_id=event["id"], event_type=event["type"], succeeded=event["type"] == "payment.succeeded",
             order_id=data["order_id"], amount_fen=data["amount_fen"], currency=data["currency"],
             reference=data["transaction_id"])
+
+    def acknowledge(self, answer: dict) -> Reply:
+        return answer, 200, {}
+
+    def refuse(self, status: int, error: dict) -> Reply:
+        return error, status, {}
 
 
 PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (SandboxProvider(), TestPayProvider())}
@@ -154,9 +196,10 @@ def for_new_orders() -> PaymentProvider:
         raise ApiError(503, "payment_unavailable",
                        "the sandbox provider confirms payments that never happened; it is refused "
                        "in production (DIANDIAN_ENV=production): set PAYMENT_PROVIDER to a real provider")
-    if isinstance(chosen, WebhookProvider) and not webhook_secret(chosen.name):
+    if isinstance(chosen, WebhookProvider) and not chosen.takes_webhooks():
         raise ApiError(503, "payment_unavailable",
-                       f"{chosen.name} takes no payments: PAYMENT_WEBHOOK_SECRET_{chosen.name.upper()} is not set")
+                       f"{chosen.name} takes no payments: it is not configured to verify its notifications "
+                       f"(services/orders/README.md, Payments)")
     return chosen
 
 
@@ -164,13 +207,12 @@ def webhook_secret(name: str) -> str | None:
     return config.env(f"PAYMENT_WEBHOOK_SECRET_{name.upper()}")
 
 
-def webhook_provider(name: str) -> tuple[WebhookProvider, str] | None:
-    """The provider and its secret when ``name`` takes webhooks here, else None."""
+def webhook_provider(name: str) -> WebhookProvider | None:
+    """The provider when ``name`` takes webhooks here, else None."""
     candidate = PROVIDERS.get(name)
-    if not isinstance(candidate, WebhookProvider):
+    if not isinstance(candidate, WebhookProvider) or not candidate.takes_webhooks():
         return None
-    secret = webhook_secret(name)
-    return (candidate, secret) if secret else None
+    return candidate
 
 
 def webhook_tolerance_s() -> int:
