@@ -10,7 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("calculator", "orders", "certificates", "ranking")
 PACKAGES = {**{s: ROOT / "services" / s for s in SERVICES}, "gateway": ROOT / "gateway",
-            "diandian_common": ROOT / "diandian_common"}
+            "diandian_common": ROOT / "diandian_common", "payment_emulator": ROOT / "payment_emulator"}
+# Development tools: `make run` and the tests use them, the application image does not ship them.
+TOOLS = {"payment_emulator"}
 INFRASTRUCTURE = {"flask", "flask_smorest", "sqlalchemy", "alembic", "celery", "redis", "requests"}
 
 
@@ -30,6 +32,18 @@ def test_no_package_imports_another_service(package):
     others = (set(SERVICES) | {"gateway"}) - {package}
     offending = [f"{p.relative_to(ROOT)} imports {m}" for p, m in imported_modules(PACKAGES[package])
                  if m in others and "tests" not in p.parts]
+    assert not offending, offending
+
+
+def test_the_running_code_imports_no_development_tool():
+    """The payment emulator stands in for WeChat Pay and Alipay in `make run` and the tests;
+    the image has no copy of it, and it imports no service (it speaks only the providers'
+    protocols)."""
+    offending = [f"{p.relative_to(ROOT)} imports {m}" for package, directory in PACKAGES.items()
+                 for p, m in imported_modules(directory) if m in TOOLS - {package}
+                 and "tests" not in p.parts and p.name not in ("testing.py", "conftest.py")]
+    offending += [f"{p.relative_to(ROOT)} imports {m}" for tool in TOOLS
+                  for p, m in imported_modules(PACKAGES[tool]) if m in set(PACKAGES) - {tool}]
     assert not offending, offending
 
 
