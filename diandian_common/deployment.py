@@ -124,19 +124,48 @@ def _database_problems(component: str) -> list[str]:
     return [problem] if problem else []
 
 
+# What each real provider needs configured (services/orders/payments/wechatpay.py, alipay.py).
+PROVIDER_SETTINGS = {
+    "wechatpay": ("WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_CERT_SERIAL_NO",
+                  "WECHATPAY_PRIVATE_KEY_FILE", "WECHATPAY_APIV3_KEY"),
+    "alipay": ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE"),
+}
+
+
+def payment_providers() -> list[str]:
+    """``PAYMENT_PROVIDERS`` (comma-separated), else ``PAYMENT_PROVIDER`` alone."""
+    listed = [p.strip().lower() for p in (config.env("PAYMENT_PROVIDERS", "") or "").split(",") if p.strip()]
+    single = (config.env("PAYMENT_PROVIDER") or "").strip().lower()
+    return listed or ([single] if single else [])
+
+
 def _payment_problems() -> list[str]:
-    """New orders in production go to a provider that moves real money, whose webhooks are
-    signed with a secret of its own: the sandbox confirms any order for anybody."""
-    provider = config.env("PAYMENT_PROVIDER")
-    if not provider:
-        return [("PAYMENT_PROVIDER is not set (production has no default: name the provider of "
-                 "new orders, see services/orders/README.md)")]
-    if provider.strip().lower() == SANDBOX_PROVIDER:
-        return [("PAYMENT_PROVIDER is sandbox, the demo provider that confirms any order without "
-                 "payment; it is refused in production")]
-    variable = f"PAYMENT_WEBHOOK_SECRET_{provider.upper()}"
-    problem = Secret(variable, f"it authenticates {provider}'s payment webhooks").problem(config.env(variable))
-    return [problem] if problem else []
+    """Orders in production go to providers that move real money and whose notifications
+    this deployment can verify: the sandbox confirms any order for anybody."""
+    chosen = payment_providers()
+    if not chosen:
+        return [("PAYMENT_PROVIDERS is not set (production has no default: name the providers of "
+                 "new orders, e.g. wechatpay,alipay; see services/orders/README.md)")]
+    found = []
+    for provider in chosen:
+        if provider == SANDBOX_PROVIDER:
+            found.append("the sandbox payment provider confirms any order without payment; it is refused "
+                         "in production (PAYMENT_PROVIDERS / PAYMENT_PROVIDER)")
+        elif provider in PROVIDER_SETTINGS:
+            missing = [name for name in PROVIDER_SETTINGS[provider] if not config.env(name)]
+            if missing:
+                found.append(f"{provider} is enabled but not configured: set {', '.join(missing)}")
+            apiv3_key = config.env("WECHATPAY_APIV3_KEY") if provider == "wechatpay" else None
+            if apiv3_key and len(apiv3_key) != 32:
+                found.append("WECHATPAY_APIV3_KEY must be the 32 characters set in the WeChat Pay "
+                             "merchant platform")
+        else:
+            variable = f"PAYMENT_WEBHOOK_SECRET_{provider.upper()}"
+            secret = Secret(variable, f"it authenticates {provider}'s payment webhooks")
+            problem = secret.problem(config.env(variable))
+            if problem:
+                found.append(problem)
+    return found
 
 
 def _serves_metrics(process: str) -> bool:

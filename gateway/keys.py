@@ -33,7 +33,7 @@ from .routes import required_scope
 
 KEY_PREFIX = "dd_"
 # Where guests act (public routes): a key with the guests scope is passed on here.
-GUEST_ROUTES = re.compile(r"/api/v1/(orders(/[^/]+(/payment)?)?|estimates)")
+GUEST_ROUTES = re.compile(r"/api/v1/(orders(/[^/]+(/payment|/checkout)?)?|estimates)")
 ENV_KEY_NAME = "OPERATOR_API_KEY"
 
 

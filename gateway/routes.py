@@ -40,7 +40,7 @@ OPERATOR_ROUTES: tuple[tuple[frozenset[str], re.Pattern, str], ...] = tuple(
     ))
 
 # Guests placing and paying orders: the strictly limited writes.
-ORDER_WRITES = (re.compile(r"/api/v1/orders"), re.compile(r"/api/v1/orders/[^/]+/payment"))
+ORDER_WRITES = (re.compile(r"/api/v1/orders"), re.compile(r"/api/v1/orders/[^/]+/(payment|checkout)"))
 # A payment provider's signed confirmations: many guests' payments from a few addresses.
 PROVIDER_WEBHOOKS = re.compile(r"/api/v1/payments/[^/]+/webhook")
 # Routes that render a PDF on demand get the longer read timeout.

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = ("DIANDIAN_ENV", "GATEWAY_SECRET_KEY", "INTERNAL_API_SECRET", "CERTIFICATE_SIGNING_KEYS",
              "METRICS_TOKEN", "REDIS_URL", "CELERY_BROKER_URL", "RANKING_REDIS_URL", "RATE_LIMIT_STORAGE_URL",
              "DATABASE_URL", "GATEWAY_DATABASE_URL", "CALCULATOR_DATABASE_URL", "ORDERS_DATABASE_URL",
-             "CERTIFICATES_DATABASE_URL", "RANKING_DATABASE_URL", "PAYMENT_PROVIDER",
-             "PAYMENT_WEBHOOK_SECRET_TESTPAY", "WORKER_METRICS_PORT")
+             "CERTIFICATES_DATABASE_URL", "RANKING_DATABASE_URL", "PAYMENT_PROVIDER", "PAYMENT_PROVIDERS",
+             "PAYMENT_WEBHOOK_SECRET_TESTPAY", "WORKER_METRICS_PORT",
+             *deployment.PROVIDER_SETTINGS["wechatpay"], *deployment.PROVIDER_SETTINGS["alipay"])
 PROCESSES = ("gateway", "calculator", "orders", "certificates", "ranking", "calculator-worker",
              "orders-worker", "certificates-worker", "ranking-worker", "orders-beat", "certificates-beat",
              "ranking-beat")
@@ -167,12 +168,25 @@ def test_sqlite_needs_no_password(production, environment, tmp_path):
 
 
 @pytest.mark.parametrize("provider, reason", [
-    (None, "PAYMENT_PROVIDER is not set"), ("sandbox", "PAYMENT_PROVIDER is sandbox"),
-    ("SANDBOX", "PAYMENT_PROVIDER is sandbox")])
+    (None, "PAYMENT_PROVIDERS is not set"), ("sandbox", "sandbox payment provider"),
+    ("SANDBOX", "sandbox payment provider")])
 def test_orders_refuse_the_sandbox_and_no_provider(production, environment, provider, reason):
     environment({"PAYMENT_PROVIDER": provider})
     assert reason in refusal("orders")
     deployment.check("orders-worker")   # refunds go to each order's own provider
+
+
+def test_enabled_real_providers_must_be_configured(production, environment):
+    environment({"PAYMENT_PROVIDERS": "wechatpay,alipay,sandbox"})
+    message = refusal("orders")
+    assert "wechatpay is enabled but not configured: set WECHATPAY_MCHID" in message
+    assert "alipay is enabled but not configured: set ALIPAY_APP_ID" in message
+    assert "sandbox payment provider" in message
+    environment({"WECHATPAY_MCHID": "1900000109", "WECHATPAY_APPID": "wx1", "WECHATPAY_CERT_SERIAL_NO": "AB",
+                 "WECHATPAY_PRIVATE_KEY_FILE": "/run/secrets/key.pem", "WECHATPAY_APIV3_KEY": "k" * 32,
+                 "ALIPAY_APP_ID": "2021", "ALIPAY_APP_PRIVATE_KEY_FILE": "/run/secrets/a.pem",
+                 "ALIPAY_PUBLIC_KEY_FILE": "/run/secrets/b.pem", "PAYMENT_PROVIDERS": "wechatpay,alipay"})
+    deployment.check("orders")
 
 
 def test_a_webhook_provider_needs_its_secret(production, environment):

@@ -199,6 +199,21 @@ class Refund(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PaymentCheckout(Base):
+    """A trade opened at a provider for an order (``POST /orders/{id}/checkout``): the
+    order may be paid through any provider it has one with, and each is closed at the
+    provider when the order ends unpaid."""
+
+    __tablename__ = "payment_checkouts"
+    __table_args__ = (UniqueConstraint("order_id", "provider", "method", name="uq_payment_checkout"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class PaymentEvent(Base):
     """A provider's webhook call that was acted on. ``(provider, event_id)`` is unique, so
     a retried or replayed call finds its first answer here instead of acting again."""
@@ -214,7 +229,9 @@ class PaymentEvent(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     reference: Mapped[str] = mapped_column(String(100))
-    body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the raw body
+    # sha256 of what the notification says (PaymentNotification.fingerprint), not of its
+    # bytes: a provider's retry may be encrypted anew.
+    body_hash: Mapped[str] = mapped_column(String(64))
     response_body: Mapped[dict] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -26,7 +26,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from marshmallow import ValidationError
 
@@ -34,77 +33,11 @@ from diandian_common import config, deployment, strict_json
 from diandian_common.errors import ApiError
 
 from .domain import signatures
+from .port import (CheckoutProvider, InvalidNotification, NotificationRefused, PaymentNotification,
+                   PaymentProvider, Reply, WebhookProvider, webhook_tolerance_s)
 from .schemas import GenericPaymentEventSchema
-
-DEFAULT_TOLERANCE_S = 300
-
-
-@dataclass(frozen=True)
-class PaymentNotification:
-    """What the webhook endpoint needs to know from a provider's call."""
-
-    event_id: str      # unique per provider: a second call with it changes nothing
-    event_type: str    # the provider's own name for the event, kept for the record
-    succeeded: bool    # the money was captured (other events are acknowledged, not acted on)
-    order_id: str      # our order id, which the checkout passed to the provider
-    amount_fen: int
-    currency: str
-    reference: str     # the provider's transaction id
-
-
-class InvalidNotification(Exception):
-    """The (authentic) body does not hold what the adapter needs; ``fields`` says what."""
-
-    def __init__(self, fields: dict):
-        super().__init__("invalid payment notification")
-        self.fields = fields
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    def checkout_url(self, order_id: str) -> str: ...
-
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
-        """Refund a captured payment; returns the provider's refund reference. ``refund_id``
-        is ours: asked twice with it, a provider refunds once."""
-
-
-class NotificationRefused(Exception):
-    """The call is not the provider's (missing, wrong or stale signature): ``status`` and
-    ``code`` for the answer."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-# A reply to the provider: (body, status, headers), as a Flask view returns it.
-Reply = tuple[object, int, dict]
-
-
-@runtime_checkable
-class WebhookProvider(Protocol):
-    name: str
-
-    def checkout_url(self, order_id: str) -> str: ...
-
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str: ...
-
-    def takes_webhooks(self) -> bool:
-        """Configured to verify notifications here (its keys or secret are set)."""
-
-    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
-        """The notification of an authentic call: raise :class:`NotificationRefused` when
-        the call is not the provider's, :class:`InvalidNotification` when its body lacks
-        what is needed."""
-
-    def acknowledge(self, answer: dict) -> Reply:
-        """The reply the provider expects when the notification was taken."""
-
-    def refuse(self, status: int, error: dict) -> Reply:
-        """The reply the provider expects when it was not (it will retry), from the
-        platform's error body and status."""
+from .alipay import AlipayProvider
+from .wechatpay import WeChatPayProvider
 
 
 @dataclass
@@ -170,7 +103,8 @@ class TestPayProvider:
         return error, status, {}
 
 
-PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (SandboxProvider(), TestPayProvider())}
+PROVIDERS: dict[str, PaymentProvider] = {p.name: p for p in (SandboxProvider(), TestPayProvider(),
+                                                                WeChatPayProvider(), AlipayProvider())}
 
 
 def provider(name: str | None = None) -> PaymentProvider:
@@ -186,10 +120,36 @@ def provider(name: str | None = None) -> PaymentProvider:
         raise LookupError(f"unknown payment provider {name!r}; known: {sorted(PROVIDERS)}") from None
 
 
+def enabled() -> list[str]:
+    """``PAYMENT_PROVIDERS`` (comma-separated, the first one new orders start with), else
+    ``PAYMENT_PROVIDER`` alone."""
+    listed = [name.strip() for name in (config.env("PAYMENT_PROVIDERS", "") or "").split(",") if name.strip()]
+    if listed:
+        return listed
+    try:
+        return [provider().name]
+    except LookupError:
+        return []
+
+
+def for_checkout(name: str | None, method: str) -> CheckoutProvider:
+    """The enabled, configured provider that pays by ``method`` (``name`` if given); 422
+    naming what is possible otherwise."""
+    candidates = [PROVIDERS.get(n) for n in enabled() if name in (None, n)]
+    usable = [p for p in candidates if isinstance(p, CheckoutProvider) and p.takes_webhooks()]
+    for candidate in usable:
+        if method in candidate.methods:
+            return candidate
+    offered = sorted(f"{p.name}:{m}" for p in usable for m in p.methods)
+    raise ApiError(422, "validation_error", "some fields are invalid", {
+        "method": [f"no enabled payment provider pays by {method!r}"
+                   + (f" here; possible: {', '.join(offered)}" if offered else "")]})
+
+
 def for_new_orders() -> PaymentProvider:
     """``PAYMENT_PROVIDER``, refusing orders that could never be paid (misconfiguration)."""
     try:
-        chosen = provider()
+        chosen = provider(enabled()[0] if config.env("PAYMENT_PROVIDERS") else None)
     except LookupError as exc:
         raise ApiError(503, "payment_unavailable", str(exc)) from None
     if isinstance(chosen, SandboxProvider) and deployment.is_production():
@@ -215,5 +175,4 @@ def webhook_provider(name: str) -> WebhookProvider | None:
     return candidate
 
 
-def webhook_tolerance_s() -> int:
-    return config.env_int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_S)
+

@@ -2,7 +2,6 @@
 blueprint)."""
 from __future__ import annotations
 
-import hashlib
 
 from flask import make_response, request
 from flask.views import MethodView
@@ -13,8 +12,11 @@ from diandian_common.errors import ApiError, NotFound, error_body
 from ..blueprint import blp
 from ..ordering import identity
 from ..wiring import unit_of_work
+from . import checkout as checkouts
 from . import providers, service
 from .schemas import (
+    CheckoutRequestSchema,
+    CheckoutSchema,
     GenericPaymentEventSchema,
     PaymentAcceptedSchema,
     PaymentConfirmSchema,
@@ -35,6 +37,20 @@ class OrderPayment(MethodView):
         caller = identity.current_caller()
         with unit_of_work() as uow:
             return service.confirm_sandbox_payment(uow, order_id, (data or {}).get("reference"), caller)
+
+
+@blp.route("/orders/<string:order_id>/checkout", methods=["POST"])
+@blp.arguments(CheckoutRequestSchema)
+@blp.response(200, CheckoutSchema)
+@blp.alt_response(403, description="not_your_order: the order is another guest's")
+@blp.alt_response(404, description="unknown order")
+@blp.alt_response(409, description="order_not_payable: the order is no longer awaiting payment")
+@blp.alt_response(502, description="payment_provider_error: the provider refused or did not answer")
+def checkout(data, order_id):
+    """Open the order's trade at a payment provider (its guest or an operator): the QR code,
+    link or WeChat JSAPI parameters to pay it with ``method``."""
+    caller = identity.current_caller()
+    return checkouts.start(order_id, data["method"], data.get("provider"), data.get("openid"), caller)
 
 
 @blp.route("/payments/<string:provider>/webhook", methods=["POST"])
@@ -64,7 +80,7 @@ def payment_webhook(provider):
     raw = request.get_data(cache=True)
     try:
         note = adapter.verify(request.headers, raw)
-        body_hash = hashlib.sha256(raw).hexdigest()
+        body_hash = note.fingerprint()
         try:
             with unit_of_work() as uow:
                 answer = service.apply_payment_notification(uow, adapter.name, note, body_hash)

@@ -15,6 +15,42 @@ class PaymentAcceptedSchema(Schema):
     status = fields.String()
 
 
+# --- checkout --------------------------------------------------------------------------
+
+CHECKOUT_METHODS = ("native", "h5", "jsapi", "qr", "wap")
+
+
+class CheckoutRequestSchema(Schema):
+    method = fields.String(required=True, validate=validate.OneOf(CHECKOUT_METHODS), metadata={
+        "description": ("WeChat Pay: native (a QR code for large screens), h5 (phone browsers), jsapi "
+                        "(inside WeChat); Alipay: qr, wap")})
+    provider = fields.String(validate=validate.Length(min=1, max=20), metadata={
+        "description": "wechatpay or alipay; by default the first enabled provider that pays by method"})
+    openid = fields.String(validate=validate.Length(min=1, max=128), metadata={
+        "description": "jsapi: the guest's openid for the merchant's WeChat app id"})
+
+
+class JsapiParametersSchema(Schema):
+    """What WeixinJSBridge's getBrandWCPayRequest takes."""
+    appId = fields.String()  # noqa: N815 (WeChat's names)
+    timeStamp = fields.String()  # noqa: N815
+    nonceStr = fields.String()  # noqa: N815
+    package = fields.String()
+    signType = fields.String()  # noqa: N815
+    paySign = fields.String()  # noqa: N815
+
+
+class CheckoutSchema(Schema):
+    provider = fields.String()
+    method = fields.String()
+    code_url = fields.String(metadata={"description": "native: show as a QR code"})
+    h5_url = fields.String(metadata={"description": "h5: open in the phone's browser"})
+    jsapi = fields.Nested(JsapiParametersSchema, metadata={"description": "jsapi: for getBrandWCPayRequest"})
+    qr_code = fields.String(metadata={"description": "qr: show as a QR code"})
+    pay_url = fields.String(metadata={"description": "wap: open in the phone's browser"})
+    expires_at = fields.String(metadata={"description": "the trade closes with the order's payment window"})
+
+
 # --- payment provider webhooks --------------------------------------------------------
 
 class GenericPaymentDataSchema(Schema):

@@ -19,7 +19,7 @@ from ..ordering.domain import lifecycle
 from ..ordering.identity import Caller, require_owner
 from ..records import lock_order
 from ..settlement import service as settlement
-from . import refunds
+from . import checkout, refunds
 from .providers import PaymentNotification
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def apply_payment_notification(uow: UnitOfWork, provider: str, note: PaymentNoti
         if seen.body_hash != body_hash:
             raise ApiError(409, "event_id_reused", f"{provider} event {note.event_id} arrived with another body")
         return seen.response_body
-    if order.payment_provider != provider:
+    if order.payment_provider != provider and not checkout.has_trade(session, order.id, provider):
         raise ApiError(409, "provider_mismatch", f"order {order.id} is paid through {order.payment_provider}")
     action = "ignored"
     if note.succeeded:

@@ -1,0 +1,132 @@
+"""The payment provider port: what the orders service needs of a provider, and what a
+provider's adapter gives back (the adapters: providers.py, wechatpay.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from diandian_common import config
+
+DEFAULT_TOLERANCE_S = 300
+
+
+def webhook_tolerance_s() -> int:
+    """How far a notification's signed timestamp may be from our clock."""
+    return config.env_int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_S)
+
+
+class ProviderError(Exception):
+    """The provider could not be asked, or refused (its own words in the message)."""
+
+
+@dataclass(frozen=True)
+class CheckoutFacts:
+    """What a provider is told of the order to be paid."""
+
+    order_id: str  # out_trade_no
+    amount_fen: int
+    currency: str
+    description: str
+    expires_at: datetime  # the provider closes the trade then too
+    client_ip: str | None
+
+
+@dataclass(frozen=True)
+class PaymentNotification:
+    """What the webhook endpoint needs to know from a provider's call."""
+
+    event_id: str  # unique per provider: a second call with it changes nothing
+    event_type: str  # the provider's own name for the event, kept for the record
+    succeeded: bool  # the money was captured (other events are acknowledged, not acted on)
+    order_id: str  # our order id, which the checkout passed to the provider
+    amount_fen: int
+    currency: str
+    reference: str  # the provider's transaction id
+
+    def fingerprint(self) -> str:
+        """What the notification says, hashed: a provider's retry of an event says the same
+        even when its bytes differ (WeChat Pay encrypts each delivery anew), and an event id
+        that comes back saying something else is refused."""
+        said = [
+            self.event_id,
+            self.event_type,
+            self.succeeded,
+            self.order_id,
+            self.amount_fen,
+            self.currency,
+            self.reference,
+        ]
+        return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()
+
+
+class InvalidNotification(Exception):
+    """The (authentic) body does not hold what the adapter needs; ``fields`` says what."""
+
+    def __init__(self, fields: dict):
+        super().__init__("invalid payment notification")
+        self.fields = fields
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def checkout_url(self, order_id: str) -> str: ...
+
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
+        """Refund a captured payment; returns the provider's refund reference. ``refund_id``
+        is ours: asked twice with it, a provider refunds once."""
+
+
+class NotificationRefused(Exception):
+    """The call is not the provider's (missing, wrong or stale signature): ``status`` and
+    ``code`` for the answer."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+# A reply to the provider: (body, status, headers), as a Flask view returns it.
+Reply = tuple[object, int, dict]
+
+
+@runtime_checkable
+class WebhookProvider(Protocol):
+    name: str
+
+    def checkout_url(self, order_id: str) -> str: ...
+
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str: ...
+
+    def takes_webhooks(self) -> bool:
+        """Configured to verify notifications here (its keys or secret are set)."""
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
+        """The notification of an authentic call: raise :class:`NotificationRefused` when
+        the call is not the provider's, :class:`InvalidNotification` when its body lacks
+        what is needed."""
+
+    def acknowledge(self, answer: dict) -> Reply:
+        """The reply the provider expects when the notification was taken."""
+
+    def refuse(self, status: int, error: dict) -> Reply:
+        """The reply the provider expects when it was not (it will retry), from the
+        platform's error body and status."""
+
+
+@runtime_checkable
+class CheckoutProvider(Protocol):
+    """A provider whose trade is opened when the guest chooses how to pay
+    (``POST /orders/{id}/checkout``)."""
+
+    name: str
+    methods: frozenset[str]
+
+    def checkout(self, facts: CheckoutFacts, method: str, openid: str | None) -> dict:
+        """Open the trade; the answer's method-specific part (``code_url``, ``h5_url``,
+        ``jsapi``, ``qr_code`` or ``pay_url``). Raises :class:`ProviderError`."""

@@ -1,0 +1,212 @@
+"""WeChat Pay and Alipay through their SDKs against the local emulator (payment_emulator),
+with real HTTP both ways: the orders service opens the trade, the emulator's buyer pays, and
+the emulator's signed notification confirms the order through the webhook."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from diandian_common.testing import GuestClient, migrated_sqlite_url, wait_for
+from diandian_common.timestamps import utcnow
+from diandian_common.uow import UnitOfWork
+from orders import tasks
+from orders.app import create_app
+from orders.cli import seed_demo_projects
+from orders.models import Order, OutboxMessage, Refund
+from orders.ordering import service as ordering
+from payment_emulator.app import create_app as create_emulator
+from payment_emulator.keys import merchant_key_set
+from payment_emulator.tests.helpers import Server, free_port
+
+GUEST = "p_payer"
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+    root = tmp_path_factory.mktemp("emulator")
+    port = free_port()
+    env = merchant_key_set(root / "merchant", root / "state", f"http://127.0.0.1:{port}")
+    server = Server(
+        create_emulator(root / "state", notify_schedule=(0.0, 0.2, 0.5), refund_seconds=0.2), port
+    )
+    yield server, env
+    server.stop()
+
+
+@pytest.fixture
+def orders(emulator, tmp_path, monkeypatch):
+    """The orders API on a real port (the emulator notifies it there) with both providers."""
+    server_port = free_port()
+    _, env = emulator
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PAYMENT_PROVIDERS", "wechatpay,alipay")
+    monkeypatch.setenv("PUBLIC_BASE_URL", f"http://127.0.0.1:{server_port}")
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    url = migrated_sqlite_url("orders", tmp_path)
+    app = create_app(database_url=url)
+    with UnitOfWork(app.extensions["db"]) as uow:
+        seed_demo_projects(uow)
+    server = Server(app, server_port)
+    yield app
+    server.stop()
+    app.extensions["db"].dispose()
+
+
+def control(emulator, method, path, **kwargs):
+    server, _ = emulator
+    return requests.request(method, f"{server.url}/_emulator/{path}", timeout=10, **kwargs)
+
+
+def place(app, kg=12) -> dict:
+    client = GuestClient(app.test_client(), GUEST, "203.0.113.9")
+    project = client.get("/api/v1/projects").get_json()["items"][0]
+    placed = client.post(
+        "/api/v1/orders",
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+        json={"project_id": project["id"], "quantity_kg": kg, "participant": {"display_name": "王芳"}},
+    )
+    assert placed.status_code == 201, placed.get_json()
+    assert placed.get_json()["payment"]["provider"] == "wechatpay"  # the first enabled
+    return placed.get_json()
+
+
+def checkout(app, order_id, **body):
+    return GuestClient(app.test_client(), GUEST, "203.0.113.9").post(
+        f"/api/v1/orders/{order_id}/checkout", json=body
+    )
+
+
+def status(app, order_id) -> str:
+    return app.test_client().get(f"/api/v1/orders/{order_id}").get_json()["status"]
+
+
+@pytest.mark.parametrize(
+    "provider, method, link",
+    [
+        ("wechatpay", "native", "code_url"),
+        ("wechatpay", "h5", "h5_url"),
+        ("alipay", "qr", "qr_code"),
+        ("alipay", "wap", "pay_url"),
+    ],
+)
+def test_a_guest_pays_through_the_provider_and_its_notification_confirms_the_order(
+    orders, emulator, provider, method, link
+):
+    order = place(orders)
+    opened = checkout(orders, order["id"], method=method, provider=provider)
+    assert opened.status_code == 200, opened.get_json()
+    body = opened.get_json()
+    assert (body["provider"], body["method"]) == (provider, method) and body[link]
+    if method == "wap":  # Alipay opens a wap trade when the buyer's browser follows the link
+        assert requests.get(body[link], timeout=10).status_code == 200
+    trade = control(emulator, "GET", f"trades/{provider}/{order['id']}").json()
+    assert trade["total"] == order["amount_fen"]  # in fen, to the fen
+    assert status(orders, order["id"]) == "pending_payment"
+    assert control(emulator, "POST", f"trades/{provider}/{order['id']}/pay").status_code == 200
+    wait_for(lambda: status(orders, order["id"]) == "paid", 15, what="the notification to confirm the order")
+    # The provider's retry (a duplicate) is answered as the first time and changes nothing.
+    again = control(emulator, "POST", f"trades/{provider}/{order['id']}/notify").json()
+    assert again["attempt"]["status"] in (200, 204), again
+    assert status(orders, order["id"]) == "paid"
+
+
+def test_jsapi_gives_the_signed_parameters_for_wechats_browser(orders, emulator):
+    order = place(orders)
+    missing = checkout(orders, order["id"], method="jsapi")
+    assert missing.status_code == 502 and "openid" in missing.get_json()["error"]["message"]
+    opened = checkout(orders, order["id"], method="jsapi", openid="o_demo_guest").get_json()
+    parameters = opened["jsapi"]
+    assert parameters["package"].startswith("prepay_id=") and parameters["signType"] == "RSA"
+    assert parameters["appId"] and parameters["paySign"]
+
+
+def test_a_forged_notification_changes_nothing(orders, emulator):
+    order = place(orders)
+    checkout(orders, order["id"], method="native")
+    forged = json.dumps({"id": "evt-forged", "event_type": "TRANSACTION.SUCCESS", "resource": {}})
+    answer = orders.test_client().post(
+        "/api/v1/payments/wechatpay/webhook",
+        data=forged,
+        headers={
+            "Content-Type": "application/json",
+            "Wechatpay-Timestamp": "0",
+            "Wechatpay-Nonce": "n",
+            "Wechatpay-Signature": "c2lnbmF0dXJl",
+            "Wechatpay-Serial": "PUB_KEY_ID_X",
+            "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+        },
+    )
+    assert answer.status_code == 403 and answer.get_json()["code"] == "FAIL"
+    unsigned = orders.test_client().post(
+        "/api/v1/payments/alipay/webhook",
+        data="out_trade_no=x&trade_no=y",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert unsigned.status_code == 401 and unsigned.get_data(as_text=True) == "fail"
+    assert status(orders, order["id"]) == "pending_payment"
+
+
+def test_an_order_is_paid_once_whichever_providers_it_opened(orders, emulator):
+    order = place(orders)
+    checkout(orders, order["id"], method="native")
+    checkout(orders, order["id"], method="qr")
+    control(emulator, "POST", f"trades/alipay/{order['id']}/pay")
+    wait_for(lambda: status(orders, order["id"]) == "paid", 15, what="paid through Alipay")
+    with UnitOfWork(orders.extensions["db"]) as uow:
+        assert uow.session.get(Order, order["id"]).payment_provider == "alipay"
+
+
+def test_a_provider_that_is_not_enabled_or_cannot_pay_by_the_method_is_refused(orders, monkeypatch):
+    order = place(orders)
+    monkeypatch.setenv("PAYMENT_PROVIDERS", "wechatpay")
+    refused = checkout(orders, order["id"], method="qr")
+    assert (
+        refused.status_code == 422
+        and "wechatpay:native" in refused.get_json()["error"]["fields"]["method"][0]
+    )
+    stranger = GuestClient(orders.test_client(), "p_stranger").post(
+        f"/api/v1/orders/{order['id']}/checkout", json={"method": "native"}
+    )
+    assert stranger.status_code == 403
+
+
+def test_a_payment_after_the_order_expired_is_refunded_through_the_provider(orders, emulator):
+    order = place(orders)
+    checkout(orders, order["id"], method="native")
+    with UnitOfWork(orders.extensions["db"]) as uow:
+        assert ordering.expire_unpaid(uow, now=utcnow() + timedelta(hours=1)) == 1
+    control(emulator, "POST", f"trades/wechatpay/{order['id']}/pay")  # the guest paid anyway
+
+    def booked_refund():
+        with UnitOfWork(orders.extensions["db"]) as uow:
+            return uow.session.scalars(select(Refund.id).where(Refund.order_id == order["id"])).first()
+
+    wait_for(booked_refund, 15, what="the late payment's refund to be booked")
+    with UnitOfWork(orders.extensions["db"]) as uow:
+        sends = [
+            m.payload
+            for m in uow.session.scalars(
+                select(OutboxMessage).where(OutboxMessage.task_name == "orders.send_refund")
+            )
+        ]
+    tasks.send_refund(sends[-1])  # claim → call WeChat Pay's refund API → record
+    refunds = control(emulator, "GET", f"trades/wechatpay/{order['id']}").json()["refunds"]
+    assert [(r["refund"], r["total"]) for r in refunds] == [(order["amount_fen"],) * 2]
+    assert status(orders, order["id"]) == "cancelled"
+
+
+def test_wechat_pay_in_platform_certificate_mode(orders, emulator, monkeypatch):
+    # Merchants without a platform public key verify with WeChat Pay's platform certificates.
+    monkeypatch.delenv("WECHATPAY_PUBLIC_KEY_FILE")
+    monkeypatch.delenv("WECHATPAY_PUBLIC_KEY_ID")
+    order = place(orders)
+    assert checkout(orders, order["id"], method="native").status_code == 200
+    control(emulator, "POST", f"trades/wechatpay/{order['id']}/pay")
+    wait_for(lambda: status(orders, order["id"]) == "paid", 15, what="paid, verified by the certificate")
