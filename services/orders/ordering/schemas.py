@@ -56,9 +56,18 @@ class IdempotencyKeyHeaderSchema(Schema):
                             "another body 409 idempotency_conflict")})
 
 
+class PaymentOptionSchema(Schema):
+    provider = fields.String(metadata={"description": "wechatpay or alipay"})
+    methods = fields.List(fields.String(), metadata={
+        "description": "what POST /orders/{id}/checkout takes as method with this provider"})
+
+
 class PaymentLinkSchema(Schema):
     provider = fields.String()
     checkout_url = fields.String()
+    options = fields.List(fields.Nested(PaymentOptionSchema), metadata={
+        "description": "the order view: the providers the guest may pay with at checkout "
+                       "(none: sandbox only)"})
 
 
 class OrderCreatedSchema(Schema):

@@ -26,6 +26,16 @@ def participant_view(order: Order) -> dict:
             "organization": order.organization, "mask_name": order.mask_name}
 
 
+def payment_options() -> list[dict]:
+    """The providers a guest may choose at checkout: enabled, configured, and their methods."""
+    options = []
+    for name in providers.enabled():
+        candidate = providers.PROVIDERS.get(name)
+        if isinstance(candidate, providers.CheckoutProvider) and candidate.takes_webhooks():
+            options.append({"provider": candidate.name, "methods": sorted(candidate.methods)})
+    return options
+
+
 def created_view(order: Order, checkout_url: str) -> dict:
     return {
         "id": order.id, "status": order.status, "project_id": order.project_id,
@@ -74,7 +84,8 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
         "participant": participant_view(order),
         "scene": {"slug": order.scene_slug, "name": order.scene_name} if order.scene_slug else None,
         "payment": {"provider": order.payment_provider,
-                    "checkout_url": providers.provider(order.payment_provider).checkout_url(order.id)},
+                    "checkout_url": providers.provider(order.payment_provider).checkout_url(order.id),
+                    "options": payment_options()},
         "created_at": as_utc(order.created_at).isoformat(),
         "expires_at": as_utc(order.expires_at).isoformat(),
         "paid_at": iso(order.paid_at),
