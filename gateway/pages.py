@@ -25,7 +25,7 @@ from flask_babel import Babel, format_date, format_datetime, get_locale
 from diandian_common import config
 from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
 
-from . import pages_forms, pages_operator, pages_render as render
+from . import pages_forms, pages_operator, pages_payment, pages_render as render
 from .participants import participant_id_from_request
 from .proxy import Upstreams
 
@@ -66,20 +66,28 @@ class ServiceReader:
 
     def get(self, service: str, path: str, params: dict | None = None, *, as_guest: bool = False) -> Reply:
         """``as_guest``: read as the browser's guest (what only they may see, e.g. their order)."""
+        return self._call("GET", service, path, params=params, as_guest=as_guest)
+
+    def post_as_guest(self, service: str, path: str, body: dict) -> Reply:
+        """A POST as the browser's guest, for what a page itself asks of a service on the
+        guest's behalf (opening the trade of their order at checkout)."""
+        return self._call("POST", service, path, json=body, as_guest=True)
+
+    def _call(self, method: str, service: str, path: str, *, as_guest: bool, **kwargs) -> Reply:
         headers = {"X-Request-ID": g.get("request_id", "")}
         participant_id = participant_id_from_request(request) if as_guest else None
         if participant_id:
             headers[PARTICIPANT_ASSERTION_HEADER] = sign_participant_assertion(
-                Guest(participant_id, request.remote_addr or ""), "GET", path)
+                Guest(participant_id, request.remote_addr or ""), method, path)
         try:
-            response = self.upstreams.session.get(
-                self.upstreams.base_urls[service] + path, params=params, headers=headers,
-                timeout=(self.upstreams.connect_timeout, self.upstreams.read_timeout))
+            response = self.upstreams.session.request(
+                method, self.upstreams.base_urls[service] + path, headers=headers,
+                timeout=(self.upstreams.connect_timeout, self.upstreams.read_timeout), **kwargs)
         except requests.Timeout:
-            log.warning("%s timed out for a page (%s)", service, path)
+            log.warning("%s timed out for a page (%s %s)", service, method, path)
             return Reply(None, 504)
         except requests.RequestException:
-            log.warning("%s unavailable for a page (%s)", service, path)
+            log.warning("%s unavailable for a page (%s %s)", service, method, path)
             return Reply(None, 503)
         try:
             body = response.json()
@@ -256,10 +264,22 @@ def pay(order_id):
     order = reply.body
     if "participant" not in order:  # someone else's order: its page is its guest's alone
         return error_page(404)
+    payment = pages_payment.prepare(order)
+    if payment.redirect:  # inside WeChat, JSAPI first needs the guest's openid (WeChat's OAuth)
+        response = redirect(payment.redirect, 302)
+        response.headers["Cache-Control"] = "no-store"
+        return pages_payment.remember(response, payment)
     scene_ref = order.get("scene") or {}
-    response = render_template("pay.html", order=order, steps=render.ORDER_STEPS,
+    response = render_template("pay.html", order=order, steps=render.ORDER_STEPS, payment=payment,
                                scene=scene_of(scene_ref.get("slug")) or scene_ref)
-    return response, 200, {"Cache-Control": "no-store"}
+    response = current_app.make_response((response, 200, {"Cache-Control": "no-store"}))
+    return pages_payment.remember(response, payment)
+
+
+@bp.get("/wechat/oauth")
+def wechat_oauth():
+    """WeChat's OAuth callback: the guest's openid for JSAPI, then back to the pay page."""
+    return pages_payment.oauth_callback()
 
 
 @bp.get("/c/<certificate_id>")

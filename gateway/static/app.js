@@ -259,6 +259,8 @@
         root.querySelector(".serial-range").textContent = order.retirement.serial_range;
         root.querySelector(".serials").hidden = false;
       }
+      var options = root.querySelector(".js-pay-options");
+      if (options && order.status && order.status !== "pending_payment") { options.hidden = true; }
       if (order.status === "completed" && order.certificate) {
         var box = root.querySelector(".certificate-link");
         var link = box.querySelector("a");
@@ -318,6 +320,37 @@
           error.textContent = root.dataset.failedMessage;
           error.hidden = false;
         });
+      });
+    }
+    // Inside WeChat: WeChat Pay JSAPI with the parameters the page got at checkout. The
+    // provider's notification confirms the order; polling shows it.
+    var jsapi = root.querySelector(".js-jsapi-button");
+    if (jsapi) {
+      jsapi.addEventListener("click", function () {
+        var error = jsapi.parentElement.querySelector(".form-error");
+        error.hidden = true;
+        function invoke() {
+          busy(jsapi, true);
+          window.WeixinJSBridge.invoke("getBrandWCPayRequest", JSON.parse(jsapi.dataset.jsapi), function (res) {
+            busy(jsapi, false);
+            if (res && res.err_msg === "get_brand_wcpay_request:ok") {
+              jsapi.hidden = true;
+              progress.querySelector("h2").setAttribute("tabindex", "-1");
+              progress.querySelector("h2").focus();
+              return;
+            }
+            error.textContent = jsapi.dataset.cancelledMessage;
+            error.hidden = false;
+          });
+        }
+        if (window.WeixinJSBridge) {
+          invoke();
+        } else if (/MicroMessenger/.test(navigator.userAgent)) {
+          document.addEventListener("WeixinJSBridgeReady", invoke, { once: true });
+        } else {
+          error.textContent = jsapi.dataset.unavailableMessage;
+          error.hidden = false;
+        }
       });
     }
     // Sandbox orders wait for the button; another provider confirms by its own webhook.
