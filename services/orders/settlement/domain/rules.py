@@ -1,8 +1,9 @@
 """Money to project owners: the split of each payment, monthly statements, reconciliation.
 
 Everything is integer fen. A captured payment is split once, when the order is paid,
-into the platform's fee and the owner's share (net); a refund books the exact negative
-of that split, so the two always cancel. A statement sums the lines booked in one
+into the payment provider's fee, the platform's fee and the owner's share (net):
+``gross = provider fee + platform fee + net``; a refund books the exact negative of that
+split, so the two always cancel. A statement sums the lines booked in one
 calendar month (in the settlement time zone) for one owner and project.
 """
 from __future__ import annotations
@@ -38,12 +39,13 @@ class FeeRule:
 @dataclass(frozen=True)
 class Split:
     gross_fen: int
-    fee_fen: int
-    net_fen: int
+    fee_fen: int               # the platform's
+    net_fen: int               # the owner's
+    provider_fee_fen: int = 0  # what the payment provider (WeChat Pay, Alipay) keeps
 
     def reversed(self) -> Split:
         """What a refund books: the same split with every sign turned."""
-        return Split(-self.gross_fen, -self.fee_fen, -self.net_fen)
+        return Split(-self.gross_fen, -self.fee_fen, -self.net_fen, -self.provider_fee_fen)
 
 
 def percentage_fee(gross_fen: int, bps: int) -> int:
@@ -51,13 +53,27 @@ def percentage_fee(gross_fen: int, bps: int) -> int:
     return (gross_fen * bps * 2 + BASIS_POINTS) // (2 * BASIS_POINTS)
 
 
-def split(gross_fen: int, rule: FeeRule) -> Split:
-    """The fee is the percentage, raised to the minimum, and never more than the payment,
-    so the owner's share is never negative."""
+def provider_fee(gross_fen: int, bps: int) -> int:
+    """The payment provider's fee on one payment: ``gross × bps / 10 000`` rounded to the
+    fen, halves up, per transaction (WeChat Pay and Alipay charge per transaction and round
+    to the fen, 四舍五入); the bill check compares it with the provider's own figure."""
+    if not 0 <= bps <= BASIS_POINTS:
+        raise ValueError(f"a provider's fee is 0 to {BASIS_POINTS} basis points, not {bps}")
     if gross_fen < 0:
         raise ValueError("a captured payment cannot be negative")
-    fee = min(gross_fen, max(percentage_fee(gross_fen, rule.bps), rule.min_fen))
-    return Split(gross_fen, fee, gross_fen - fee)
+    return percentage_fee(gross_fen, bps)
+
+
+def split(gross_fen: int, rule: FeeRule, provider_fee_bps: int = 0) -> Split:
+    """The provider's fee comes off first; the platform's fee is the percentage of the
+    payment, raised to the minimum, and never more than what the provider leaves, so the
+    owner's share is never negative: ``gross = provider fee + fee + net``."""
+    if gross_fen < 0:
+        raise ValueError("a captured payment cannot be negative")
+    charged = provider_fee(gross_fen, provider_fee_bps)
+    left = gross_fen - charged
+    fee = min(left, max(percentage_fee(gross_fen, rule.bps), rule.min_fen))
+    return Split(gross_fen, fee, left - fee, charged)
 
 
 # --- periods --------------------------------------------------------------------------
@@ -110,6 +126,7 @@ class LineSum:
     gross_fen: int
     fee_fen: int
     net_fen: int
+    provider_fee_fen: int = 0
 
     @property
     def key(self) -> StatementKey:
@@ -126,10 +143,11 @@ class Statement:
     quantity_kg: int = 0
     captured_fen: int = 0
     refunded_fen: int = 0  # a positive amount
-    gross_fen: int = 0     # captured − refunded
-    fee_fen: int = 0
-    net_fen: int = 0
+    gross_fen: int = 0     # captured − refunded = provider_fee + fee + net
+    fee_fen: int = 0       # the platform's
+    net_fen: int = 0       # the owner's
     paid_fen: int = 0
+    provider_fee_fen: int = 0
 
     @property
     def key(self) -> StatementKey:
@@ -164,6 +182,7 @@ def statements(sums: Iterable[LineSum], paid: Mapping[StatementKey, int] | None 
         statement.gross_fen += line.gross_fen
         statement.fee_fen += line.fee_fen
         statement.net_fen += line.net_fen
+        statement.provider_fee_fen += line.provider_fee_fen
     for key, amount in (paid or {}).items():
         if key in folded:
             folded[key].paid_fen = amount
@@ -212,6 +231,8 @@ class Line:
     fee_fen: int
     net_fen: int
     rule: FeeRule | None = None  # the fee rule the capture was split with
+    provider_fee_fen: int = 0
+    provider_fee_bps: int | None = None  # the provider's rate the capture was split with
 
 
 @dataclass(frozen=True)
@@ -229,6 +250,7 @@ class Reconciliation:
     refunded_fen: int = 0
     net_fen: int = 0
     fee_fen: int = 0
+    provider_fee_fen: int = 0
     settled_kg: int = 0
     pending_kg: int = 0
     projects: int = 0
@@ -246,11 +268,12 @@ def reconcile(*, orders: Mapping[str, OrderFacts], refunds: Mapping[str, int], l
               paid: Mapping[StatementKey, int], settled: set[StatementKey]) -> Reconciliation:
     """Check that the money and the kilograms add up; the first difference is named.
 
-    - every line splits exactly (fee + net = gross, 0 ≤ fee ≤ gross for a capture, and
-      the fee is what the recorded rule gives);
+    - every line splits exactly (provider fee + fee + net = gross, 0 ≤ provider fee,
+      0 ≤ fee, 0 ≤ net for a capture, and both fees are what the recorded rates give);
     - every captured order has one capture line of its amount, every refunded order one
       refund line undoing it, and no other order has lines;
-    - per project and in total: captured payments − refunds = owners' net + platform fees;
+    - per project and in total: captured payments − refunds = owners' net + platform fees
+      + provider fees;
     - every ledger entry's kilograms belong to exactly one retired order with a capture
       line (in a ``settled`` statement, or pending), and the ledger matches the projects'
       retired kilograms;
@@ -260,15 +283,23 @@ def reconcile(*, orders: Mapping[str, OrderFacts], refunds: Mapping[str, int], l
     lines = list(lines)
     by_order: dict[str, dict[str, Line]] = {}
     for line in lines:
-        if line.gross_fen != line.fee_fen + line.net_fen:
+        if line.gross_fen != line.provider_fee_fen + line.fee_fen + line.net_fen:
             return _differs(result, f"order {line.order_id}: {line.kind} line gross {line.gross_fen} ≠ "
-                                    f"fee {line.fee_fen} + net {line.net_fen}")
+                                    f"fee {line.fee_fen} + net {line.net_fen} + provider fee {line.provider_fee_fen}")
         sign = 1 if line.kind == CAPTURE else -1
         if not 0 <= sign * line.fee_fen <= sign * line.gross_fen:
             return _differs(result, f"order {line.order_id}: {line.kind} line fee {line.fee_fen} "
                                     f"outside 0..gross {line.gross_fen}")
+        if sign * line.provider_fee_fen < 0 or sign * line.net_fen < 0:
+            return _differs(result, f"order {line.order_id}: {line.kind} line provider fee "
+                                    f"{line.provider_fee_fen} or net {line.net_fen} of the wrong sign")
+        if line.kind == CAPTURE and line.provider_fee_bps is not None \
+                and line.provider_fee_fen != provider_fee(line.gross_fen, line.provider_fee_bps):
+            return _differs(result, f"order {line.order_id}: provider fee {line.provider_fee_fen} fen, but "
+                                    f"{line.provider_fee_bps} bps on {line.gross_fen} fen is "
+                                    f"{provider_fee(line.gross_fen, line.provider_fee_bps)} fen")
         if line.kind == CAPTURE and line.rule is not None:
-            expected = split(line.gross_fen, line.rule)
+            expected = split(line.gross_fen, line.rule, line.provider_fee_bps or 0)
             if line.fee_fen != expected.fee_fen:
                 return _differs(result, f"order {line.order_id}: fee {line.fee_fen} fen, but {line.rule.bps} bps "
                                         f"with a minimum of {line.rule.min_fen} fen on {line.gross_fen} fen "
@@ -289,17 +320,21 @@ def reconcile(*, orders: Mapping[str, OrderFacts], refunds: Mapping[str, int], l
         captured = sum(o.amount_fen for o in orders.values() if o.project_id == project_id and o.captured)
         refunded = sum(amount for order_id, amount in refunds.items()
                        if order_id in orders and orders[order_id].project_id == project_id)
-        split_fen = sum(line.net_fen + line.fee_fen for line in lines if line.project_id == project_id)
+        split_fen = sum(line.net_fen + line.fee_fen + line.provider_fee_fen
+                        for line in lines if line.project_id == project_id)
         if captured - refunded != split_fen:
             return _differs(result, f"project {project_id}: captured {captured} − refunded {refunded} = "
-                                    f"{captured - refunded} fen, but owners' net + platform fees = {split_fen} fen")
+                                    f"{captured - refunded} fen, but owners' net + platform fees "
+                                    f"+ provider fees = {split_fen} fen")
         result.captured_fen += captured
         result.refunded_fen += refunded
     result.net_fen = sum(line.net_fen for line in lines)
     result.fee_fen = sum(line.fee_fen for line in lines)
-    if result.captured_fen - result.refunded_fen != result.net_fen + result.fee_fen:
+    result.provider_fee_fen = sum(line.provider_fee_fen for line in lines)
+    split_total = result.net_fen + result.fee_fen + result.provider_fee_fen
+    if result.captured_fen - result.refunded_fen != split_total:
         return _differs(result, f"in total: captured − refunded = {result.captured_fen - result.refunded_fen} fen, "
-                                f"owners' net + platform fees = {result.net_fen + result.fee_fen} fen")
+                                f"owners' net + platform fees + provider fees = {split_total} fen")
 
     ledger_kg: dict[str, int] = {}
     in_ledger: set[str] = set()
@@ -371,8 +406,9 @@ def _order_difference(order_id: str, order: OrderFacts | None, refund_fen: int |
         return f"order {order_id}: paid {order.amount_fen} fen, refunded {refund_fen} fen"
     if refund is None:
         return f"order {order_id}: refunded {refund_fen} fen, but its split was never reversed"
-    undone = Split(capture.gross_fen, capture.fee_fen, capture.net_fen).reversed()
-    if ((refund.gross_fen, refund.fee_fen, refund.net_fen) != (undone.gross_fen, undone.fee_fen, undone.net_fen)
+    undone = Split(capture.gross_fen, capture.fee_fen, capture.net_fen, capture.provider_fee_fen).reversed()
+    if ((refund.gross_fen, refund.fee_fen, refund.net_fen, refund.provider_fee_fen)
+            != (undone.gross_fen, undone.fee_fen, undone.net_fen, undone.provider_fee_fen)
             or (refund.owner_id, refund.project_id, refund.quantity_kg)
             != (capture.owner_id, capture.project_id, -capture.quantity_kg)):
         return f"order {order_id}: the refund line does not undo the capture line"
