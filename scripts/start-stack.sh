@@ -33,6 +33,31 @@ if [ "$DIANDIAN_OWN_REDIS" = 1 ]; then
   processes=(redis "${processes[@]}")
 fi
 
+# `make run` demos a real-protocol payment (scripts/run.sh sets DIANDIAN_PAYMENT_DEMO=emulator):
+# in development only, the payment emulator (payment_emulator/README.md) stands in for WeChat
+# Pay and Alipay. Its merchant key set is made once and kept in $VAR_DIR; its payment.env
+# configures the orders service (the SDKs) and the gateway (WeChat's OAuth for JSAPI).
+# PAYMENT_PROVIDER(S) set by the caller win (PAYMENT_PROVIDER=sandbox: the sandbox demo).
+if [ "${DIANDIAN_PAYMENT_DEMO:-}" = emulator ]; then
+  if [ "${DIANDIAN_ENV:-development}" = development ]; then
+    export PAYMENT_EMULATOR_PORT=${PAYMENT_EMULATOR_PORT:-$((GATEWAY_PORT + 8))}
+    python -m payment_emulator keys --out "$VAR_DIR/payment-merchant" \
+      --state-dir "$VAR_DIR/payment-emulator" --port "$PAYMENT_EMULATOR_PORT" >&2
+    set -a
+    # shellcheck source=/dev/null
+    . "$VAR_DIR/payment-merchant/payment.env"
+    set +a
+    export WECHAT_API_BASE_FOR_OAUTH=${WECHAT_API_BASE_FOR_OAUTH:-$WECHAT_OAUTH_BASE}  # one host here
+    if [ -z "${PAYMENT_PROVIDERS:-}${PAYMENT_PROVIDER:-}" ]; then
+      export PAYMENT_PROVIDERS=wechatpay,alipay
+    fi
+    processes+=(payment-emulator)
+    echo "[stack] payment emulator (WeChat Pay, Alipay; no money moves) on 127.0.0.1:$PAYMENT_EMULATOR_PORT" >&2
+  else
+    echo "[stack] DIANDIAN_ENV=$DIANDIAN_ENV: no payment emulator" >&2
+  fi
+fi
+
 echo "[stack] migrating databases" >&2
 python -m diandian_common.migrate upgrade
 echo "[stack] operator key: mirroring OPERATOR_API_KEY into the gateway's key store" >&2

@@ -176,6 +176,9 @@ class ProcessStack(StackBase):
 
     def __init__(self, var_dir: Path, extra_env: dict[str, str] | None = None):
         self.types = read_procfile()
+        # The payment emulator is make run's demo (start-stack.sh makes its keys): these stacks
+        # pay by the sandbox unless a test starts it (DIANDIAN_PAYMENT_DEMO, :class:`Stack`).
+        self.types.pop("payment-emulator", None)
         self.processes: dict[str, subprocess.Popen] = {}
         super().__init__(var_dir, extra_env)
         self.logs_dir = self.var_dir / "logs"

@@ -70,3 +70,29 @@ def phone(chromium, stack, request):
     yield open_phone
     for item in opened:
         item.close()
+
+
+@pytest.fixture(scope="module")
+def paying_stack(tmp_path_factory):
+    """A stack as ``make run`` starts it (scripts/run.sh's DIANDIAN_PAYMENT_DEMO=emulator): the
+    payment emulator stands in for WeChat Pay and Alipay, both enabled."""
+    import requests
+
+    from diandian_common.testing import wait_for
+    from tests.stack import Stack
+
+    stack = Stack(tmp_path_factory.mktemp("paying-stack"), {"DIANDIAN_PAYMENT_DEMO": "emulator"})
+    stack.start(timeout=180)
+    stack.emulator_url = f"http://127.0.0.1:{stack.port + 8}"   # start-stack.sh's default port
+
+    def emulator_up() -> bool:
+        try:
+            return requests.get(f"{stack.emulator_url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(emulator_up, 60, what="the payment emulator to answer")
+        yield stack
+    finally:
+        stack.stop()
