@@ -128,3 +128,29 @@ def test_a_guest_on_a_phone_chooses_alipay_and_pays_on_its_cashier(browsers):
     page.wait_for_url(re.compile(r"/pay/ord_"))   # Alipay's return_url: back on the pay page
     reaches_the_certificate(guest, "zh-CN")
     assert guest.errors == []
+
+
+WECHAT = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+          "user_agent": ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                         "Chrome/126.0 Mobile Safari/537.36 MicroMessenger/8.0.49.2600(0x28003133) "
+                         "WeChat/arm64 Weixin NetType/WIFI Language/zh_CN"),
+          # WeChat's own WeixinJSBridge is no script of the page's: its stand-in, added by the
+          # test below, and the cashier it opens over the page are not the page's CSP's to judge.
+          "bypass_csp": True}
+
+
+def test_a_guest_inside_wechat_signs_in_silently_and_pays_by_jsapi(browsers, paying_stack):
+    guest = browsers("zh-CN", "wechat-jsapi", **WECHAT)
+    place_order(guest, "zh-CN")   # the pay page went to WeChat's OAuth and came back with the openid
+    page = guest.page
+    assert not [c for c in guest.context.cookies() if c["name"] == "dd_wx_state"]   # used up
+    assert [c for c in guest.context.cookies() if c["name"] == "dd_wx_openid"]
+    pay = page.get_by_role("button", name=re.compile(r"使用微信支付支付 ¥"))
+    expect(pay).to_be_visible()
+    page.add_script_tag(url=f"{paying_stack.emulator_url}/_emulator/weixin-jsbridge.js")
+    guest.shot("jsapi")
+    pay.click()
+    page.frame_locator("iframe").get_by_role("button", name=re.compile(r"Pay ¥")).click()
+    expect(pay).to_be_hidden()   # get_brand_wcpay_request:ok
+    reaches_the_certificate(guest, "zh-CN")
+    assert guest.errors == []
