@@ -281,6 +281,10 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
     Contract("orders.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
     Contract("orders.expire_unpaid", EmptySchema, _BEAT,
              "cancels orders whose payment window closed and releases their reservation"),
+    Contract("orders.reconcile_payments", EmptySchema, _BEAT,
+             "asks the providers about unpaid orders' trades (confirming those paid whose "
+             "notification was lost), closes the trades of orders whose payment window passed "
+             "before cancelling them, and confirms refunds the providers finished"),
     Contract("orders.resend_stuck", EmptySchema, _BEAT,
              "sends the next step again for orders stuck in `paid` or `retired`"),
     Contract("orders.purge_idempotency_keys", EmptySchema, _BEAT, "forgets idempotency keys past their TTL"),

@@ -197,6 +197,10 @@ class Refund(Base):
     provider_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
     reason: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # requested (booked, not sent yet), processing (the provider took it), succeeded (the
+    # provider confirmed the money is back with the payer), failed (the provider gave up)
+    status: Mapped[str] = mapped_column(String(20), default="requested", server_default="requested")
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class PaymentCheckout(Base):

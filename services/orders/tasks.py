@@ -12,13 +12,13 @@ from .ordering.tasks import (
     purge_idempotency_keys,
     resend_stuck,
 )
-from .payments.tasks import send_refund
+from .payments.tasks import reconcile_payments, send_refund
 from .webhooks.tasks import deliver_webhook, dispatch_webhooks
 from .wiring import celery, wiring
 
 __all__ = ["celery", "certificate_issued", "certificate_revoked", "deliver_webhook", "dispatch_webhooks",
-           "expire_unpaid", "purge_idempotency_keys", "relay_outbox", "resend_stuck", "retire_credits",
-           "send_refund"]
+           "expire_unpaid", "purge_idempotency_keys", "reconcile_payments", "relay_outbox", "resend_stuck",
+           "retire_credits", "send_refund"]
 
 
 @celery.task(name="orders.relay_outbox")

@@ -17,6 +17,8 @@ celery.conf.beat_schedule = {
                      "schedule": config.env_float("ORDERS_OUTBOX_RELAY_SECONDS", 2.0)},
     "expire-unpaid": {"task": "orders.expire_unpaid",
                       "schedule": config.env_float("ORDERS_EXPIRY_SWEEP_SECONDS", 60.0)},
+    "reconcile-payments": {"task": "orders.reconcile_payments",
+                           "schedule": config.env_float("PAYMENT_RECONCILE_SECONDS", 60.0)},
     "resend-stuck": {"task": "orders.resend_stuck",
                      "schedule": config.env_float("ORDERS_RECONCILE_SECONDS", 60.0)},
     "purge-idempotency-keys": {"task": "orders.purge_idempotency_keys",

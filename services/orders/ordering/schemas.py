@@ -110,7 +110,12 @@ class CertificateRefSchema(Schema):
 class RefundRefSchema(Schema):
     amount_fen = fields.Integer()
     reason = fields.String()
-    refunded_at = fields.String(allow_none=True)
+    refunded_at = fields.String(allow_none=True, metadata={"description": "when the refund was booked"})
+    status = fields.String(metadata={
+        "description": "requested (booked), processing (the provider took it), succeeded (the provider "
+                       "confirmed the money is back with the payer) or failed (paid back by hand)"})
+    confirmed_at = fields.String(allow_none=True, metadata={
+        "description": "when the provider confirmed (or gave up on) the refund"})
 
 
 class SceneRefSchema(Schema):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from diandian_common import config
@@ -17,8 +17,10 @@ from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
 from ..catalogue.service import announce_low_inventory, low_inventory_threshold
-from ..models import IdempotencyRecord, Order
+from ..models import IdempotencyRecord, Order, PaymentCheckout
 from ..payments import providers, refunds
+from ..payments.domain import reconcile as reconcile_rules
+from ..payments.port import reconcile_timing
 from ..records import lock_name, lock_order, lock_project, new_id
 from ..webhooks import service as webhooks
 from ..webhooks.domain import rules as webhook_rules
@@ -141,15 +143,29 @@ def cancel(session: Session, order: Order, reason: str) -> None:
 
 
 def expire_unpaid(uow: UnitOfWork, now: datetime | None = None, limit: int = 500) -> int:
-    """Cancel unpaid orders past their payment window, releasing their reservation."""
+    """Cancel unpaid orders past their payment window, releasing their reservation.
+
+    An order with a trade at a provider that can close it (WeChat Pay, Alipay) is left to
+    the reconciliation, which closes the trade first (payments/reconcile.py), until
+    ``PAYMENT_CLOSE_GIVE_UP_SECONDS`` past its window: then it is cancelled here anyway."""
     session = uow.session
     now = now or utcnow()
-    query = (select(Order.id).where(Order.status == lifecycle.PENDING_PAYMENT, Order.expires_at <= now)
+    timing = reconcile_timing()
+    closable = select(PaymentCheckout.order_id).where(
+        PaymentCheckout.provider.in_(sorted(providers.trade_providers())))
+    query = (select(Order.id).where(Order.status == lifecycle.PENDING_PAYMENT, Order.expires_at <= now,
+                                    or_(Order.id.not_in(closable),
+                                        Order.expires_at <= now - timing.give_up_after))
              .order_by(Order.expires_at).limit(limit))
     expired = 0
     for order_id in session.scalars(query).all():
         order = lock_order(session, order_id)
-        if order.status == lifecycle.PENDING_PAYMENT:
+        has_trade = session.scalars(closable.where(PaymentCheckout.order_id == order_id)).first() is not None
+        if order.status == lifecycle.PENDING_PAYMENT and reconcile_rules.expiry_cancels(
+                has_trade, as_utc(order.expires_at), now, timing):
+            if has_trade:
+                log.warning("order %s cancelled with its trade not closed at the provider: a payment "
+                            "that still lands is refunded", order.id, extra={"order_id": order.id})
             cancel(session, order, "payment window expired")
             expired += 1
     return expired

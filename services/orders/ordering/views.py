@@ -94,7 +94,8 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
         "retirement": retirement,
         "certificate": certificate,
         "refund": {"amount_fen": refund.amount_fen, "reason": refund.reason,
-                   "refunded_at": iso(refund.created_at)} if refund else None,
+                   "refunded_at": iso(refund.created_at), "status": refund.status,
+                   "confirmed_at": iso(refund.confirmed_at)} if refund else None,
     }
 
 

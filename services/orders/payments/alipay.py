@@ -32,13 +32,18 @@ from .port import (
     NotificationRefused,
     PaymentNotification,
     ProviderError,
+    RefundResult,
     Reply,
+    TradeNotFound,
+    TradeState,
 )
 
 NAME = "alipay"
 PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 PAID_STATES = ("TRADE_SUCCESS", "TRADE_FINISHED")
 SUCCESS_CODE = "10000"
+OPEN_STATES = ("WAIT_BUYER_PAY",)
+NO_TRADE = "ACQ.TRADE_NOT_EXIST"
 BEIJING = ZoneInfo("Asia/Shanghai")  # Alipay reads times without a zone as Beijing time
 
 
@@ -56,6 +61,20 @@ def fen(amount_yuan: str) -> int:
     if value != value.to_integral_value() or value < 0:
         raise ValueError(f"not a whole number of fen: {amount_yuan!r}")
     return int(value)
+
+
+def trade_state(answer: dict) -> TradeState:
+    """``alipay.trade.query``'s answer as the port's (``TRADE_CLOSED`` is unpaid, or paid
+    and fully refunded: an order still waiting for payment was not refunded)."""
+    state = str(answer.get("trade_status", ""))
+    return TradeState(
+        paid=state in PAID_STATES,
+        open=state in OPEN_STATES,
+        state=state,
+        amount_fen=fen(str(answer.get("total_amount", "0"))),
+        currency="CNY",
+        reference=answer.get("trade_no"),
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +138,8 @@ class AlipayProvider:
         except (AliPayException, AliPayValidationError, OSError, ValueError) as exc:
             raise ProviderError(f"{NAME} {what}: {exc}") from exc
         if str(answer.get("code")) != SUCCESS_CODE:
-            raise ProviderError(
+            error = TradeNotFound if answer.get("sub_code") == NO_TRADE else ProviderError
+            raise error(
                 f"{NAME} {what}: {answer.get('code')} {answer.get('sub_msg') or answer.get('msg')}"
             )
         return answer
@@ -160,11 +180,23 @@ class AlipayProvider:
         client, _ = self._client()
         return self._call("query", client.api_alipay_trade_query, out_trade_no=order_id)
 
+    def trade(self, order_id: str) -> TradeState:
+        try:
+            return trade_state(self.query(order_id))
+        except ValueError as exc:  # an amount that is not a whole number of fen
+            raise ProviderError(f"{NAME} query: {exc}") from None
+
     def close(self, order_id: str) -> None:
         client, _ = self._client()
         self._call("close", client.api_alipay_trade_close, out_trade_no=order_id)
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
+    def refund_state(self, order_id: str, refund_id: str) -> bool | None:
+        client, _ = self._client()
+        answer = self._call("refund query", client.api_alipay_trade_fastpay_refund_query,
+                            out_request_no=refund_id, out_trade_no=order_id)
+        return True if answer.get("refund_status") == "REFUND_SUCCESS" else None
+
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult:
         client, _ = self._client()
         answer = self._call(
             "refund",
@@ -173,7 +205,9 @@ class AlipayProvider:
             out_trade_no=order_id,
             out_request_no=refund_id,
         )
-        return str(answer.get("trade_no") or refund_id)
+        # Alipay refunds synchronously: fund_change Y (refunded now) or N (refunded already
+        # by an earlier call with this out_request_no).
+        return RefundResult(str(answer.get("trade_no") or refund_id), True)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
         client, settings = self._client()

@@ -7,10 +7,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from diandian_common import config
+
+from .domain.reconcile import Timing
 
 DEFAULT_TOLERANCE_S = 300
 
@@ -18,6 +20,15 @@ DEFAULT_TOLERANCE_S = 300
 def webhook_tolerance_s() -> int:
     """How far a notification's signed timestamp may be from our clock."""
     return config.env_int("PAYMENT_WEBHOOK_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_S)
+
+
+def reconcile_timing() -> Timing:
+    """When the reconciliation queries an unpaid order's trades, and how long past its
+    window it waits for them to close (payments/reconcile.py)."""
+    return Timing(
+        query_after=timedelta(seconds=config.env_int("PAYMENT_QUERY_AFTER_SECONDS", 120)),
+        give_up_after=timedelta(seconds=config.env_int("PAYMENT_CLOSE_GIVE_UP_SECONDS", 3600)),
+    )
 
 
 class ProviderError(Exception):
@@ -47,6 +58,10 @@ class PaymentNotification:
     amount_fen: int
     currency: str
     reference: str  # the provider's transaction id
+    # A refund's notification: our refund id (``out_refund_no``) and whether it succeeded
+    # (True), failed for good (False) or is still processing (None).
+    refund_id: str | None = None
+    refund_succeeded: bool | None = None
 
     def fingerprint(self) -> str:
         """What the notification says, hashed: a provider's retry of an event says the same
@@ -61,7 +76,35 @@ class PaymentNotification:
             self.currency,
             self.reference,
         ]
+        if self.refund_id is not None:  # payment notifications hash as they always did
+            said += [self.refund_id, self.refund_succeeded]
         return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()
+
+
+class TradeNotFound(ProviderError):
+    """The provider has no such trade (never opened there, or not yet: an Alipay QR code
+    that was never scanned)."""
+
+
+@dataclass(frozen=True)
+class TradeState:
+    """What a provider's query says of an order's trade."""
+
+    paid: bool  # the money was captured (refunded later or not)
+    open: bool  # it may still be paid
+    state: str  # the provider's own word (SUCCESS, NOTPAY, TRADE_CLOSED, …)
+    amount_fen: int
+    currency: str
+    reference: str | None  # the provider's transaction id once paid
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """The provider's answer to a refund: its reference, and whether the money is back
+    with the payer already (else the provider confirms later, by notification or query)."""
+
+    reference: str
+    succeeded: bool
 
 
 class InvalidNotification(Exception):
@@ -77,9 +120,9 @@ class PaymentProvider(Protocol):
 
     def checkout_url(self, order_id: str) -> str: ...
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
-        """Refund a captured payment; returns the provider's refund reference. ``refund_id``
-        is ours: asked twice with it, a provider refunds once."""
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult:
+        """Refund a captured payment; returns the provider's refund reference and status.
+        ``refund_id`` is ours: asked twice with it, a provider refunds once."""
 
 
 class NotificationRefused(Exception):
@@ -101,7 +144,7 @@ class WebhookProvider(Protocol):
 
     def checkout_url(self, order_id: str) -> str: ...
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str: ...
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult: ...
 
     def takes_webhooks(self) -> bool:
         """Configured to verify notifications here (its keys or secret are set)."""
@@ -130,3 +173,23 @@ class CheckoutProvider(Protocol):
     def checkout(self, facts: CheckoutFacts, method: str, openid: str | None) -> dict:
         """Open the trade; the answer's method-specific part (``code_url``, ``h5_url``,
         ``jsapi``, ``qr_code`` or ``pay_url``). Raises :class:`ProviderError`."""
+
+
+@runtime_checkable
+class TradeProvider(Protocol):
+    """A provider whose trades can be asked after (a notification lost on the way) and
+    closed (an order that ends unpaid): the reconciliation (payments/reconcile.py)."""
+
+    name: str
+
+    def trade(self, order_id: str) -> TradeState:
+        """The trade as the provider has it; :class:`TradeNotFound` when it has none,
+        :class:`ProviderError` when it cannot be asked."""
+
+    def close(self, order_id: str) -> None:
+        """Close the unpaid trade: it can no longer be paid. :class:`ProviderError` when
+        the provider refuses (paid meanwhile) or cannot be asked."""
+
+    def refund_state(self, order_id: str, refund_id: str) -> bool | None:
+        """Whether the refund ``refund_id`` succeeded: True, False (failed for good), None
+        (still processing)."""

@@ -34,7 +34,8 @@ from diandian_common.errors import ApiError
 
 from .domain import signatures
 from .port import (CheckoutProvider, InvalidNotification, NotificationRefused, PaymentNotification,
-                   PaymentProvider, Reply, WebhookProvider, webhook_tolerance_s)
+                   PaymentProvider, RefundResult, Reply, TradeProvider, WebhookProvider,
+                   webhook_tolerance_s)
 from .schemas import GenericPaymentEventSchema
 from .alipay import AlipayProvider
 from .wechatpay import WeChatPayProvider
@@ -49,8 +50,8 @@ class SandboxProvider:
     def checkout_url(self, order_id: str) -> str:
         return f"{config.public_base_url()}/pay/{order_id}"
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
-        return f"sandbox-refund-{refund_id}-{secrets.token_hex(6)}"
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult:
+        return RefundResult(f"sandbox-refund-{refund_id}-{secrets.token_hex(6)}", True)
 
 
 @dataclass
@@ -70,8 +71,8 @@ class TestPayProvider:
     def checkout_url(self, order_id: str) -> str:
         return f"{config.public_base_url()}/pay/{order_id}"
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
-        return f"testpay-refund-{refund_id}-{secrets.token_hex(6)}"
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult:
+        return RefundResult(f"testpay-refund-{refund_id}-{secrets.token_hex(6)}", True)
 
     def takes_webhooks(self) -> bool:
         return bool(webhook_secret(self.name))
@@ -175,4 +176,6 @@ def webhook_provider(name: str) -> WebhookProvider | None:
     return candidate
 
 
-
+def trade_providers() -> dict[str, TradeProvider]:
+    """The providers whose trades can be queried and closed (WeChat Pay, Alipay)."""
+    return {name: p for name, p in PROVIDERS.items() if isinstance(p, TradeProvider)}

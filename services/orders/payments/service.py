@@ -84,7 +84,9 @@ def apply_payment_notification(uow: UnitOfWork, provider: str, note: PaymentNoti
     if order.payment_provider != provider and not checkout.has_trade(session, order.id, provider):
         raise ApiError(409, "provider_mismatch", f"order {order.id} is paid through {order.payment_provider}")
     action = "ignored"
-    if note.succeeded:
+    if note.refund_id is not None and note.refund_succeeded is not None:
+        action = refunds.settle(session, order.id, note.refund_id, note.refund_succeeded)
+    elif note.succeeded:
         if (note.amount_fen, note.currency) != (order.amount_fen, order.currency):
             raise ApiError(409, "amount_mismatch",
                            f"{provider} reports {note.amount_fen} {note.currency}; "

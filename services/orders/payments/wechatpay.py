@@ -39,13 +39,40 @@ from .port import (
     NotificationRefused,
     PaymentNotification,
     ProviderError,
+    RefundResult,
     Reply,
+    TradeNotFound,
+    TradeState,
     webhook_tolerance_s,
 )
 
 NAME = "wechatpay"
 PRODUCTION_API_BASE = "https://api.mch.weixin.qq.com"
 PAY_TYPES = {"native": WeChatPayType.NATIVE, "h5": WeChatPayType.H5, "jsapi": WeChatPayType.JSAPI}
+PAID_STATES = ("SUCCESS", "REFUND")  # REFUND: paid, then (partly) refunded
+OPEN_STATES = ("NOTPAY", "USERPAYING")
+REFUND_FAILED = ("CLOSED", "ABNORMAL")
+
+
+def trade_state(answer: dict) -> TradeState:
+    """A query's answer (``GET /v3/pay/transactions/out-trade-no/{no}``) as the port's."""
+    state = str(answer.get("trade_state", ""))
+    amount = answer.get("amount") or {}
+    return TradeState(
+        paid=state in PAID_STATES,
+        open=state in OPEN_STATES,
+        state=state,
+        amount_fen=int(amount.get("total", 0)),
+        currency=str(amount.get("currency", "CNY")),
+        reference=answer.get("transaction_id"),
+    )
+
+
+def refund_succeeded(status: str) -> bool | None:
+    """A refund's ``status``: True once SUCCESS, False when it failed for good, else None."""
+    if status == "SUCCESS":
+        return True
+    return False if status in REFUND_FAILED else None
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,8 @@ class WeChatPayProvider:
     @staticmethod
     def _answer(code: int, message: str, what: str) -> dict:
         """The JSON of a 2xx answer; :class:`ProviderError` otherwise."""
+        if code == 404 and "ORDER_NOT_EXIST" in message:
+            raise TradeNotFound(f"{NAME} {what}: {code} {message[:300]}")
         if not 200 <= code < 300:
             raise ProviderError(f"{NAME} {what}: {code} {message[:300]}")
         return json.loads(message) if message else {}
@@ -192,11 +221,19 @@ class WeChatPayProvider:
         client, _ = self._client()
         return self._call("query", client.query, out_trade_no=order_id)
 
+    def trade(self, order_id: str) -> TradeState:
+        return trade_state(self.query(order_id))
+
     def close(self, order_id: str) -> None:
         client, _ = self._client()
         self._call("close", client.close, out_trade_no=order_id)
 
-    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> str:
+    def refund_state(self, order_id: str, refund_id: str) -> bool | None:
+        client, _ = self._client()
+        answer = self._call("refund query", client.query_refund, out_refund_no=refund_id)
+        return refund_succeeded(str(answer.get("status", "")))
+
+    def refund(self, order_id: str, amount_fen: int, refund_id: str) -> RefundResult:
         client, _ = self._client()
         answer = self._call(
             "refund",
@@ -206,7 +243,8 @@ class WeChatPayProvider:
             out_trade_no=order_id,
             notify_url=notify_url(),
         )
-        return answer.get("refund_id") or refund_id
+        return RefundResult(str(answer.get("refund_id") or refund_id),
+                            refund_succeeded(str(answer.get("status", ""))) is True)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> PaymentNotification:
         client, settings = self._client()
@@ -232,7 +270,7 @@ class WeChatPayProvider:
             raise NotificationRefused(403, "wrong_merchant", "the notification is for another merchant")
         event_type = str(event.get("event_type", ""))
         if not event_type.startswith("TRANSACTION."):
-            # Refund notifications are acknowledged; refunds are confirmed by the refund call.
+            # A refund's notification (REFUND.SUCCESS, …): it confirms our refund.
             return PaymentNotification(
                 event_id=str(event.get("id")),
                 event_type=event_type,
@@ -241,6 +279,8 @@ class WeChatPayProvider:
                 amount_fen=0,
                 currency="CNY",
                 reference=str(resource.get("refund_id", "")),
+                refund_id=str(resource.get("out_refund_no", "")),
+                refund_succeeded=refund_succeeded(str(resource.get("refund_status", ""))),
             )
         try:
             amount = resource["amount"]
