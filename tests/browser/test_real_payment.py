@@ -120,7 +120,7 @@ def test_a_guest_on_a_phone_chooses_alipay_and_pays_on_its_cashier(browsers):
     place_order(guest, "zh-CN")
     page = guest.page
     page.get_by_role("link", name="支付宝").click()
-    pay = page.get_by_role("link", name=re.compile(r"使用支付宝支付 ¥"))
+    pay = page.get_by_role("link", name=re.compile(r"用支付宝付款 ¥"))
     expect(pay).to_be_visible()
     guest.shot("choose-alipay")
     pay.click()
@@ -145,7 +145,7 @@ def test_a_guest_inside_wechat_signs_in_silently_and_pays_by_jsapi(browsers, pay
     page = guest.page
     assert not [c for c in guest.context.cookies() if c["name"] == "dd_wx_state"]   # used up
     assert [c for c in guest.context.cookies() if c["name"] == "dd_wx_openid"]
-    pay = page.get_by_role("button", name=re.compile(r"使用微信支付支付 ¥"))
+    pay = page.get_by_role("button", name=re.compile(r"用微信支付付款 ¥"))
     expect(pay).to_be_visible()
     page.add_script_tag(url=f"{paying_stack.emulator_url}/_emulator/weixin-jsbridge.js")
     guest.shot("jsapi")
