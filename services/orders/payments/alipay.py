@@ -16,9 +16,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import parse_qsl
+from urllib.request import urlopen
 from zoneinfo import ZoneInfo
 
 from alipay import AliPay
@@ -247,3 +249,27 @@ class AlipayProvider:
     def refuse(self, status: int, error: dict) -> Reply:
         # Anything but "success" makes Alipay send the notification again later.
         return "fail", status, {"Content-Type": "text/plain; charset=utf-8"}
+
+    # --- the daily trade bill (settlement bill-check) ---------------------------------------
+    def trade_bill(self, bill_date: date) -> bytes | None:
+        """The day's ``trade`` bill: the zip Alipay's download URL serves (GBK CSV files), or
+        None when Alipay has none (``isp.bill_not_exist``: no trades that day). The URL comes
+        from ``alipay.data.dataservice.bill.downloadurl.query``, a signed call whose answer
+        the SDK verifies; the URL is valid for a short while, so it is fetched at once."""
+        client, _ = self._client()
+        method = "alipay.data.dataservice.bill.downloadurl.query"
+        try:
+            data = client.build_body(method, {"bill_type": "trade", "bill_date": bill_date.isoformat()})
+            answer = client.verified_sync_response(data, method.replace(".", "_") + "_response")
+        except (AliPayException, AliPayValidationError, OSError, ValueError) as exc:
+            raise ProviderError(f"{NAME} bill: {exc}") from exc
+        if answer.get("sub_code") == "isp.bill_not_exist":
+            return None
+        if str(answer.get("code")) != SUCCESS_CODE or not answer.get("bill_download_url"):
+            reason = answer.get("sub_msg") or answer.get("msg")
+            raise ProviderError(f"{NAME} bill: {answer.get('code')} {reason}")
+        try:
+            with urlopen(answer["bill_download_url"], timeout=30) as response:
+                return response.read()
+        except OSError as exc:
+            raise ProviderError(f"{NAME} bill download: {exc}") from exc

@@ -21,12 +21,15 @@ host needs its certificate there first (the emulator's ``keys`` command writes i
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import secrets
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from wechatpayv3 import WeChatPay, WeChatPayType
@@ -304,3 +307,31 @@ class WeChatPayProvider:
     def refuse(self, status: int, error: dict) -> Reply:
         # WeChat Pay retries on 4XX/5XX and reads {"code": "FAIL", "message": …}.
         return {"code": "FAIL", "message": error["error"]["message"]}, status, {}
+
+    # --- the daily trade bill (settlement bill-check) ---------------------------------------
+    def trade_bill(self, bill_date: date) -> str | None:
+        """The day's trade bill (``bill_type=ALL``, gzip) as text, or None when WeChat Pay has
+        none (``NO_STATEMENT_EXIST``: no trades that day). The download is checked against
+        the SHA1 that the signed bill request's answer gives (the file itself is unsigned)."""
+        client, _ = self._client()
+        try:
+            code, message = client.trade_bill(bill_date=bill_date.isoformat(), bill_type="ALL",
+                                              tar_type="GZIP")
+        except Exception as exc:  # the SDK raises bare Exceptions (network, bad answers)
+            raise ProviderError(f"{NAME} trade bill: {exc}") from exc
+        if code == 400 and "NO_STATEMENT_EXIST" in str(message):
+            return None
+        answer = self._answer(code, message, "trade bill")
+        try:
+            code, content = client.download_bill(answer["download_url"])
+        except Exception as exc:
+            raise ProviderError(f"{NAME} bill download: {exc}") from exc
+        if not 200 <= code < 300:
+            raise ProviderError(f"{NAME} bill download: {code} {str(content)[:300]}")
+        raw = content if isinstance(content, bytes) else content.encode("utf-8")
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        if str(answer.get("hash_type", "SHA1")).upper() == "SHA1" and answer.get("hash_value") \
+                and hashlib.sha1(raw).hexdigest() != str(answer["hash_value"]).lower():
+            raise ProviderError(f"{NAME} bill download: the file does not match the bill's SHA1")
+        return raw.decode("utf-8-sig")
