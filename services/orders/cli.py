@@ -22,7 +22,10 @@ from .models import LedgerEntry, Project
 from .ordering import views as order_views
 from .ordering.domain import lifecycle as states
 from .ordering.schemas import OrderListQuerySchema
+from .payments import providers
+from .payments.port import ProviderError
 from .settlement import service as settlement
+from .settlement.domain.bills import BillError
 from .settlement.schemas import OwnerCreateSchema, PayoutCreateSchema, SettlementQuerySchema
 from .wiring import unit_of_work
 
@@ -256,7 +259,7 @@ def register_ledger(app: Flask) -> None:
 
 
 STATEMENT_COLUMNS = ("period", "status", "owner_name", "project_code", "orders", "quantity_kg", "gross_fen",
-                     "fee_fen", "net_fen", "paid_fen", "due_fen")
+                     "provider_fee_fen", "fee_fen", "net_fen", "paid_fen", "due_fen")
 
 
 def register_settlement(app: Flask) -> None:
@@ -323,16 +326,42 @@ def register_settlement(app: Flask) -> None:
 
     @group.command("verify")
     def verify():
-        """Captured payments − refunds = owners' net + platform fees (per project and in
-        total), and every ledger kilogram belongs to one paid order; names the first
-        difference (exit status 1)."""
+        """Captured payments − refunds = owners' net + platform fees + provider fees (per
+        project and in total), and every ledger kilogram belongs to one paid order; names
+        the first difference (exit status 1)."""
         result = _run(lambda uow: settlement.reconcile(uow))
         if not result.ok:
             raise click.ClickException(f"settlement differs: {result.difference}")
         click.echo(f"settlement ok: {result.projects} projects; captured {result.captured_fen} fen − refunded "
                    f"{result.refunded_fen} fen = owners' net {result.net_fen} fen + platform fees "
-                   f"{result.fee_fen} fen; ledger {result.settled_kg + result.pending_kg} kg "
+                   f"{result.fee_fen} fen + provider fees {result.provider_fee_fen} fen; ledger "
+                   f"{result.settled_kg + result.pending_kg} kg "
                    f"({result.settled_kg} kg settled, {result.pending_kg} kg pending)")
+
+    @group.command("bill-check")
+    @click.option("--provider", required=True, type=click.Choice(sorted(settlement.BILL_PARSERS)))
+    @click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+                  help="YYYY-MM-DD, a day in Beijing time (the providers' bill day)")
+    def bill_check(provider, day):
+        """The provider's trade bill of the day against our payments and refunds of that day:
+        missing on either side, amounts and provider fees that differ (exit status 1)."""
+        day = day.date()
+        try:  # downloaded outside any transaction
+            content = providers.provider(provider).trade_bill(day)
+            bill = [] if content is None else settlement.parse_bill(provider, content)
+        except (ProviderError, BillError) as exc:
+            raise click.ClickException(str(exc)) from None
+        result = _run(lambda uow: settlement.bill_check(uow, provider, day, bill))
+        click.echo(f"{provider} bill of {day.isoformat()}: {len(bill)} lines"
+                   f"{'' if content is not None else ' (no bill: no trades that day)'}, "
+                   f"amount {result.bill_amount_fen} fen, fees {result.bill_fee_fen} fen; recorded here "
+                   f"amount {result.our_amount_fen} fen, fees {result.our_fee_fen} fen; "
+                   f"{result.matched} matched")
+        for difference in result.differences:
+            click.echo(f"DIFFERENCE {difference.problem}: {difference.describe()}")
+        if not result.ok:
+            raise click.ClickException(f"{len(result.differences)} differences with the {provider} bill")
+        click.echo("bill ok")
 
 
 def register(app: Flask) -> None:

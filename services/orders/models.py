@@ -268,7 +268,7 @@ class SettlementEntry(Base):
     __tablename__ = "settlement_entries"
     __table_args__ = (
         UniqueConstraint("order_id", "kind", name="uq_settlement_order_kind"),
-        CheckConstraint("gross_fen = fee_fen + net_fen", name="split_adds_up"),
+        CheckConstraint("gross_fen = provider_fee_fen + fee_fen + net_fen", name="split_adds_up"),
         CheckConstraint("kind IN ('capture', 'refund')", name="settlement_kind"),
         Index("ix_settlement_project_period", "project_id", "period"),
     )
@@ -285,6 +285,11 @@ class SettlementEntry(Base):
     net_fen: Mapped[int] = mapped_column(BigInteger)
     fee_bps: Mapped[int] = mapped_column(Integer)          # the rule applied, for the record
     fee_min_fen: Mapped[int] = mapped_column(BigInteger)
+    # The payment provider that took the money, its fee on this payment and the rate it
+    # was computed with (PAYMENT_FEE_BPS_<PROVIDER>); a refund line gives the fee back.
+    provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    provider_fee_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    provider_fee_bps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     booked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
@@ -13,20 +13,22 @@ from sqlalchemy.orm import Session
 from diandian_common import config
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import utcnow
-from diandian_common.timestamps import iso
+from diandian_common.timestamps import as_utc, iso
 from diandian_common.uow import UnitOfWork
 
 from ..models import LedgerEntry, Order, Owner, Payout, Project, Refund, Retirement, SettlementEntry
 from ..records import for_update, new_id
-from .domain import rules, spreadsheet
+from .domain import bills, rules, spreadsheet
 from .domain.rules import CAPTURE, REFUND
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 CSV_COLUMNS = ("period", "status", "owner_id", "owner_name", "payout_account", "project_id", "project_code",
-               "orders", "refunds", "quantity_kg", "captured_fen", "refunded_fen", "gross_fen", "fee_fen",
-               "net_fen", "paid_fen", "due_fen")
+               "orders", "refunds", "quantity_kg", "captured_fen", "refunded_fen", "gross_fen",
+               "provider_fee_fen", "fee_fen", "net_fen", "paid_fen", "due_fen")
+# The providers' standard rate (0.6 %); providers that move no money (sandbox, testpay) charge none.
+STANDARD_PROVIDER_FEE_BPS = {"wechatpay": 60, "alipay": 60}
 
 
 def zone() -> ZoneInfo:
@@ -42,6 +44,23 @@ def fee_rule(project: Project) -> rules.FeeRule:
     return rules.FeeRule(project.fee_bps or 0, project.fee_min_fen or 0)
 
 
+def provider_fee_bps(provider: str | None) -> int:
+    """``PAYMENT_FEE_BPS_<PROVIDER>``: the provider's fee in basis points (WeChat Pay and
+    Alipay 60 = 0.6 % unless set, every other provider 0)."""
+    name = (provider or "").lower()
+    default = STANDARD_PROVIDER_FEE_BPS.get(name, 0)
+    raw = config.env(f"PAYMENT_FEE_BPS_{name.upper()}") if name else None
+    if raw is None or raw == "":
+        return default
+    try:
+        bps = int(raw)
+    except ValueError:
+        raise ValueError(f"PAYMENT_FEE_BPS_{name.upper()} must be whole basis points, not {raw!r}") from None
+    if not 0 <= bps <= rules.BASIS_POINTS:
+        raise ValueError(f"PAYMENT_FEE_BPS_{name.upper()} must be 0 to {rules.BASIS_POINTS}, not {bps}")
+    return bps
+
+
 # --- the split, in the transaction that moves the money -------------------------------
 
 def _line(session: Session, order_id: str, kind: str) -> SettlementEntry | None:
@@ -50,22 +69,28 @@ def _line(session: Session, order_id: str, kind: str) -> SettlementEntry | None:
 
 
 def record_capture(session: Session, order: Order, project: Project, at: datetime | None = None) -> SettlementEntry:
-    """Split the order's payment into the owner's share and the platform's fee (once)."""
+    """Split the order's payment into the provider's fee (at the rate of the provider it was
+    paid through), the platform's fee and the owner's share (once)."""
     existing = _line(session, order.id, CAPTURE)
     if existing is not None:
         return existing
     at = at or utcnow()
-    parts = rules.split(order.amount_fen, fee_rule(project))
+    provider = order.payment_provider
+    bps = provider_fee_bps(provider)
+    parts = rules.split(order.amount_fen, fee_rule(project), bps)
     entry = SettlementEntry(order_id=order.id, project_id=project.id, owner_id=project.owner_id, kind=CAPTURE,
                             period=rules.period_of(at, zone()), quantity_kg=order.quantity_kg,
                             gross_fen=parts.gross_fen, fee_fen=parts.fee_fen, net_fen=parts.net_fen,
-                            fee_bps=project.fee_bps or 0, fee_min_fen=project.fee_min_fen or 0, booked_at=at)
+                            fee_bps=project.fee_bps or 0, fee_min_fen=project.fee_min_fen or 0, booked_at=at,
+                            provider=provider, provider_fee_fen=parts.provider_fee_fen, provider_fee_bps=bps)
     session.add(entry)
     return entry
 
 
 def reverse_capture(session: Session, order: Order, at: datetime | None = None) -> SettlementEntry | None:
-    """Book the exact negative of the order's split, in the month of the refund (once)."""
+    """Book the exact negative of the order's split, in the month of the refund (once).
+    Refunds are always of the whole payment, and WeChat Pay and Alipay then give their
+    whole fee back, so the provider's fee is reversed with the rest."""
     capture = _line(session, order.id, CAPTURE)
     if capture is None:
         log.error("order %s refunded without a captured payment to reverse", order.id)
@@ -74,11 +99,14 @@ def reverse_capture(session: Session, order: Order, at: datetime | None = None) 
     if existing is not None:
         return existing
     at = at or utcnow()
-    undone = rules.Split(capture.gross_fen, capture.fee_fen, capture.net_fen).reversed()
+    undone = rules.Split(capture.gross_fen, capture.fee_fen, capture.net_fen,
+                         capture.provider_fee_fen).reversed()
     entry = SettlementEntry(order_id=order.id, project_id=capture.project_id, owner_id=capture.owner_id,
                             kind=REFUND, period=rules.period_of(at, zone()), quantity_kg=-capture.quantity_kg,
                             gross_fen=undone.gross_fen, fee_fen=undone.fee_fen, net_fen=undone.net_fen,
-                            fee_bps=capture.fee_bps, fee_min_fen=capture.fee_min_fen, booked_at=at)
+                            fee_bps=capture.fee_bps, fee_min_fen=capture.fee_min_fen, booked_at=at,
+                            provider=capture.provider, provider_fee_fen=undone.provider_fee_fen,
+                            provider_fee_bps=capture.provider_fee_bps)
     session.add(entry)
     return entry
 
@@ -168,7 +196,8 @@ def statements(uow: UnitOfWork, *, project: str | None = None, period: str | Non
     session = uow.session
     E = SettlementEntry
     sums = select(E.owner_id, E.project_id, E.period, E.kind, func.count(), func.sum(E.quantity_kg),
-                  func.sum(E.gross_fen), func.sum(E.fee_fen), func.sum(E.net_fen)) \
+                  func.sum(E.gross_fen), func.sum(E.fee_fen), func.sum(E.net_fen),
+                  func.sum(E.provider_fee_fen)) \
         .group_by(E.owner_id, E.project_id, E.period, E.kind)
     paid = select(Payout.owner_id, Payout.project_id, Payout.period, func.sum(Payout.amount_fen)) \
         .group_by(Payout.owner_id, Payout.project_id, Payout.period)
@@ -199,7 +228,7 @@ def statement_views(uow: UnitOfWork, found: list[rules.Statement], now: datetime
             "period": s.period, "status": s.status(now, tz),
             "orders": s.orders, "refunds": s.refunds, "quantity_kg": s.quantity_kg,
             "captured_fen": s.captured_fen, "refunded_fen": s.refunded_fen, "gross_fen": s.gross_fen,
-            "fee_fen": s.fee_fen, "net_fen": s.net_fen, "paid_fen": s.paid_fen, "due_fen": s.due_fen,
+            "provider_fee_fen": s.provider_fee_fen, "fee_fen": s.fee_fen, "net_fen": s.net_fen, "paid_fen": s.paid_fen, "due_fen": s.due_fen,
         })
     return views
 
@@ -305,7 +334,8 @@ def reconcile(uow: UnitOfWork, now: datetime | None = None) -> rules.Reconciliat
     refunds = {order_id: int(amount) for order_id, amount in
                session.execute(select(Refund.order_id, Refund.amount_fen))}
     lines = [rules.Line(e.order_id, e.owner_id, e.project_id, e.period, e.kind, e.quantity_kg,
-                        e.gross_fen, e.fee_fen, e.net_fen, rules.FeeRule(e.fee_bps, e.fee_min_fen))
+                        e.gross_fen, e.fee_fen, e.net_fen, rules.FeeRule(e.fee_bps, e.fee_min_fen),
+                        e.provider_fee_fen or 0, e.provider_fee_bps or 0)
              for e in session.scalars(select(SettlementEntry).order_by(SettlementEntry.id))]
     ledger = [rules.LedgerFacts(e.seq, e.order_id, e.project_id, int(e.body.get("quantity_kg", 0)))
               for e in session.scalars(select(LedgerEntry).order_by(LedgerEntry.seq))]
@@ -344,4 +374,43 @@ def reconciliation_view(result: rules.Reconciliation) -> dict:
     return {"ok": result.ok, "difference": result.difference, "projects": result.projects,
             "captured_fen": result.captured_fen, "refunded_fen": result.refunded_fen,
             "owners_net_fen": result.net_fen, "platform_fees_fen": result.fee_fen,
+            "provider_fees_fen": result.provider_fee_fen,
             "settled_kg": result.settled_kg, "pending_kg": result.pending_kg}
+
+
+# --- the providers' daily bills -----------------------------------------------------------
+
+BILL_ZONE = ZoneInfo("Asia/Shanghai")  # WeChat Pay and Alipay cut their bills at midnight, Beijing time
+BILL_PARSERS = {"wechatpay": bills.parse_wechat_trade_bill, "alipay": bills.parse_alipay_bill}
+
+
+def parse_bill(provider: str, content) -> list[bills.BillRecord]:
+    """A downloaded bill (WeChat Pay: text; Alipay: the zip) as its payments and refunds."""
+    return BILL_PARSERS[provider](content)
+
+
+def recorded_for_bill(uow: UnitOfWork, provider: str, day: date) -> list[bills.BillRecord]:
+    """Our payments and refunds through ``provider`` on ``day`` (Beijing time), as the bill
+    should list them: the split journal's capture and refund lines, amounts and provider
+    fees signed as the money moved (a refund's line is negative already)."""
+    session = uow.session
+    start = datetime.combine(day, time(), BILL_ZONE)
+    end = start + timedelta(days=1)
+    E = SettlementEntry
+    # A day's margin either way on the stored instants; the exact day is decided below.
+    found = session.scalars(select(E).where(E.provider == provider,
+                                            E.booked_at >= start - timedelta(days=1),
+                                            E.booked_at < end + timedelta(days=1))
+                            .order_by(E.id))
+    records = []
+    for line in found:
+        if not start <= as_utc(line.booked_at) < end:
+            continue
+        kind = bills.PAYMENT if line.kind == CAPTURE else bills.REFUND
+        records.append(bills.BillRecord(kind, line.order_id, line.gross_fen, line.provider_fee_fen or 0))
+    return records
+
+
+def bill_check(uow: UnitOfWork, provider: str, day: date, bill: list[bills.BillRecord]) -> bills.BillCheck:
+    """The provider's bill of ``day`` against what we recorded that day."""
+    return bills.compare(bill, recorded_for_bill(uow, provider, day))

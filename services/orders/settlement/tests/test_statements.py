@@ -262,7 +262,7 @@ def test_the_cli_manages_owners_fees_statements_and_payouts(app, client, databas
     driver.pay(order["id"])
     move_to_past(database, project["id"])
     table = cli(app, "settlement", "statements", "--project", "CDCER-XJ-PV")
-    assert table.exit_code == 0 and "5500\t165\t5335" in table.output, table.output
+    assert table.exit_code == 0 and "5500\t0\t165\t5335" in table.output, table.output
     as_csv = cli(app, "settlement", "statements", "--period", PAST, "--csv")
     assert as_csv.stdout_bytes.decode("utf-8-sig").split("\r\n")[0] == ",".join(settlement.CSV_COLUMNS)
     assert "新津光伏" in as_csv.stdout_bytes.decode("utf-8-sig")
@@ -323,6 +323,9 @@ def test_the_migration_splits_payments_captured_before_it(tmp_path):
         session = uow.session
         found = {(e.order_id, e.kind): (e.period, e.gross_fen, e.fee_fen, e.owner_id)
                  for e in session.scalars(select(SettlementEntry))}
+        # 0008: earlier lines name the provider their order was paid through, with no provider fee.
+        assert {(e.provider, e.provider_fee_fen, e.provider_fee_bps)
+                for e in session.scalars(select(SettlementEntry))} == {("sandbox", 0, 0)}
         booked = session.scalars(select(SettlementEntry.booked_at).where(
             SettlementEntry.order_id == "ord_paid")).one()
         result = settlement.reconcile(uow)
