@@ -31,6 +31,7 @@ from flask import Blueprint, Response, redirect, render_template, request
 
 from . import crypto
 from .context import Emulator, alipay_buyer, current
+from .money import fee_fen
 from .store import CHINA, NotPayable, alipay_time, now, parse_time, rfc3339, trade_key
 
 bp = Blueprint("alipay", __name__)
@@ -455,7 +456,6 @@ TRADE_COLUMNS = ",".join((
 ACCOUNT_COLUMNS = ",".join((
     "账务流水号", "业务流水号", "商户订单号", "商品名称", "发生时间", "对方账号", "收入金额（+元）",
     "支出金额（-元）", "账户余额（元）", "交易渠道", "业务类型", "备注"))
-FEE_RATE = 0.006
 
 
 def bill_period(bill_date: str) -> tuple[dt.date, dt.date]:
@@ -506,7 +506,7 @@ def bill_files(em: Emulator, merchant, bill_type: str, first: dt.date, last: dt.
         for event in events:
             trade, sign = event["trade"], -1 if event["kind"] == "退款" else 1
             amount = yuan(sign * event["amount"])
-            service_fee = f"{sign * round(event['amount'] * FEE_RATE) / 100:.2f}"
+            service_fee = f"{fee_fen(sign * event['amount']) / 100:.2f}"
             rows.append(",".join([
                 trade["trade_no"], trade["out_trade_no"], event["kind"], trade["subject"],
                 alipay_time(parse_time(trade["create_time"])), alipay_time(event["at"]), "", "", "", "",

@@ -28,6 +28,7 @@ from flask import Blueprint, Response, g, jsonify, redirect, render_template, re
 
 from . import crypto
 from .context import USER_COOKIE, Emulator, browser_user, current, new_browser_user, wechat_openid
+from .money import FEE_BPS, fee_fen
 from .store import CHINA, NotPayable, now, parse_time, rfc3339, trade_key
 
 bp = Blueprint("wechatpay", __name__)
@@ -42,7 +43,6 @@ OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-*|@]{1,64}$")
 AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 BILL_TTL_S = 30
 OAUTH_CODE_TTL_S = 300
-FEE_RATE = 0.006
 
 
 class WeChatError(Exception):
@@ -569,7 +569,7 @@ def yuan(fen: int) -> str:
 
 
 def fee(fen: int) -> float:
-    return round(fen * FEE_RATE) / 100
+    return fee_fen(fen) / 100
 
 
 def bill_time(value: str) -> str:
@@ -615,7 +615,7 @@ def bill_row(trade: dict, refund: dict | None) -> dict:
            "商户订单号": trade["out_trade_no"], "用户标识": trade.get("payer_openid") or "",
            "交易类型": trade["trade_type"], "付款银行": "OTHERS", "货币种类": "CNY", "代金券金额": "0.00",
            "充值券退款金额": "0.00", "商品名称": trade["description"],
-           "商户数据包": trade.get("attach") or "", "费率": f"{FEE_RATE:.2%}", "费率备注": ""}
+           "商户数据包": trade.get("attach") or "", "费率": f"{FEE_BPS / 10_000:.2%}", "费率备注": ""}
     if refund is None:
         row.update({"交易状态": "SUCCESS", "应结订单金额": yuan(trade["total"]), "微信退款单号": "0",
                     "商户退款单号": "0", "退款金额": "0.00", "退款类型": "", "退款状态": "",

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from payment_emulator.keys import merchant_key_set
+from payment_emulator.money import fee_fen
 from payment_emulator.notify import DEFAULT_ALLOW, Destinations
 from payment_emulator.tests.helpers import Receiver, alipay_client, free_port, start_emulator, wechat_client
 
@@ -208,3 +209,8 @@ def test_the_command_line_runs_the_emulator(tmp_path, own_receiver):
         output, _ = server.communicate(timeout=30)
     assert server.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output
+
+
+@pytest.mark.parametrize("amount, fee", [(750, 5), (250, 2), (249, 1), (83, 0), (84, 1), (-750, -5), (0, 0)])
+def test_fees_are_rounded_half_up_to_the_fen_as_the_providers_bill_them(amount, fee):
+    assert fee_fen(amount) == fee  # 750 × 0.6 % = 4.5 fen: 5, never round-half-even's 4
