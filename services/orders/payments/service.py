@@ -91,7 +91,7 @@ def apply_payment_notification(uow: UnitOfWork, provider: str, note: PaymentNoti
             raise ApiError(409, "amount_mismatch",
                            f"{provider} reports {note.amount_fen} {note.currency}; "
                            f"order {order.id} is {order.amount_fen} {order.currency}")
-        action = _apply_captured_payment(session, order, note.reference)
+        action = _apply_captured_payment(session, order, provider, note.reference)
     body = {"event_id": note.event_id, "order_id": order.id, "status": order.status, "action": action}
     session.add(PaymentEvent(provider=provider, event_id=note.event_id, event_type=note.event_type,
                              order_id=order.id, amount_fen=note.amount_fen, currency=note.currency,
@@ -100,7 +100,11 @@ def apply_payment_notification(uow: UnitOfWork, provider: str, note: PaymentNoti
     return body
 
 
-def _apply_captured_payment(session: Session, order: Order, reference: str) -> str:
+def _apply_captured_payment(session: Session, order: Order, provider: str, reference: str) -> str:
+    if order.status in (lifecycle.PENDING_PAYMENT, lifecycle.CANCELLED):
+        # The provider that took the money is the order's (its fee, its refunds), whichever
+        # the guest opened last.
+        order.payment_provider = provider
     if order.status == lifecycle.PENDING_PAYMENT:
         confirm_payment(session, order.id, reference, accept_late=True)
         return "paid"
@@ -114,6 +118,11 @@ def _apply_captured_payment(session: Session, order: Order, reference: str) -> s
         settlement.record_capture(session, order, order.project)
         moves.move(session, order, "refund", reason="payment arrived after the order was cancelled")
         return "refunded"
+    if provider != order.payment_provider:
+        # Paid twice, through two providers: the second payment is given back by hand.
+        log.error("order %s was paid through %s (%s); %s also took payment %s: it needs a manual refund",
+                  order.id, order.payment_provider, order.payment_reference, provider, reference)
+        return "manual_refund"
     if reference != order.payment_reference:
         log.warning("order %s was paid as %s; %s also reports payment %s",
                     order.id, order.payment_reference, order.payment_provider, reference)

@@ -18,7 +18,7 @@ from diandian_common.uow import UnitOfWork
 from orders import tasks
 from orders.app import create_app
 from orders.cli import seed_demo_projects
-from orders.models import Order, OutboxMessage, Refund
+from orders.models import Order, OutboxMessage, PaymentEvent, Refund
 from orders.ordering import service as ordering
 from payment_emulator.app import create_app as create_emulator
 from payment_emulator.keys import merchant_key_set
@@ -212,3 +212,22 @@ def test_wechat_pay_in_platform_certificate_mode(orders, emulator, monkeypatch):
     assert checkout(orders, order["id"], method="native").status_code == 200
     control(emulator, "POST", f"trades/wechatpay/{order['id']}/pay")
     wait_for(lambda: status(orders, order["id"]) == "paid", 15, what="paid, verified by the certificate")
+
+
+def test_the_provider_that_took_the_money_is_the_orders_and_a_second_one_is_flagged(orders, emulator):
+    order = place(orders)
+    checkout(orders, order["id"], method="native")
+    checkout(orders, order["id"], method="qr")  # the guest last opened Alipay ...
+    control(emulator, "POST", f"trades/wechatpay/{order['id']}/pay")  # ... but paid by WeChat Pay
+    wait_for(lambda: status(orders, order["id"]) == "paid", 15, what="paid through WeChat Pay")
+    with UnitOfWork(orders.extensions["db"]) as uow:
+        assert uow.session.get(Order, order["id"]).payment_provider == "wechatpay"
+    # Alipay takes a second payment for the same order: flagged for a manual refund, not kept quietly.
+    control(emulator, "POST", f"trades/alipay/{order['id']}/pay")
+
+    def second_payment():
+        with UnitOfWork(orders.extensions["db"]) as uow:
+            events = uow.session.scalars(select(PaymentEvent).where(PaymentEvent.provider == "alipay")).all()
+            return [e.response_body["action"] for e in events]
+
+    assert wait_for(second_payment, 15, what="Alipay's notification") == ["manual_refund"]
