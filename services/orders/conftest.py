@@ -4,6 +4,7 @@ from diandian_common.testing import Driver, migrated_sqlite_url
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
 from orders.cli import seed_demo_projects
+from orders.payments.tests.emulated import emulator  # noqa: F401 (the payment emulator fixture)
 
 
 @pytest.fixture

@@ -5,89 +5,41 @@ instead), and refunds are confirmed by the provider's notification or by the que
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import select
 
-from diandian_common.testing import GuestClient, migrated_sqlite_url, wait_for
+from diandian_common.testing import GuestClient, wait_for
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders import tasks
-from orders.app import create_app
-from orders.cli import seed_demo_projects
 from orders.models import Order, OutboxMessage, Refund
 from orders.ordering import service as ordering
-from payment_emulator.app import create_app as create_emulator
-from payment_emulator.keys import merchant_key_set
-from payment_emulator.tests.helpers import Server, free_port
+from payment_emulator.tests.helpers import free_port
+
+from .emulated import Emulated, Emulator, orders_on_a_port
 
 GUEST = "p_reconciled"
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("emulator")
-    port = free_port()
-    env = merchant_key_set(root / "merchant", root / "state", f"http://127.0.0.1:{port}")
-    server = Server(
-        create_emulator(root / "state", notify_schedule=(0.0, 0.2, 0.5), refund_seconds=0.3), port
-    )
-    yield server, env
-    server.stop()
-
-
 @pytest.fixture
 def orders(emulator, tmp_path, monkeypatch):
-    """The orders API on a real port (the emulator notifies it there) with both providers;
-    every unpaid order is old enough to be queried."""
-    server_port = free_port()
-    emulated, env = emulator
-    # Each test's database numbers its refunds from 1, and a refund id is the provider's
-    # out_refund_no: the emulator forgets the last test's trades and refunds.
-    requests.post(f"{emulated.url}/_emulator/reset", timeout=10).raise_for_status()
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PAYMENT_PROVIDERS", "wechatpay,alipay")
-    monkeypatch.setenv("PUBLIC_BASE_URL", f"http://127.0.0.1:{server_port}")
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("PAYMENT_QUERY_AFTER_SECONDS", "0")
-    url = migrated_sqlite_url("orders", tmp_path)
-    app = create_app(database_url=url)
-    with UnitOfWork(app.extensions["db"]) as uow:
-        seed_demo_projects(uow)
-    server = Server(app, server_port)
-    yield app
-    server.stop()
-    app.extensions["db"].dispose()
+    """Both providers; every unpaid order is old enough to be queried."""
+    with orders_on_a_port(emulator, tmp_path, monkeypatch, GUEST, PAYMENT_QUERY_AFTER_SECONDS="0") as emulated:
+        yield emulated.app
 
 
-def control(emulator, method, path, **kwargs):
-    server, _ = emulator
-    return requests.request(method, f"{server.url}/_emulator/{path}", timeout=10, **kwargs)
+control = Emulator.control
 
 
 def place(app, kg=12) -> dict:
-    client = GuestClient(app.test_client(), GUEST, "203.0.113.9")
-    project = client.get("/api/v1/projects").get_json()["items"][0]
-    placed = client.post(
-        "/api/v1/orders",
-        headers={"Idempotency-Key": uuid.uuid4().hex},
-        json={"project_id": project["id"], "quantity_kg": kg, "participant": {"display_name": "李雷"}},
-    )
-    assert placed.status_code == 201, placed.get_json()
-    return placed.get_json()
+    return Emulated(app, None, GUEST).place(kg, display_name="李雷")
 
 
 def checkout(app, order_id, **body) -> dict:
-    opened = GuestClient(app.test_client(), GUEST, "203.0.113.9").post(
-        f"/api/v1/orders/{order_id}/checkout", json=body
-    )
+    opened = Emulated(app, None, GUEST).checkout(order_id, **body)
     assert opened.status_code == 200, opened.get_json()
-    if "pay_url" in opened.get_json():  # Alipay opens a wap trade when the browser follows the link
-        assert requests.get(opened.get_json()["pay_url"], timeout=10).status_code == 200
     return opened.get_json()
 
 

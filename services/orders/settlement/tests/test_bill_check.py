@@ -11,23 +11,18 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 from sqlalchemy import select
 
-from diandian_common.testing import GuestClient, migrated_sqlite_url, wait_for
+from diandian_common.testing import GuestClient, wait_for
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders import tasks
-from orders.app import create_app
-from orders.cli import seed_demo_projects
 from orders.models import OutboxMessage, SettlementEntry
 from orders.ordering import service as ordering
 from orders.payments import providers
+from orders.payments.tests.emulated import Emulated, Emulator, orders_on_a_port
 from orders.settlement.domain import bills
 from orders.settlement.domain.rules import provider_fee
-from payment_emulator.app import create_app as create_emulator
-from payment_emulator.keys import merchant_key_set
-from payment_emulator.tests.helpers import Server, free_port
 
 from .support import cli
 
@@ -35,45 +30,14 @@ GUEST = "p_bill_payer"
 METHODS = {"wechatpay": "native", "alipay": "qr"}
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("emulator")
-    port = free_port()
-    env = merchant_key_set(root / "merchant", root / "state", f"http://127.0.0.1:{port}")
-    emulated = create_emulator(root / "state", notify_schedule=(0.0, 0.2, 0.5), refund_seconds=0.2)
-    server = Server(emulated, port)
-    yield server, env
-    server.stop()
-
-
 @pytest.fixture
 def orders(emulator, tmp_path, monkeypatch):
-    """The orders API on a real port (the emulator notifies it there), both providers enabled,
-    and a bill day of the emulator's own: no trades of other tests in it."""
-    server, env = emulator
-    assert requests.post(f"{server.url}/_emulator/reset", timeout=10).status_code == 200
-    server_port = free_port()
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("PAYMENT_FEE_BPS_WECHATPAY", "PAYMENT_FEE_BPS_ALIPAY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PAYMENT_PROVIDERS", "wechatpay,alipay")
-    monkeypatch.setenv("PUBLIC_BASE_URL", f"http://127.0.0.1:{server_port}")
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    url = migrated_sqlite_url("orders", tmp_path)
-    monkeypatch.setenv("ORDERS_DATABASE_URL", url)
-    app = create_app(database_url=url)
-    with UnitOfWork(app.extensions["db"]) as uow:
-        seed_demo_projects(uow)
-    web = Server(app, server_port)
-    yield app
-    web.stop()
-    app.extensions["db"].dispose()
+    """A bill day of the emulator's own: no trades of other tests in it."""
+    with orders_on_a_port(emulator, tmp_path, monkeypatch, GUEST) as emulated:
+        yield emulated.app
 
 
-def control(emulator, method, path, **kwargs):
-    server, _ = emulator
-    return requests.request(method, f"{server.url}/_emulator/{path}", timeout=10, **kwargs)
+control = Emulator.control
 
 
 def status(app, order_id) -> str:
@@ -82,15 +46,9 @@ def status(app, order_id) -> str:
 
 def pay(app, emulator, provider, kg, notify=True) -> dict:
     """Place an order, open its trade with ``provider`` and have the emulator's buyer pay it."""
-    guest = GuestClient(app.test_client(), GUEST, "203.0.113.7")
-    project = guest.get("/api/v1/projects").get_json()["items"][0]
-    placed = guest.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
-                        json={"project_id": project["id"], "quantity_kg": kg,
-                              "participant": {"display_name": "韩梅梅"}})
-    assert placed.status_code == 201, placed.get_json()
-    order = placed.get_json()
-    opened = guest.post(f"/api/v1/orders/{order['id']}/checkout", json={"method": METHODS[provider],
-                                                                       "provider": provider})
+    emulated = Emulated(app, emulator, GUEST)
+    order = emulated.place(kg, display_name="韩梅梅")
+    opened = emulated.checkout(order["id"], method=METHODS[provider], provider=provider)
     assert opened.status_code == 200, opened.get_json()
     paid = control(emulator, "POST", f"trades/{provider}/{order['id']}/pay", json={"notify": notify})
     assert paid.status_code == 200, paid.text
