@@ -13,7 +13,6 @@ Configuration): ``ALIPAY_APP_ID``, ``ALIPAY_APP_PRIVATE_KEY_FILE``,
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +35,7 @@ from .port import (
     ProviderError,
     RefundResult,
     Reply,
+    SdkClients,
     TradeNotFound,
     TradeState,
 )
@@ -107,31 +107,28 @@ def notify_url() -> str:
     return f"{config.public_base_url()}/api/v1/payments/{NAME}/webhook"
 
 
+def build_client(settings: Settings) -> AliPay:
+    client = AliPay(
+        appid=settings.app_id,
+        app_notify_url=notify_url(),
+        app_private_key_string=settings.app_private_key,
+        alipay_public_key_string=settings.alipay_public_key,
+        sign_type="RSA2",
+    )
+    # The SDK has the production gateway built in; staging and tests set another.
+    client._gateway = settings.gateway
+    return client
+
+
 class AlipayProvider:
     name = NAME
     methods = frozenset({"qr", "wap"})
 
     def __init__(self):
-        self._clients: dict[Settings, AliPay] = {}
-        self._lock = threading.Lock()
+        self._clients = SdkClients(NAME, "ALIPAY_*", Settings.from_env, build_client)
 
     def _client(self) -> tuple[AliPay, Settings]:
-        settings = Settings.from_env()
-        if settings is None:
-            raise ProviderError(f"{NAME} is not configured (ALIPAY_* settings)")
-        with self._lock:
-            if settings not in self._clients:
-                client = AliPay(
-                    appid=settings.app_id,
-                    app_notify_url=notify_url(),
-                    app_private_key_string=settings.app_private_key,
-                    alipay_public_key_string=settings.alipay_public_key,
-                    sign_type="RSA2",
-                )
-                # The SDK has the production gateway built in; staging and tests set another.
-                client._gateway = settings.gateway
-                self._clients[settings] = client
-            return self._clients[settings], settings
+        return self._clients.get()
 
     def _call(self, what: str, function, **kwargs) -> dict:
         """A verified answer with code 10000; :class:`ProviderError` otherwise."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from diandian_common import config
 
@@ -193,3 +194,28 @@ class TradeProvider(Protocol):
     def refund_state(self, order_id: str, refund_id: str) -> bool | None:
         """Whether the refund ``refund_id`` succeeded: True, False (failed for good), None
         (still processing)."""
+
+
+SettingsT = TypeVar("SettingsT")
+ClientT = TypeVar("ClientT")
+
+
+class SdkClients(Generic[SettingsT, ClientT]):
+    """A provider's SDK client for its current settings, built once per settings (they
+    change only when the environment does, e.g. between tests)."""
+
+    def __init__(self, provider: str, variables: str, settings: Callable[[], SettingsT | None],
+                 build: Callable[[SettingsT], ClientT]):
+        self.provider, self.variables = provider, variables
+        self._settings, self._build = settings, build
+        self._clients: dict[SettingsT, ClientT] = {}
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[ClientT, SettingsT]:
+        settings = self._settings()
+        if settings is None:
+            raise ProviderError(f"{self.provider} is not configured ({self.variables} settings)")
+        with self._lock:
+            if settings not in self._clients:
+                self._clients[settings] = self._build(settings)
+            return self._clients[settings], settings

@@ -25,7 +25,6 @@ import gzip
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from .port import (
     ProviderError,
     RefundResult,
     Reply,
+    SdkClients,
     TradeNotFound,
     TradeState,
     webhook_tolerance_s,
@@ -118,39 +118,35 @@ def notify_url() -> str:
     return f"{config.public_base_url()}/api/v1/payments/{NAME}/webhook"
 
 
+def build_client(settings: Settings) -> WeChatPay:
+    client = WeChatPay(
+        wechatpay_type=WeChatPayType.NATIVE,
+        mchid=settings.mchid,
+        private_key=settings.private_key,
+        cert_serial_no=settings.cert_serial_no,
+        appid=settings.appid,
+        apiv3_key=settings.apiv3_key,
+        notify_url=notify_url(),
+        cert_dir=None if settings.public_key else settings.platform_cert_dir,
+        timeout=(5, 15),
+        public_key=settings.public_key,
+        public_key_id=settings.public_key_id,
+    )
+    # The SDK has the production host built in; staging and tests set another.
+    client._core._gate_way = settings.api_base
+    return client
+
+
 class WeChatPayProvider:
     name = NAME
     methods = frozenset(PAY_TYPES)
 
     def __init__(self):
-        self._clients: dict[Settings, WeChatPay] = {}
-        self._lock = threading.Lock()
+        self._clients = SdkClients(NAME, "WECHATPAY_*", Settings.from_env, build_client)
 
     # --- the SDK -------------------------------------------------------------------------
     def _client(self) -> tuple[WeChatPay, Settings]:
-        settings = Settings.from_env()
-        if settings is None:
-            raise ProviderError(f"{NAME} is not configured (WECHATPAY_* settings)")
-        with self._lock:
-            if settings not in self._clients:
-                cert_dir = None if settings.public_key else settings.platform_cert_dir
-                client = WeChatPay(
-                    wechatpay_type=WeChatPayType.NATIVE,
-                    mchid=settings.mchid,
-                    private_key=settings.private_key,
-                    cert_serial_no=settings.cert_serial_no,
-                    appid=settings.appid,
-                    apiv3_key=settings.apiv3_key,
-                    notify_url=notify_url(),
-                    cert_dir=cert_dir,
-                    timeout=(5, 15),
-                    public_key=settings.public_key,
-                    public_key_id=settings.public_key_id,
-                )
-                # The SDK has the production host built in; staging and tests set another.
-                client._core._gate_way = settings.api_base
-                self._clients[settings] = client
-            return self._clients[settings], settings
+        return self._clients.get()
 
     @staticmethod
     def _answer(code: int, message: str, what: str) -> dict:
