@@ -16,7 +16,9 @@ while it builds the app; Celery workers and schedulers on their ``worker_init`` 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import auth, config
@@ -130,6 +132,16 @@ PROVIDER_SETTINGS = {
                   "WECHATPAY_PRIVATE_KEY_FILE", "WECHATPAY_APIV3_KEY"),
     "alipay": ("ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE"),
 }
+# The key files each provider reads as its client is built: the merchant's private key, the
+# provider's public key. Set but missing, the process would start and fail at the first
+# payment, refund or reconciliation; it is refused at start instead.
+PROVIDER_KEY_FILES = {
+    "wechatpay": ("WECHATPAY_PRIVATE_KEY_FILE", "WECHATPAY_PUBLIC_KEY_FILE"),
+    "alipay": ("ALIPAY_APP_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE"),
+}
+# The processes that call the providers: the API (checkout, webhooks), the worker (refunds,
+# reconciliation queries and closes) and the scheduler, which builds the same app.
+PAYMENT_PROCESSES = ("orders", "orders-worker", "orders-beat")
 
 
 def payment_providers() -> list[str]:
@@ -139,26 +151,58 @@ def payment_providers() -> list[str]:
     return listed or ([single] if single else [])
 
 
-def _payment_problems() -> list[str]:
+def _key_file_problems(provider: str) -> list[str]:
+    found = []
+    for variable in PROVIDER_KEY_FILES[provider]:
+        path = config.env(variable)
+        if not path:
+            continue
+        file = Path(path)
+        if not file.is_file():
+            found.append(f"{variable}={path} does not exist in this container (mount the key files "
+                         f"read-only: deploy/README.md, deploy/k8s/README.md)")
+        elif not os.access(file, os.R_OK):
+            found.append(f"{variable}={path} is not readable by this process (user {os.getuid()})")
+    if provider == "wechatpay" and config.env("WECHATPAY_PUBLIC_KEY_FILE") and not config.env("WECHATPAY_PUBLIC_KEY_ID"):
+        found.append("WECHATPAY_PUBLIC_KEY_FILE is set without WECHATPAY_PUBLIC_KEY_ID (the "
+                     "PUB_KEY_ID_… shown next to the WeChat Pay public key in the merchant platform)")
+    return found
+
+
+def _provider_configuration_problems(provider: str) -> list[str]:
+    """What a real provider that is enabled lacks: settings, key files, the APIv3 key's form."""
+    found = []
+    missing = [name for name in PROVIDER_SETTINGS[provider] if not config.env(name)]
+    if missing:
+        found.append(f"{provider} is enabled but not configured: set {', '.join(missing)}")
+    apiv3_key = config.env("WECHATPAY_APIV3_KEY") if provider == "wechatpay" else None
+    if apiv3_key and len(apiv3_key) != 32:
+        found.append("WECHATPAY_APIV3_KEY must be the 32 characters set in the WeChat Pay "
+                     "merchant platform")
+    return found + _key_file_problems(provider)
+
+
+def _payment_problems(takes_orders: bool = True) -> list[str]:
     """Orders in production go to providers that move real money and whose notifications
-    this deployment can verify: the sandbox confirms any order for anybody."""
+    this deployment can verify: the sandbox confirms any order for anybody.
+
+    ``takes_orders`` is the orders API's check (new orders need a provider that is not the
+    sandbox; a webhook provider needs its secret). The worker and the scheduler, which refund
+    and reconcile through each order's own provider, need every enabled real provider
+    configured, its key files included."""
     chosen = payment_providers()
-    if not chosen:
+    if not chosen and takes_orders:
         return [("PAYMENT_PROVIDERS is not set (production has no default: name the providers of "
                  "new orders, e.g. wechatpay,alipay; see services/orders/README.md)")]
     found = []
     for provider in chosen:
-        if provider == SANDBOX_PROVIDER:
+        if provider in PROVIDER_SETTINGS:
+            found += _provider_configuration_problems(provider)
+        elif not takes_orders:
+            continue
+        elif provider == SANDBOX_PROVIDER:
             found.append("the sandbox payment provider confirms any order without payment; it is refused "
                          "in production (PAYMENT_PROVIDERS / PAYMENT_PROVIDER)")
-        elif provider in PROVIDER_SETTINGS:
-            missing = [name for name in PROVIDER_SETTINGS[provider] if not config.env(name)]
-            if missing:
-                found.append(f"{provider} is enabled but not configured: set {', '.join(missing)}")
-            apiv3_key = config.env("WECHATPAY_APIV3_KEY") if provider == "wechatpay" else None
-            if apiv3_key and len(apiv3_key) != 32:
-                found.append("WECHATPAY_APIV3_KEY must be the 32 characters set in the WeChat Pay "
-                             "merchant platform")
         else:
             variable = f"PAYMENT_WEBHOOK_SECRET_{provider.upper()}"
             secret = Secret(variable, f"it authenticates {provider}'s payment webhooks")
@@ -201,8 +245,8 @@ def problems(process: str) -> list[str]:
             found.append(problem)
     found += _redis_problems()
     found += _database_problems(component)
-    if process == "orders":
-        found += _payment_problems()
+    if process in PAYMENT_PROCESSES:
+        found += _payment_problems(takes_orders=process == "orders")
     return found
 
 

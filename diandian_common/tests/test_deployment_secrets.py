@@ -19,8 +19,9 @@ VARIABLES = ("DIANDIAN_ENV", "GATEWAY_SECRET_KEY", "INTERNAL_API_SECRET", "CERTI
              "METRICS_TOKEN", "REDIS_URL", "CELERY_BROKER_URL", "RANKING_REDIS_URL", "RATE_LIMIT_STORAGE_URL",
              "DATABASE_URL", "GATEWAY_DATABASE_URL", "CALCULATOR_DATABASE_URL", "ORDERS_DATABASE_URL",
              "CERTIFICATES_DATABASE_URL", "RANKING_DATABASE_URL", "PAYMENT_PROVIDER", "PAYMENT_PROVIDERS",
-             "PAYMENT_WEBHOOK_SECRET_TESTPAY", "WORKER_METRICS_PORT",
-             *deployment.PROVIDER_SETTINGS["wechatpay"], *deployment.PROVIDER_SETTINGS["alipay"])
+             "PAYMENT_WEBHOOK_SECRET_TESTPAY", "WORKER_METRICS_PORT", "WECHATPAY_PUBLIC_KEY_FILE",
+             "WECHATPAY_PUBLIC_KEY_ID", *deployment.PROVIDER_SETTINGS["wechatpay"],
+             *deployment.PROVIDER_SETTINGS["alipay"])
 PROCESSES = ("gateway", "calculator", "orders", "certificates", "ranking", "calculator-worker",
              "orders-worker", "certificates-worker", "ranking-worker", "orders-beat", "certificates-beat",
              "ranking-beat")
@@ -176,17 +177,68 @@ def test_orders_refuse_the_sandbox_and_no_provider(production, environment, prov
     deployment.check("orders-worker")   # refunds go to each order's own provider
 
 
-def test_enabled_real_providers_must_be_configured(production, environment):
+def merchant(tmp_path: Path) -> dict[str, str]:
+    """A merchant's WeChat Pay and Alipay settings, their key files written under tmp_path."""
+    keys = tmp_path / "payment-keys"
+    keys.mkdir(exist_ok=True)
+    for name in ("apiclient_key.pem", "pub_key.pem", "app_private_key.pem", "alipay_public_key.pem"):
+        (keys / name).write_text("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+    return {"WECHATPAY_MCHID": "1900000109", "WECHATPAY_APPID": "wx1", "WECHATPAY_CERT_SERIAL_NO": "AB",
+            "WECHATPAY_PRIVATE_KEY_FILE": str(keys / "apiclient_key.pem"), "WECHATPAY_APIV3_KEY": "k" * 32,
+            "WECHATPAY_PUBLIC_KEY_FILE": str(keys / "pub_key.pem"), "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_01",
+            "ALIPAY_APP_ID": "2021", "ALIPAY_APP_PRIVATE_KEY_FILE": str(keys / "app_private_key.pem"),
+            "ALIPAY_PUBLIC_KEY_FILE": str(keys / "alipay_public_key.pem"),
+            "PAYMENT_PROVIDERS": "wechatpay,alipay"}
+
+
+def test_enabled_real_providers_must_be_configured(production, environment, tmp_path):
     environment({"PAYMENT_PROVIDERS": "wechatpay,alipay,sandbox"})
     message = refusal("orders")
     assert "wechatpay is enabled but not configured: set WECHATPAY_MCHID" in message
     assert "alipay is enabled but not configured: set ALIPAY_APP_ID" in message
     assert "sandbox payment provider" in message
-    environment({"WECHATPAY_MCHID": "1900000109", "WECHATPAY_APPID": "wx1", "WECHATPAY_CERT_SERIAL_NO": "AB",
-                 "WECHATPAY_PRIVATE_KEY_FILE": "/run/secrets/key.pem", "WECHATPAY_APIV3_KEY": "k" * 32,
-                 "ALIPAY_APP_ID": "2021", "ALIPAY_APP_PRIVATE_KEY_FILE": "/run/secrets/a.pem",
-                 "ALIPAY_PUBLIC_KEY_FILE": "/run/secrets/b.pem", "PAYMENT_PROVIDERS": "wechatpay,alipay"})
+    environment(merchant(tmp_path))
+    for process in deployment.PAYMENT_PROCESSES:
+        deployment.check(process)
+
+
+@pytest.mark.parametrize("process", ["orders-worker", "orders-beat"])
+def test_the_orders_worker_and_scheduler_need_the_providers_configured_too(production, environment,
+                                                                           tmp_path, process):
+    """They refund and reconcile through the providers: a provider enabled but unconfigured
+    would fail there, order after order, instead of at start."""
+    environment({**merchant(tmp_path), "ALIPAY_APP_ID": None, "WECHATPAY_APIV3_KEY": "short"})
+    message = refusal(process)
+    assert "alipay is enabled but not configured: set ALIPAY_APP_ID" in message
+    assert "WECHATPAY_APIV3_KEY must be the 32 characters" in message
+    # The provider of new orders is the API's concern alone (refunds go to each order's own).
+    environment({**merchant(tmp_path), "PAYMENT_PROVIDERS": "testpay", "PAYMENT_WEBHOOK_SECRET_TESTPAY": None})
+    deployment.check(process)
+
+
+@pytest.mark.parametrize("variable", sorted(deployment.PROVIDER_KEY_FILES["wechatpay"]
+                                            + deployment.PROVIDER_KEY_FILES["alipay"]))
+def test_a_key_file_that_does_not_exist_is_refused_at_start(production, environment, tmp_path, variable):
+    environment({**merchant(tmp_path), variable: str(tmp_path / "not-mounted" / "key.pem")})
+    for process in deployment.PAYMENT_PROCESSES:
+        message = refusal(process)
+        assert f"{variable}={tmp_path / 'not-mounted' / 'key.pem'} does not exist in this container" in message
+    # A process that calls no provider does not care.
+    deployment.check("calculator")
+
+
+def test_a_key_file_of_a_provider_not_enabled_is_not_looked_for(production, environment, tmp_path):
+    environment({**merchant(tmp_path), "PAYMENT_PROVIDERS": "alipay",
+                 "WECHATPAY_PRIVATE_KEY_FILE": str(tmp_path / "absent.pem")})
     deployment.check("orders")
+
+
+def test_the_wechatpay_public_key_needs_its_id(production, environment, tmp_path):
+    environment({**merchant(tmp_path), "WECHATPAY_PUBLIC_KEY_ID": None})
+    assert "WECHATPAY_PUBLIC_KEY_FILE is set without WECHATPAY_PUBLIC_KEY_ID" in refusal("orders-worker")
+    # Certificate mode: no public key file, so no id either.
+    environment({"WECHATPAY_PUBLIC_KEY_FILE": None})
+    deployment.check("orders-worker")
 
 
 def test_a_webhook_provider_needs_its_secret(production, environment):
