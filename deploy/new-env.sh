@@ -51,7 +51,26 @@ OPERATOR_API_KEY=$(secret)
 # New orders are paid through testpay, the generic signed-webhook provider
 # (services/orders/README.md): whoever holds its secret confirms payments. The sandbox is
 # refused in production.
-PAYMENT_PROVIDER=testpay
+PAYMENT_PROVIDERS=testpay
 PAYMENT_WEBHOOK_SECRET_TESTPAY=$(secret)
+# Going live with WeChat Pay and Alipay (deploy/README.md): this script cannot invent a
+# merchant. From the merchant's WeChat Pay and Alipay accounts, set PAYMENT_PROVIDERS (e.g.
+# wechatpay,alipay) and fill in the lines below; put the key files in PAYMENT_KEYS_DIR
+# (mounted read-only at /run/secrets/payment). Every orders process refuses to start while
+# an enabled provider lacks one, or names a key file that is not there.
+# PAYMENT_KEYS_DIR=/etc/diandian/payment-keys
+# WECHATPAY_MCHID=
+# WECHATPAY_APPID=
+# WECHATPAY_CERT_SERIAL_NO=
+# WECHATPAY_PRIVATE_KEY_FILE=/run/secrets/payment/apiclient_key.pem
+# WECHATPAY_APIV3_KEY=
+# WECHATPAY_PUBLIC_KEY_FILE=/run/secrets/payment/pub_key.pem
+# WECHATPAY_PUBLIC_KEY_ID=
+# WECHAT_APP_SECRET=
+# ALIPAY_APP_ID=
+# ALIPAY_APP_PRIVATE_KEY_FILE=/run/secrets/payment/alipay_app_private_key.pem
+# ALIPAY_PUBLIC_KEY_FILE=/run/secrets/payment/alipay_public_key.pem
+# PAYMENT_FEE_BPS_WECHATPAY=60
+# PAYMENT_FEE_BPS_ALIPAY=60
 ENV
 echo "new-env: wrote $target"

@@ -110,6 +110,10 @@ set -a
 # shellcheck source=/dev/null
 . "$ENV_FILE"
 set +a
+# testpay only: the merchant key directory every orders container mounts stays empty.
+PAYMENT_KEYS_DIR="$LOG_DIR/payment-keys"
+mkdir -p "$PAYMENT_KEYS_DIR"
+export PAYMENT_KEYS_DIR
 
 # --- images ----------------------------------------------------------------------------------
 stage "images"

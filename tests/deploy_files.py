@@ -67,6 +67,31 @@ APP_JOBS = ("gateway-keys", "seed")
 
 # Secrets compose hands to every container (one shared environment block) that the
 # cluster gives only to the processes that use them.
+# The processes that call the payment providers (refunds and reconciliation included), and
+# the seed job, which builds the orders app: each gets every payment setting and the
+# merchant's key files, read-only.
+PAYMENT_PROCESSES = ("orders", "orders-worker", "orders-beat", "seed")
+# Every payment setting a merchant may configure, as the code reads it
+# (services/orders/payments/, services/orders/settlement/; tests check the names).
+PAYMENT_SETTINGS = (
+    "PAYMENT_PROVIDERS",
+    "WECHATPAY_MCHID", "WECHATPAY_APPID", "WECHATPAY_CERT_SERIAL_NO", "WECHATPAY_PRIVATE_KEY_FILE",
+    "WECHATPAY_APIV3_KEY", "WECHATPAY_PUBLIC_KEY_FILE", "WECHATPAY_PUBLIC_KEY_ID",
+    "WECHATPAY_PLATFORM_CERT_DIR", "WECHATPAY_API_BASE",
+    "ALIPAY_APP_ID", "ALIPAY_APP_PRIVATE_KEY_FILE", "ALIPAY_PUBLIC_KEY_FILE", "ALIPAY_GATEWAY",
+    "PAYMENT_FEE_BPS_WECHATPAY", "PAYMENT_FEE_BPS_ALIPAY",
+    "PAYMENT_RECONCILE_SECONDS", "PAYMENT_QUERY_AFTER_SECONDS", "PAYMENT_CLOSE_GIVE_UP_SECONDS",
+    "PAYMENT_RECONCILE_BATCH",
+)
+# The gateway's WeChat OAuth for JSAPI (gateway/pages_payment.py).
+GATEWAY_WECHAT_SETTINGS = ("WECHATPAY_APPID", "WECHAT_APP_SECRET", "WECHAT_OAUTH_BASE", "WECHAT_API_BASE_FOR_OAUTH")
+# Where the merchant's key files are mounted in every payment process.
+PAYMENT_KEYS_MOUNT = "/run/secrets/payment"
+# The merchant's WeChat Pay secrets: in the Secret, referenced optionally (absent while
+# WeChat Pay is not configured). The key files are a Secret of their own, mounted.
+OPTIONAL_PAYMENT_SECRETS = ("WECHATPAY_APIV3_KEY", "WECHAT_APP_SECRET")
+PAYMENT_KEYS_SECRET = "diandian-payment-keys"
+
 WITHHELD = {
     # The services trust the gateway's signed operator assertion; only the job mirroring
     # the key into the gateway's store needs it in the clear.
@@ -80,6 +105,11 @@ WITHHELD = {
                   *(f"{s}-beat" for s in SCHEDULED), *APP_JOBS},
     # Only what takes new orders: the orders API (and the seed job, which builds its app).
     "PAYMENT_WEBHOOK_SECRET_TESTPAY": {"orders", "seed"},
+    # WeChat Pay's APIv3 key decrypts its notifications and downloaded certificates: the
+    # processes that call the providers (and the seed job, which builds the orders app).
+    "WECHATPAY_APIV3_KEY": {*PAYMENT_PROCESSES},
+    # The Official Account's AppSecret: only the gateway's pay page (WeChat OAuth for JSAPI).
+    "WECHAT_APP_SECRET": {GATEWAY},
 }
 
 # Variables whose values are secrets, by their names.

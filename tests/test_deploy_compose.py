@@ -26,7 +26,12 @@ from certificates.fonts import FONT_NEEDS
 from diandian_common import config, deployment
 from diandian_common.migrate import DATABASES
 from tests.deploy_files import (
+    GATEWAY_WECHAT_SETTINGS,
+    PAYMENT_KEYS_MOUNT,
+    PAYMENT_PROCESSES,
+    PAYMENT_SETTINGS,
     SECRET_NAME,
+    WITHHELD,
     MissingVariable,
     interpolated,
     operator_environment,
@@ -47,10 +52,12 @@ HEALTHY = "service_healthy"
 # What compose refuses to start without (``${VAR:?…}``): every secret with a public default
 # in development, and the provider of new orders (production has none).
 REQUIRED = {"GATEWAY_SECRET_KEY", "INTERNAL_API_SECRET", "CERTIFICATE_SIGNING_KEYS", "METRICS_TOKEN",
-            "REDIS_PASSWORD", "POSTGRES_PASSWORD", "PAYMENT_PROVIDER"}
+            "REDIS_PASSWORD", "POSTGRES_PASSWORD", "PAYMENT_PROVIDERS"}
 # Secrets that may be empty: no operator key means none is accepted; a provider's webhook
-# secret is needed only while PAYMENT_PROVIDER names it, which the orders API checks.
-OPTIONAL_SECRETS = {"OPERATOR_API_KEY", "PAYMENT_WEBHOOK_SECRET_TESTPAY", "FLOWER_BASIC_AUTH"}
+# secret is needed only while PAYMENT_PROVIDERS names it, which the orders API checks; a
+# merchant's WeChat Pay secrets only once wechatpay is enabled.
+OPTIONAL_SECRETS = {"OPERATOR_API_KEY", "PAYMENT_WEBHOOK_SECRET_TESTPAY", "FLOWER_BASIC_AUTH",
+                    "WECHATPAY_APIV3_KEY", "WECHAT_APP_SECRET"}
 _REFERENCE = re.compile(r"\$\{(\w+)(:?[-?])?([^}]*)\}")
 
 
@@ -435,7 +442,7 @@ def test_no_secret_has_a_value_or_a_default_in_the_file():
     text = COMPOSE_FILE.read_text()
     references = _REFERENCE.findall(text)
     secrets = {name for name, _operator, _rest in references if SECRET_NAME.search(name)}
-    assert secrets >= REQUIRED - {"PAYMENT_PROVIDER"}
+    assert secrets >= REQUIRED - {"PAYMENT_PROVIDERS"}
     for name, operator, rest in references:
         if name in REQUIRED:
             assert operator == ":?", f"${{{name}{operator}{rest}}}: compose must refuse to start without it"
@@ -506,7 +513,7 @@ def test_without_the_operators_secrets_nothing_starts(services, monkeypatch):
               "INTERNAL_API_SECRET": "diandian-local-development-internal-secret",
               "CERTIFICATE_SIGNING_KEYS": deployment.DEVELOPMENT_CERTIFICATE_SIGNING_KEY,
               "METRICS_TOKEN": "x", "REDIS_PASSWORD": "diandian", "POSTGRES_PASSWORD": "diandian",
-              "PAYMENT_PROVIDER": "sandbox"}
+              "PAYMENT_PROVIDERS": "sandbox"}
     weak = interpolated(yaml.safe_load(COMPOSE_FILE.read_text()), public)["services"]
     for svc in app_services(weak).values():
         for process in processes_of(argv(svc)):
@@ -514,3 +521,112 @@ def test_without_the_operators_secrets_nothing_starts(services, monkeypatch):
                 running_in(environment(svc), patch)
                 with pytest.raises(deployment.InsecureDeployment, match=f"refusing to start {process}"):
                     deployment.check(process)
+
+
+# --- payments: a merchant's configuration reaches every process that calls the providers ---
+
+
+def code_reads(variable: str) -> bool:
+    sources = [*(ROOT / "services" / "orders").rglob("*.py"), *(ROOT / "gateway").glob("*.py")]
+    # WeChat Pay's required settings are read as f"WECHATPAY_{name}" and fees as
+    # f"PAYMENT_FEE_BPS_{name.upper()}": the suffix is enough there.
+    needles = {f'"{variable}"', f'"{variable.removeprefix("WECHATPAY_")}"'} \
+        if variable.startswith("WECHATPAY_") else {f'"{variable}"'}
+    if variable.startswith("PAYMENT_FEE_BPS_"):
+        needles = {"PAYMENT_FEE_BPS_{"}
+    return any(needle in path.read_text() for path in sources if "tests" not in path.parts
+               for needle in needles)
+
+
+@pytest.mark.parametrize("variable", sorted(set(PAYMENT_SETTINGS + GATEWAY_WECHAT_SETTINGS)))
+def test_the_payment_settings_passed_are_those_the_code_reads(variable):
+    assert code_reads(variable), f"nothing in services/orders or gateway reads {variable}"
+
+
+@pytest.mark.parametrize("name", PAYMENT_PROCESSES)
+def test_every_process_calling_the_providers_gets_every_payment_setting(services, name):
+    env = environment(services[name])
+    assert set(PAYMENT_SETTINGS) <= set(env), f"{name} lacks {sorted(set(PAYMENT_SETTINGS) - set(env))}"
+    assert env["PAYMENT_PROVIDERS"] == operator_environment()["PAYMENT_PROVIDERS"]
+
+
+def test_a_merchants_settings_reach_the_containers_unchanged(raw_compose):
+    merchant = {variable: f"merchant-{variable.lower()}" for variable in PAYMENT_SETTINGS}
+    merchant |= {variable: f"merchant-{variable.lower()}" for variable in GATEWAY_WECHAT_SETTINGS}
+    services = interpolated(raw_compose, {**operator_environment(), **merchant})["services"]
+    for name in PAYMENT_PROCESSES:
+        env = environment(services[name])
+        assert {v: env[v] for v in PAYMENT_SETTINGS} == {v: merchant[v] for v in PAYMENT_SETTINGS}, name
+    gateway = environment(services["gateway"])
+    assert {v: gateway[v] for v in GATEWAY_WECHAT_SETTINGS} == {v: merchant[v] for v in GATEWAY_WECHAT_SETTINGS}
+
+
+def test_no_payment_setting_has_a_default(raw_compose):
+    """Unset, each is empty (the code's default, or the provider not configured): no
+    merchant's values, no public key, no sandbox."""
+    environ = {k: v for k, v in operator_environment().items() if k in REQUIRED}
+    services = interpolated(raw_compose, environ)["services"]
+    for name in PAYMENT_PROCESSES:
+        env = environment(services[name])
+        assert {v: env[v] for v in PAYMENT_SETTINGS if v != "PAYMENT_PROVIDERS"} == \
+            dict.fromkeys(set(PAYMENT_SETTINGS) - {"PAYMENT_PROVIDERS"}, ""), name
+    assert {v: environment(services["gateway"])[v] for v in GATEWAY_WECHAT_SETTINGS} == \
+        dict.fromkeys(GATEWAY_WECHAT_SETTINGS, "")
+
+
+@pytest.mark.parametrize("variable", sorted(v for v in WITHHELD if v.startswith(("WECHAT", "PAYMENT_"))))
+def test_payment_secrets_reach_only_their_users(services, variable):
+    holders = {name for name, svc in app_services(services).items() if variable in environment(svc)}
+    assert holders == WITHHELD[variable]
+
+
+def key_mounts(service: dict) -> list[str]:
+    return [volume for volume in service.get("volumes") or []
+            if isinstance(volume, str) and volume.split(":")[1] == PAYMENT_KEYS_MOUNT]
+
+
+def test_the_key_files_are_mounted_read_only_from_the_operators_directory(raw_compose, services, tmp_path):
+    for name, svc in app_services(services).items():
+        mounts = key_mounts(svc)
+        if name not in PAYMENT_PROCESSES:
+            assert not mounts, f"{name} needs no payment keys"
+            continue
+        (mount,) = mounts
+        assert mount.split(":")[2] == "ro", f"{name} must not be able to write the merchant's keys"
+    # The operator's directory when PAYMENT_KEYS_DIR is set; deploy/payment-keys (ignored by
+    # git, outside the image's build context) otherwise.
+    chosen = interpolated(raw_compose, {**operator_environment(), "PAYMENT_KEYS_DIR": str(tmp_path)})["services"]
+    assert {key_mounts(chosen[name])[0].split(":")[0] for name in PAYMENT_PROCESSES} == {str(tmp_path)}
+    assert {key_mounts(services[name])[0].split(":")[0] for name in PAYMENT_PROCESSES} == {"./payment-keys"}
+    assert "payment-keys/" in (DEPLOY / ".gitignore").read_text().splitlines()
+    # .dockerignore lets only the code into the build context, never the keys.
+    assert not any("payment" in line for line in (ROOT / ".dockerignore").read_text().splitlines())
+
+
+def test_a_live_merchant_configuration_passes_every_orders_process(raw_compose, monkeypatch, tmp_path):
+    """What deploy/README.md tells a merchant to set, with the key files in PAYMENT_KEYS_DIR,
+    is what the orders API, worker and scheduler accept; a key file left out is refused."""
+    keys = {"WECHATPAY_PRIVATE_KEY_FILE": "apiclient_key.pem", "WECHATPAY_PUBLIC_KEY_FILE": "pub_key.pem",
+            "ALIPAY_APP_PRIVATE_KEY_FILE": "alipay_app_private_key.pem",
+            "ALIPAY_PUBLIC_KEY_FILE": "alipay_public_key.pem"}
+    for file in keys.values():
+        (tmp_path / file).write_text("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
+    merchant = {"PAYMENT_PROVIDERS": "wechatpay,alipay", "WECHATPAY_MCHID": "1900000109",
+                "WECHATPAY_APPID": "wx8888888888888888", "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
+                "WECHATPAY_APIV3_KEY": "a" * 32, "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000",
+                "ALIPAY_APP_ID": "2021000000000000",
+                # The container's paths, which the mount maps to PAYMENT_KEYS_DIR (here tmp_path).
+                **{variable: str(tmp_path / file) for variable, file in keys.items()}}
+    services = interpolated(raw_compose, {**operator_environment(), **merchant})["services"]
+    for name in ("orders", "orders-worker", "orders-beat"):
+        for process in processes_of(argv(services[name])):
+            with monkeypatch.context() as patch:
+                running_in(environment(services[name]), patch)
+                assert deployment.problems(process) == [], name
+    (tmp_path / "pub_key.pem").unlink()
+    for name in ("orders", "orders-worker", "orders-beat"):
+        for process in processes_of(argv(services[name])):
+            with monkeypatch.context() as patch:
+                running_in(environment(services[name]), patch)
+                assert any("WECHATPAY_PUBLIC_KEY_FILE" in p and "does not exist" in p
+                           for p in deployment.problems(process)), name

@@ -33,17 +33,25 @@ from tests.deploy_files import compose, config_map, documents, objects, secret  
 from tests.deploy_files import (
     APP_PORT,
     GATEWAY,
+    GATEWAY_WECHAT_SETTINGS,
+    OPTIONAL_PAYMENT_SECRETS,
+    PAYMENT_KEYS_MOUNT,
+    PAYMENT_KEYS_SECRET,
+    PAYMENT_PROCESSES,
+    PAYMENT_SETTINGS,
     K8S,
     KUSTOMIZATION,
     PLACEHOLDER,
     SECRET_NAME,
     argv,
     assert_service_routes_to,
+    available_env,
     container_port,
     main_container,
     manifest_files,
     of_kind,
     option,
+    pod_spec,
     processes_of,
     services_with_periodic_tasks,
     worker_probe,
@@ -225,7 +233,7 @@ def test_worker_probes_ping_their_own_node(objects, service):
 
 def test_the_pods_run_in_production_mode(config_map):
     assert config_map["DIANDIAN_ENV"] == "production"
-    assert config_map["PAYMENT_PROVIDER"] not in ("", "sandbox"), "production refuses the sandbox"
+    assert config_map["PAYMENT_PROVIDERS"] not in ("", "sandbox"), "production refuses the sandbox"
 
 
 def test_no_secret_is_in_the_config_map_or_written_into_a_manifest(objects, config_map):
@@ -299,3 +307,74 @@ def test_applied_as_it_is_the_template_starts_nothing(objects, config_map, secre
     found = check_every_process(objects, config_map, secret, monkeypatch)
     assert found and all(found.values()), [process for process, problems in found.items() if not problems]
     assert all(PLACEHOLDER in value for value in secret.values())
+
+
+# --- payments: a merchant's configuration, the keys as files -------------------------------
+
+
+def test_every_payment_setting_is_in_the_config_map_or_the_secret(config_map, secret):
+    for variable in (*PAYMENT_SETTINGS, *GATEWAY_WECHAT_SETTINGS):
+        if variable in OPTIONAL_PAYMENT_SECRETS:
+            assert variable in secret and variable not in config_map, variable
+        else:
+            assert variable in config_map, variable
+    # No merchant's values in the repository: each unset (the code's default) until set.
+    assert {v: config_map[v] for v in PAYMENT_SETTINGS if v in config_map and v != "PAYMENT_PROVIDERS"} == \
+        {v: "" for v in PAYMENT_SETTINGS if v in config_map and v != "PAYMENT_PROVIDERS"}
+
+
+@pytest.mark.parametrize("name", PAYMENT_PROCESSES)
+def test_every_process_calling_the_providers_gets_every_payment_setting(objects, config_map, secret, name):
+    container = main_container(workloads(objects)[name])
+    missing = set(PAYMENT_SETTINGS) - available_env(container, config_map, secret)
+    assert not missing, f"{name} lacks {sorted(missing)}"
+    # The APIv3 key from the Secret, by reference only.
+    ref = {item["name"]: item for item in container["env"]}["WECHATPAY_APIV3_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == "WECHATPAY_APIV3_KEY" and ref.get("optional") is True
+
+
+def test_the_gateway_gets_the_wechat_oauth_settings(objects, config_map, secret):
+    container = main_container(workloads(objects)[GATEWAY])
+    assert set(GATEWAY_WECHAT_SETTINGS) <= available_env(container, config_map, secret)
+    ref = {item["name"]: item for item in container["env"]}["WECHAT_APP_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] == "WECHAT_APP_SECRET"
+
+
+def test_the_key_files_are_a_secret_mounted_read_only_where_they_are_used(objects):
+    for name, workload in workloads(objects).items():
+        volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+        from_keys = [v for v, spec in volumes.items()
+                     if spec.get("secret", {}).get("secretName") == PAYMENT_KEYS_SECRET]
+        mounts = [m for m in main_container(workload).get("volumeMounts", []) if m["name"] in from_keys]
+        if name not in PAYMENT_PROCESSES:
+            assert not from_keys, f"{name} needs no payment keys"
+            continue
+        (mount,) = mounts
+        assert mount["mountPath"] == PAYMENT_KEYS_MOUNT and mount["readOnly"] is True, name
+        spec = volumes[mount["name"]]["secret"]
+        # Readable by the pod's group (fsGroup) only; absent while no provider needs files.
+        assert spec["defaultMode"] == 0o440 and spec["optional"] is True, name
+        assert pod_spec(workload)["securityContext"]["fsGroup"] == pod_spec(workload)["securityContext"]["runAsUser"]
+
+
+def test_a_live_merchant_configuration_starts_every_orders_process(objects, config_map, secret, monkeypatch,
+                                                                     tmp_path):
+    """The ConfigMap filled in as deploy/k8s/README.md says, the key files where the Secret
+    mounts them (here tmp_path), the Secret filled in: the orders processes start; with a
+    placeholder APIv3 key they do not."""
+    for file in ("apiclient_key.pem", "pub_key.pem", "alipay_app_private_key.pem", "alipay_public_key.pem"):
+        (tmp_path / file).write_text("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n")
+    live = {**config_map, "PAYMENT_PROVIDERS": "wechatpay,alipay", "WECHATPAY_MCHID": "1900000109",
+            "WECHATPAY_APPID": "wx8888888888888888", "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE",
+            "WECHATPAY_PRIVATE_KEY_FILE": str(tmp_path / "apiclient_key.pem"),
+            "WECHATPAY_PUBLIC_KEY_FILE": str(tmp_path / "pub_key.pem"),
+            "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0114232134912410000", "ALIPAY_APP_ID": "2021000000000000",
+            "ALIPAY_APP_PRIVATE_KEY_FILE": str(tmp_path / "alipay_app_private_key.pem"),
+            "ALIPAY_PUBLIC_KEY_FILE": str(tmp_path / "alipay_public_key.pem")}
+    filled = {**filled_in(secret), "WECHATPAY_APIV3_KEY": "a" * 32}
+    payment_processes = {"orders", "orders-worker", "orders-beat"}
+    found = check_every_process(objects, live, filled, monkeypatch)
+    assert {p: problems for p, problems in found.items() if p in payment_processes and problems} == {}
+    found = check_every_process(objects, live, {**filled, "WECHATPAY_APIV3_KEY": secret["WECHATPAY_APIV3_KEY"]},
+                                monkeypatch)
+    assert all(any("WECHATPAY_APIV3_KEY" in problem for problem in found[p]) for p in payment_processes)
