@@ -301,8 +301,10 @@ class WeChatPayProvider:
         return "", 204, {}  # WeChat Pay: 200 or 204 with no body is success
 
     def refuse(self, status: int, error: dict) -> Reply:
-        # WeChat Pay retries on 4XX/5XX and reads {"code": "FAIL", "message": …}.
-        return {"code": "FAIL", "message": error["error"]["message"]}, status, {}
+        # WeChat Pay retries on 4XX/5XX and reads {"code": "FAIL", "message": …}; our code
+        # leads the message, for whoever reads the provider's delivery log.
+        reason = error["error"]
+        return {"code": "FAIL", "message": f"{reason['code']}: {reason['message']}"}, status, {}
 
     # --- the daily trade bill (settlement bill-check) ---------------------------------------
     def trade_bill(self, bill_date: date) -> str | None:

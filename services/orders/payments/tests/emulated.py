@@ -30,6 +30,7 @@ GUEST_ADDRESS = "203.0.113.9"
 class Emulator:
     server: Server
     env: dict  # the merchant's settings the orders service reads (WECHATPAY_*, ALIPAY_*)
+    state_dir: Path  # the emulator's keys (payment_emulator.keys.platform_keys)
 
     def control(self, method: str, path: str, **kwargs) -> requests.Response:
         """The emulator's test controls (``/_emulator/…``: pay, notify, trades, reset)."""
@@ -41,8 +42,9 @@ def emulator(tmp_path_factory) -> Iterator[Emulator]:
     root = tmp_path_factory.mktemp("emulator")
     port = free_port()
     env = merchant_key_set(root / "merchant", root / "state", f"http://127.0.0.1:{port}")
-    server = Server(create_emulator(root / "state", notify_schedule=(0.0, 0.2, 0.5), refund_seconds=0.2), port)
-    yield Emulator(server, env)
+    app = create_emulator(root / "state", notify_schedule=(0.0, 0.2, 0.5), refund_seconds=0.2)
+    server = Server(app, port)
+    yield Emulator(server, env, root / "state")
     server.stop()
 
 

@@ -5,6 +5,8 @@ the emulator's signed notification confirms the order through the webhook."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,8 @@ from diandian_common.uow import UnitOfWork
 from orders import tasks
 from orders.models import Order, OutboxMessage, PaymentEvent, Refund
 from orders.ordering import service as ordering
+from payment_emulator import crypto
+from payment_emulator.keys import platform_keys
 
 from .emulated import Emulated, Emulator, orders_on_a_port
 
@@ -187,3 +191,54 @@ def test_the_provider_that_took_the_money_is_the_orders_and_a_second_one_is_flag
             return [e.response_body["action"] for e in events]
 
     assert wait_for(second_payment, 15, what="Alipay's notification") == ["manual_refund"]
+
+
+# --- notifications that are not what they claim ---------------------------------------------
+
+def wechat_notification(emulator, order, *, amount=None, mchid=None, apiv3_key=None, signing_key=None,
+                        timestamp=None) -> tuple[dict, str]:
+    """A TRANSACTION.SUCCESS notification for ``order`` as WeChat Pay sends it (signed with the
+    emulator's platform key, resource encrypted with the merchant's APIv3 key), with one thing
+    changed: what an attacker or a confused provider could send."""
+    keys = platform_keys(emulator.state_dir)
+    env = emulator.env
+    resource = {"mchid": mchid or env["WECHATPAY_MCHID"], "appid": env["WECHATPAY_APPID"],
+                "out_trade_no": order["id"], "transaction_id": f"42000{uuid.uuid4().int % 10**23:023d}",
+                "trade_type": "NATIVE", "trade_state": "SUCCESS", "success_time": "2026-12-05T08:00:00+08:00",
+                "amount": {"total": order["amount_fen"] if amount is None else amount, "currency": "CNY"},
+                "payer": {"openid": "o_attacker"}}
+    body = json.dumps({"id": str(uuid.uuid4()), "create_time": "2026-12-05T08:00:00+08:00",
+                       "event_type": "TRANSACTION.SUCCESS", "resource_type": "encrypt-resource",
+                       "summary": "支付成功",
+                       "resource": {**crypto.aes_gcm_encrypt(apiv3_key or env["WECHATPAY_APIV3_KEY"],
+                                                             json.dumps(resource), "transaction"),
+                                    "original_type": "transaction"}})
+    stamp, nonce = str(int(time.time()) if timestamp is None else timestamp), uuid.uuid4().hex
+    signature = crypto.sign(signing_key or keys.wechat_private, f"{stamp}\n{nonce}\n{body}\n")
+    return {"Content-Type": "application/json", "Wechatpay-Timestamp": stamp, "Wechatpay-Nonce": nonce,
+            "Wechatpay-Signature": signature, "Wechatpay-Serial": env["WECHATPAY_PUBLIC_KEY_ID"],
+            "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}, body
+
+
+@pytest.mark.parametrize("change, status_code, code", [
+    ({"amount": 1}, 409, "amount_mismatch"),
+    ({"mchid": "1900000001"}, 403, "wrong_merchant"),
+    ({"apiv3_key": "k" * 32}, 403, "invalid_signature"),        # re-encrypted with another key
+    ({"signing_key": crypto.new_rsa_key()}, 403, "invalid_signature"),  # signed by anyone else
+    ({"timestamp": 1_700_000_000}, 403, "stale_signature"),     # a capture replayed much later
+])
+def test_a_notification_that_is_not_what_it_claims_changes_nothing(orders, emulator, change, status_code,
+                                                                    code):
+    order = place(orders)
+    checkout(orders, order["id"], method="native")
+    headers, body = wechat_notification(emulator, order, **change)
+    answer = orders.test_client().post("/api/v1/payments/wechatpay/webhook", data=body, headers=headers)
+    refusal = answer.get_json()
+    assert (answer.status_code, refusal["code"]) == (status_code, "FAIL")
+    assert refusal["message"].startswith(code)
+    assert status(orders, order["id"]) == "pending_payment"
+    # The genuine one, sent as it is, is taken.
+    headers, body = wechat_notification(emulator, order)
+    taken = orders.test_client().post("/api/v1/payments/wechatpay/webhook", data=body, headers=headers)
+    assert taken.status_code == 204
+    assert status(orders, order["id"]) == "paid"
