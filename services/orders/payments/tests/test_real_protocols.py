@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -241,4 +242,35 @@ def test_a_notification_that_is_not_what_it_claims_changes_nothing(orders, emula
     headers, body = wechat_notification(emulator, order)
     taken = orders.test_client().post("/api/v1/payments/wechatpay/webhook", data=body, headers=headers)
     assert taken.status_code == 204
+    assert status(orders, order["id"]) == "paid"
+
+
+def alipay_notification(emulator, order, *, total_amount=None, app_id=None, signing_key=None) -> str:
+    """A TRADE_SUCCESS notification for ``order`` as Alipay posts it (RSA2 over the sorted
+    parameters with Alipay's key), with one thing changed."""
+    form = {"notify_id": uuid.uuid4().hex, "notify_type": "trade_status_sync",
+            "notify_time": "2026-12-05 08:00:00", "charset": "utf-8", "version": "1.0", "app_id": app_id or emulator.env["ALIPAY_APP_ID"],
+            "out_trade_no": order["id"], "trade_no": f"2026120522001{uuid.uuid4().int % 10**15:015d}",
+            "trade_status": "TRADE_SUCCESS",
+            "total_amount": total_amount or f"{order['amount_fen'] // 100}.{order['amount_fen'] % 100:02d}"}
+    message = "&".join(f"{key}={form[key]}" for key in sorted(form))
+    key = signing_key or platform_keys(emulator.state_dir).alipay_private
+    return urlencode({**form, "sign_type": "RSA2", "sign": crypto.sign(key, message)})
+
+
+@pytest.mark.parametrize("change, status_code", [
+    ({"total_amount": "0.01"}, 409), ({"app_id": "2021000000000001"}, 403),
+    ({"signing_key": crypto.new_rsa_key()}, 403)])
+def test_an_alipay_notification_that_is_not_what_it_claims_changes_nothing(orders, emulator, change,
+                                                                           status_code):
+    order = place(orders)
+    checkout(orders, order["id"], method="qr")
+    webhook = "/api/v1/payments/alipay/webhook"
+    form = "application/x-www-form-urlencoded"
+    refused = orders.test_client().post(webhook, data=alipay_notification(emulator, order, **change),
+                                        content_type=form)
+    assert (refused.status_code, refused.get_data(as_text=True)) == (status_code, "fail")
+    assert status(orders, order["id"]) == "pending_payment"
+    taken = orders.test_client().post(webhook, data=alipay_notification(emulator, order), content_type=form)
+    assert (taken.status_code, taken.get_data(as_text=True)) == (200, "success")
     assert status(orders, order["id"]) == "paid"
