@@ -249,7 +249,8 @@ def alipay_notification(emulator, order, *, total_amount=None, app_id=None, sign
     """A TRADE_SUCCESS notification for ``order`` as Alipay posts it (RSA2 over the sorted
     parameters with Alipay's key), with one thing changed."""
     form = {"notify_id": uuid.uuid4().hex, "notify_type": "trade_status_sync",
-            "notify_time": "2026-12-05 08:00:00", "charset": "utf-8", "version": "1.0", "app_id": app_id or emulator.env["ALIPAY_APP_ID"],
+            "notify_time": "2026-12-05 08:00:00", "charset": "utf-8", "version": "1.0",
+            "app_id": app_id or emulator.env["ALIPAY_APP_ID"],
             "out_trade_no": order["id"], "trade_no": f"2026120522001{uuid.uuid4().int % 10**15:015d}",
             "trade_status": "TRADE_SUCCESS",
             "total_amount": total_amount or f"{order['amount_fen'] // 100}.{order['amount_fen'] % 100:02d}"}
