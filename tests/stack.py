@@ -176,9 +176,12 @@ class ProcessStack(StackBase):
 
     def __init__(self, var_dir: Path, extra_env: dict[str, str] | None = None):
         self.types = read_procfile()
-        # The payment emulator is make run's demo (start-stack.sh makes its keys): these stacks
-        # pay by the sandbox unless a test starts it (DIANDIAN_PAYMENT_DEMO, :class:`Stack`).
-        self.types.pop("payment-emulator", None)
+        # The payment emulator is make run's demo: these stacks pay by the sandbox unless
+        # ``extra_env`` asks for it as scripts/start-stack.sh does (DIANDIAN_PAYMENT_DEMO=emulator,
+        # see :meth:`_payment_emulator_environment`).
+        self.emulator = (extra_env or {}).get("DIANDIAN_PAYMENT_DEMO") == "emulator"
+        if not self.emulator:
+            self.types.pop("payment-emulator", None)
         self.processes: dict[str, subprocess.Popen] = {}
         super().__init__(var_dir, extra_env)
         self.logs_dir = self.var_dir / "logs"
@@ -198,7 +201,32 @@ class ProcessStack(StackBase):
             env[name] = shlex.split(value)[0] if value else ""
         if env.get("DIANDIAN_OWN_REDIS") != "1":
             raise RuntimeError("a ProcessStack runs its own Redis; do not pass REDIS_URL")
+        if self.emulator:
+            self._payment_emulator_environment(env, extra)
         return env
+
+    def _payment_emulator_environment(self, env: dict[str, str], extra: dict[str, str]) -> None:
+        """What start-stack.sh does for DIANDIAN_PAYMENT_DEMO=emulator: the emulator on the
+        gateway's port + 8, its merchant key set made in ``var_dir``, its payment.env given to
+        every process, both providers enabled unless ``extra_env`` names providers."""
+        env.setdefault("PAYMENT_EMULATOR_PORT", str(self.port + 8))
+        merchant = self.var_dir / "payment-merchant"
+        subprocess.run([sys.executable, "-m", "payment_emulator", "keys", "--out", str(merchant),
+                        "--state-dir", str(self.var_dir / "payment-emulator"),
+                        "--port", env["PAYMENT_EMULATOR_PORT"]],
+                       cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        for line in (merchant / "payment.env").read_text().splitlines():
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if sep and not name.lstrip().startswith("#"):
+                env[name.strip()] = shlex.split(value)[0] if value.strip() else ""
+        env.setdefault("WECHAT_API_BASE_FOR_OAUTH", env.get("WECHAT_OAUTH_BASE", ""))
+        if not (extra.get("PAYMENT_PROVIDERS") or extra.get("PAYMENT_PROVIDER")):
+            env["PAYMENT_PROVIDERS"] = "wechatpay,alipay"
+        env.update({k: v for k, v in extra.items() if k.startswith(("PAYMENT_", "WECHAT", "ALIPAY"))})
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PAYMENT_EMULATOR_PORT']}"
 
     @property
     def redis_url(self) -> str:
@@ -283,6 +311,8 @@ class ProcessStack(StackBase):
                 bind = re.search(r"--bind\s+(\S+)", self.expanded(name)).group(1)
                 requests.get(f"http://{bind}/healthz", timeout=2)
                 return True
+            if name == "payment-emulator":
+                return requests.get(f"{self.emulator_url}/healthz", timeout=2).status_code == 200
         except (redis.RedisError, requests.RequestException):
             return False
         if kind == "worker":  # Celery's "<name>@<host> ready." (logged at INFO, the Procfile's level)

@@ -1,19 +1,22 @@
 """Fault tests with real processes (issue 8): the pipeline loses nothing and does nothing twice
-when a render child is killed, when Redis stops for ten seconds and when a service is down.
+when a render child is killed, when Redis stops for ten seconds and when a service is down;
+and (issue 18) a payment provider's lost notification and a payment that lands late.
 (Every message delivered twice needs no process stopped: tests/test_orders_e2e.py checks it
 on the session's stack; generated hostile requests are tests/test_hostile_api.py's, which
 ``make test`` runs.)
 
-One :class:`~tests.stack.ProcessStack` serves the module: every test restores the processes
-it stops (a process that died is restarted before the next test, so one failure does not
+One :class:`~tests.stack.ProcessStack` serves the sandbox's tests, another with the payment
+emulator (WeChat Pay and Alipay, short payment windows) the payment tests: every test restores
+the processes it stops (a process that died is restarted before the next test, so one failure does not
 cascade).
 Each test that places orders prints ``placed / completed / duplicated / lost``.
 """
 from __future__ import annotations
 
 import os
-import signal
+import re
 import shutil
+import signal
 import time
 import uuid
 from collections import Counter
@@ -22,7 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.outcomes import RENDER_FINISHED, RENDER_RECEIVED, SCENE, assert_exactly_once, outcome
+from tests.outcomes import (
+    RENDER_FINISHED,
+    RENDER_RECEIVED,
+    SCENE,
+    assert_exactly_once,
+    certificate_rows,
+    outcome,
+)
 from tests.stack import ProcessStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -66,13 +76,15 @@ def driver(stack):
 
 
 @pytest.fixture(autouse=True)
-def every_process_running(stack):
+def every_process_running(request):
     """A process that died in one test is restarted for the next, so that its failure does
     not cascade (the test that killed it has failed on :func:`assert_all_running`)."""
     yield
-    revived = stack.revive()
-    if revived:
-        print(f"\n[stack] restarted after the test: {revived}")
+    for name in ("stack", "paying_stack"):
+        if name in request.fixturenames:
+            revived = request.getfixturevalue(name).revive()
+            if revived:
+                print(f"\n[{name}] restarted after the test: {revived}")
 
 
 def assert_all_running(stack) -> None:
@@ -231,3 +243,189 @@ def test_a_service_down_gives_503_for_its_routes_only(stack, driver, service):
     print(f"\n[{service} API down] its route answered 503 in {seconds * 1000:.0f} ms; recovered")
     result = outcome(driver, stack.var_dir, f"{service} API down", placed, project["id"])
     assert_exactly_once(driver, result, placed, {participant: sum(placed.values())})
+
+
+# --- payments through the providers (issue 18) -------------------------------------------------
+
+# The payment emulator stands in for WeChat Pay and Alipay (payment_emulator/README.md), as in
+# `make run`. The reconciliation runs every second and asks after any unpaid order older than
+# a second; the payment window is the smallest the knob takes (a minute, whole minutes), and a
+# provider that cannot be reached holds an expired order for ten seconds more before the
+# expiry sweep cancels it anyway.
+PAYING_ENV = {
+    **FAULT_ENV, "DIANDIAN_PAYMENT_DEMO": "emulator", "PAYMENT_PROVIDERS": "wechatpay,alipay",
+    "PAYMENT_QUERY_AFTER_SECONDS": "1", "PAYMENT_RECONCILE_SECONDS": "1",
+    "ORDER_PAYMENT_TIMEOUT_MINUTES": "1", "ORDER_PAYMENT_TIMEOUT_LOW_INVENTORY_MINUTES": "1",
+    "ORDERS_EXPIRY_SWEEP_SECONDS": "1", "PAYMENT_CLOSE_GIVE_UP_SECONDS": "10",
+    "PAYMENT_EMULATOR_REFUND_SECONDS": "1",
+}
+PAYMENT_BURST = 12
+# A payment window (a minute), the give-up delay and a few rounds of the reconciliation.
+PAST_THE_WINDOW_S = 150
+# The provider and the checkout method by which the i-th order is paid.
+CHECKOUTS = (("wechatpay", "native"), ("alipay", "qr"))
+EMULATOR_NAMES = {"wechatpay": "wechat", "alipay": "alipay"}
+
+
+@pytest.fixture(scope="module")
+def paying_stack(tmp_path_factory):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    with ProcessStack(tmp_path_factory.mktemp("faults-paying"), PAYING_ENV) as running:
+        yield running
+
+
+def check_out(driver, order_id: str, provider: str, method: str) -> dict:
+    """The guest chooses how to pay (their browser, through the gateway): the trade is opened."""
+    answer = driver.api("POST", f"/api/v1/orders/{order_id}/checkout", guest=driver.guest_of(order_id),
+                        json={"provider": provider, "method": method})
+    assert answer.status_code == 200, answer.text
+    opened = answer.json()
+    if provider == "alipay":   # the buyer scans the QR code: only now does Alipay know the trade
+        assert requests.get(opened["qr_code"], timeout=10).status_code == 200
+    return opened
+
+
+def emulator(stack, method: str, provider: str, order_id: str, action: str = "", **body) -> requests.Response:
+    """A test control of the emulator on the order's trade (payment_emulator/README.md)."""
+    url = f"{stack.emulator_url}/_emulator/trades/{provider}/{order_id}" + (f"/{action}" if action else "")
+    return requests.request(method, url, json=body if method == "POST" else None, timeout=20)
+
+
+def trade(stack, provider: str, order_id: str) -> dict:
+    answer = emulator(stack, "GET", provider, order_id)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def refunded_at_provider(stack, provider: str, order_id: str) -> bool:
+    """The emulator shows the trade's whole amount given back."""
+    found = trade(stack, provider, order_id)
+    if provider == "wechatpay":
+        return any(r["status"] == "SUCCESS" for r in found.get("refunds", []))
+    return found.get("refunded") == found["total"]
+
+
+def test_lost_notifications_are_found_by_the_reconciliation_and_late_ones_change_nothing(paying_stack):
+    stack, driver = paying_stack, paying_stack.driver
+    project = driver.project("CDCER-CD-EBUS")
+    prefix = f"fault-lost-{uuid.uuid4().hex[:6]}"
+    guests = [f"{prefix}-{g}" for g in range(4)]
+    placed_orders = driver.place_orders(project["id"], PAYMENT_BURST, lambda i: {
+        "id": guests[i % len(guests)], "display_name": f"丢失 Lost {i}"}, scene=SCENE)
+    placed = {order_id: order["quantity_kg"] for order_id, order in placed_orders.items()}
+    ids = list(placed)
+    provider_of = {order_id: CHECKOUTS[i % 2][0] for i, order_id in enumerate(ids)}
+    driver.in_parallel(lambda item: check_out(driver, item[0], *CHECKOUTS[item[1] % 2]),
+                       [(order_id, i) for i, order_id in enumerate(ids)])
+    # Two of every three buyers' notifications are lost; the others' arrive.
+    lost = [order_id for i, order_id in enumerate(ids) if i % 3]
+    for order_id in ids:
+        paid = emulator(stack, "POST", provider_of[order_id], order_id, "pay", notify=order_id not in lost)
+        assert paid.status_code == 200, paid.text
+
+    result = outcome(driver, stack.var_dir, "notifications lost", placed, project["id"])
+    ranked = {driver.participant_id(g): sum(kg for o, kg in placed.items() if driver.guest_of(o) == g)
+              for g in guests}
+    assert_exactly_once(driver, result, placed, ranked)
+    for order_id in lost:   # nothing reached the orders service: the reconciliation asked
+        notifications = trade(stack, provider_of[order_id], order_id)["notifications"]
+        assert notifications and not any(n["delivered"] or n["attempts"] for n in notifications), notifications
+    confirmed_by_query = re.findall(r"order (ord_\w+): \w+ says paid, its notification never came",
+                                    stack.log_path("orders-worker").read_text(errors="replace"))
+    assert set(lost) <= set(confirmed_by_query)
+
+    # The real notifications arrive at last (and the delivered ones once more, as providers
+    # do send them): accepted, and nothing changes.
+    before = {order_id: driver.order(order_id) for order_id in ids}
+    attempts = driver.in_parallel(lambda o: emulator(stack, "POST", provider_of[o], o, "notify"), ids)
+    assert all(a.status_code == 200 and a.json()["attempt"]["accepted"] for a in attempts), \
+        [a.text for a in attempts]
+    print(f"[late notifications] answers: {Counter(a.json()['attempt'].get('answer', '')[:80] for a in attempts)}")
+    assert all(driver.order(order_id) == before[order_id] for order_id in ids)
+    again = outcome(driver, stack.var_dir, "late notifications", placed, project["id"])
+    assert_exactly_once(driver, again, placed, ranked)
+    assert all(trade(stack, provider_of[o], o).get("refunds", []) in ([], {}) for o in ids)
+
+
+def assert_nothing_retired(driver, stack, project_id: str, order_ids: list[str]) -> None:
+    ledger = {entry["order_id"] for entry in driver.ledger_entries(project_id)}
+    assert not ledger & set(order_ids)
+    assert set(certificate_rows(stack.var_dir, order_ids).values()) == {0}
+    for order_id in order_ids:
+        order = driver.order(order_id)
+        assert order["status"] == "cancelled" and not order.get("retirement"), order
+
+
+def test_an_expired_orders_trade_is_closed_before_it_is_cancelled_and_cannot_be_paid(paying_stack):
+    stack, driver = paying_stack, paying_stack.driver
+    project = driver.project("CDCER-XJ-PV")
+    available = driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"]
+    ids, provider_of = [], {}
+    for provider, method in CHECKOUTS:
+        order = driver.place_order(project["id"], 3, {"id": f"fault-expired-{uuid.uuid4().hex[:6]}",
+                                                      "display_name": "过期 Expired"}, scene=SCENE)
+        check_out(driver, order["id"], provider, method)
+        ids.append(order["id"])
+        provider_of[order["id"]] = provider
+    assert driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"] == available - 6
+
+    driver.wait_for(lambda: all(driver.order(o)["status"] == "cancelled" for o in ids),
+                    timeout=PAST_THE_WINDOW_S, interval=1, what="the unpaid orders cancelled")
+    states = {o: trade(stack, provider_of[o], o)["state"] for o in ids}
+    print(f"\n[payment window passed] trades at the providers: {states}")
+    assert states == {o: "CLOSED" if provider_of[o] == "wechatpay" else "TRADE_CLOSED" for o in ids}
+    # The buyer tries to pay anyway: the provider refuses a closed trade.
+    for order_id in ids:
+        forced = emulator(stack, "POST", provider_of[order_id], order_id, "pay")
+        assert forced.status_code == 409, forced.text
+    assert driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"] == available
+    assert_nothing_retired(driver, stack, project["id"], ids)
+
+
+def test_a_payment_landing_after_the_cancellation_is_refunded_through_the_provider(paying_stack):
+    """The provider is unreachable from the moment the buyer pays (the notification lost)
+    until the order's window and the give-up delay have passed: the expiry sweep cancels it
+    and releases its credits. The notification then arrives: the money goes back through the
+    provider, and the order stays cancelled."""
+    stack, driver = paying_stack, paying_stack.driver
+    project = driver.project("CDCER-LQS-FOREST")
+    available = driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"]
+    ids, provider_of = [], {}
+    for provider, method in CHECKOUTS:
+        order = driver.place_order(project["id"], 2, {"id": f"fault-late-{uuid.uuid4().hex[:6]}",
+                                                      "display_name": "迟到 Late"}, scene=SCENE)
+        check_out(driver, order["id"], provider, method)
+        ids.append(order["id"])
+        provider_of[order["id"]] = provider
+
+    stack.stop("orders-beat")   # no query between the payment and the provider's outage
+    try:
+        for order_id in ids:
+            paid = emulator(stack, "POST", provider_of[order_id], order_id, "pay", notify=False)
+            assert paid.status_code == 200, paid.text
+        stack.stop("payment-emulator")
+    finally:
+        stack.start("orders-beat")
+    try:
+        driver.wait_for(lambda: all(driver.order(o)["status"] == "cancelled" for o in ids),
+                        timeout=PAST_THE_WINDOW_S, interval=1, what="the unpaid orders cancelled by the sweep")
+        assert driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"] == available
+    finally:
+        stack.start("payment-emulator")
+
+    attempts = {o: emulator(stack, "POST", provider_of[o], o, "notify") for o in ids}
+    assert all(a.status_code == 200 and a.json()["attempt"]["accepted"] for a in attempts.values()), \
+        {o: a.text for o, a in attempts.items()}
+    print(f"\n[late payment] webhook answers: { {o: a.json()['attempt'].get('answer') for o, a in attempts.items()} }")
+    driver.wait_for(lambda: all(refunded_at_provider(stack, provider_of[o], o) for o in ids),
+                    timeout=60, interval=0.5, what="the late payments refunded at the providers")
+    # Once more (a duplicate notification): still one refund.
+    for order_id in ids:
+        assert emulator(stack, "POST", provider_of[order_id], order_id, "notify").status_code == 200
+    time.sleep(2)
+    wechat = [o for o in ids if provider_of[o] == "wechatpay"]
+    assert all(len(trade(stack, "wechatpay", o)["refunds"]) == 1 for o in wechat)
+    assert all(len(trade(stack, "alipay", o)["refunds"]) == 1 for o in ids if o not in wechat)
+    assert driver.api("GET", f"/api/v1/projects/{project['id']}").json()["available_kg"] == available
+    assert_nothing_retired(driver, stack, project["id"], ids)
