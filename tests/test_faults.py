@@ -346,6 +346,7 @@ def test_lost_notifications_are_found_by_the_reconciliation_and_late_ones_change
     again = outcome(driver, stack.var_dir, "late notifications", placed, project["id"])
     assert_exactly_once(driver, again, placed, ranked)
     assert all(trade(stack, provider_of[o], o).get("refunds", []) in ([], {}) for o in ids)
+    assert all(driver.order(o)["refund"] is None for o in ids)
 
 
 def assert_nothing_retired(driver, stack, project_id: str, order_ids: list[str]) -> None:
@@ -398,6 +399,7 @@ def test_a_payment_landing_after_the_cancellation_is_refunded_through_the_provid
         check_out(driver, order["id"], provider, method)
         ids.append(order["id"])
         provider_of[order["id"]] = provider
+    placed_amount = {o: driver.order(o)["amount_fen"] for o in ids}
 
     stack.stop("orders-beat")   # no query between the payment and the provider's outage
     try:
@@ -420,6 +422,15 @@ def test_a_payment_landing_after_the_cancellation_is_refunded_through_the_provid
     print(f"\n[late payment] webhook answers: { {o: a.json()['attempt'].get('answer') for o, a in attempts.items()} }")
     driver.wait_for(lambda: all(refunded_at_provider(stack, provider_of[o], o) for o in ids),
                     timeout=60, interval=0.5, what="the late payments refunded at the providers")
+    # The order knows it: the provider that took the money, its refund of the whole amount,
+    # confirmed by the provider (Alipay's answer; WeChat Pay's REFUND.SUCCESS or a query).
+    driver.wait_for(lambda: all((driver.order(o)["refund"] or {}).get("confirmed_at") for o in ids),
+                    timeout=60, interval=0.5, what="the refunds confirmed on the orders")
+    for order_id in ids:
+        order = driver.order(order_id)
+        assert order["payment"]["provider"] == provider_of[order_id], order
+        assert order["refund"]["amount_fen"] == placed_amount[order_id], order
+        assert order["refund"]["status"] == "succeeded", order
     # Once more (a duplicate notification): still one refund.
     for order_id in ids:
         assert emulator(stack, "POST", provider_of[order_id], order_id, "notify").status_code == 200
