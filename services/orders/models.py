@@ -173,6 +173,51 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class RegistryRetirement(Base):
+    """A cancellation made at the project's registry that backs whole tonnes of the
+    platform's retirements (issue 19). It covers the serials of its ``ranges``: the next
+    ``quantity_kg`` retired serials of the project, in serial order, that no earlier
+    record covers (ledger.domain.anchoring)."""
+
+    __tablename__ = "registry_retirements"
+    __table_args__ = (
+        CheckConstraint("quantity_kg > 0 AND quantity_kg % 1000 = 0", name="whole_tonnes"),
+        UniqueConstraint("project_id", "cancellation_id", name="uq_registry_cancellation"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    quantity_kg: Mapped[int] = mapped_column(BigInteger)
+    registry_serial_first: Mapped[str] = mapped_column(String(100))
+    registry_serial_last: Mapped[str] = mapped_column(String(100))
+    cancellation_id: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(500))
+    retired_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship()
+    ranges: Mapped[list[AnchoredRange]] = relationship(order_by="AnchoredRange.serial_first")
+
+
+class AnchoredRange(Base):
+    """Serials of a project that a registry retirement covers. Ranges of one project never
+    overlap (a tonne is anchored once): the SQLite trigger and the PostgreSQL exclusion
+    constraint created by migration 0009 refuse any that would."""
+
+    __tablename__ = "anchored_ranges"
+    __table_args__ = (
+        CheckConstraint("serial_last >= serial_first", name="anchored_range_bounds"),
+        UniqueConstraint("project_id", "serial_first", name="uq_anchored_first"),
+        UniqueConstraint("project_id", "serial_last", name="uq_anchored_last"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("registry_retirements.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"))
+    serial_first: Mapped[int] = mapped_column(BigInteger)
+    serial_last: Mapped[int] = mapped_column(BigInteger)
+
+
 class IdempotencyRecord(Base):
     """What ``POST /orders`` answered for an ``Idempotency-Key`` (kept at least 24 h)."""
 

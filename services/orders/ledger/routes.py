@@ -7,12 +7,21 @@ import io
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
-from ..blueprint import blp
+from diandian_common.auth import operator_required
+
+from ..blueprint import OPERATOR, blp
 from ..catalogue import service as catalogue
 from ..wiring import unit_of_work
-from . import service
+from . import registry, service
 from .domain import chain
-from .schemas import LedgerPageWithVerificationSchema, LedgerQuerySchema, LedgerSummarySchema
+from .schemas import (
+    LedgerPageWithVerificationSchema,
+    LedgerQuerySchema,
+    LedgerSummarySchema,
+    RegistryRetirementCreateSchema,
+    RegistryRetirementListSchema,
+    RegistryRetirementSchema,
+)
 
 CSV_BATCH = 1000
 
@@ -65,7 +74,9 @@ class Ledger(MethodView):
                                       limit=args["limit"] + 1)
             page = entries[: args["limit"]]
             next_after = page[-1].seq if len(entries) > args["limit"] else None
-            return {"items": [service.entry_view(e) for e in page], "next_after": next_after,
+            anchors = registry.coverage_of_orders(uow.session, [e.order_id for e in page])
+            return {"items": [service.entry_view(e, anchors.get(e.order_id)) for e in page],
+                    "next_after": next_after,
                     "verification": chain.VERIFICATION}
 
 
@@ -82,3 +93,24 @@ class LedgerSummary(MethodView):
                   "paid_to_owner_fen": v["paid_to_owner_fen"]} for v in views]
         total = {k: sum(item[k] for item in items) for k in ("retired_kg", "owner_net_fen", "paid_to_owner_fen")}
         return {"items": items, "total": total}
+
+
+@blp.route("/projects/<string:project_id>/registry-retirements")
+class RegistryRetirements(MethodView):
+    @blp.response(200, RegistryRetirementListSchema)
+    def get(self, project_id):
+        """The registry cancellations recorded for the project, in the order they cover its
+        retired serials, and the retired kilograms none covers yet (``unanchored_kg``)."""
+        with unit_of_work() as uow:
+            return registry.project_records(uow.session, project_id)
+
+    @operator_required
+    @blp.doc(**OPERATOR)
+    @blp.arguments(RegistryRetirementCreateSchema)
+    @blp.response(201, RegistryRetirementSchema)
+    @blp.alt_response(409, description="cancellation_recorded, not_enough_retired")
+    def post(self, data, project_id):
+        """Record a cancellation made at the project's registry (operator): it covers the next
+        ``quantity_t`` × 1000 of the project's retired serials, in serial order, not yet covered."""
+        with unit_of_work() as uow:
+            return registry.record_view(registry.record(uow, project_id, **data))

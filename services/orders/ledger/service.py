@@ -106,5 +106,10 @@ def entries(session: Session, *, project: str | None = None, after: int = 0,
     return list(session.scalars(query))
 
 
-def entry_view(entry: LedgerEntry) -> dict:
-    return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash}
+def entry_view(entry: LedgerEntry, registry_coverage: dict | None = None) -> dict:
+    """The published entry: its hashed body, the chain fields, and beside them (not hashed)
+    ``registry_anchors``, the registry records covering its serials (registry.coverage_by_order)."""
+    anchors = [{k: record[k] for k in ("cancellation_id", "url", "retired_on", "anchored_kg")}
+               for record in (registry_coverage or {}).get("records", [])]
+    return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash,
+            "registry_anchors": anchors}

@@ -5,6 +5,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from diandian_common.contract_fields import Visible
 
+from ..ledger.schemas import RegistryCoverageSchema
 from ..schema_fields import ID, MAX_ORDER_KG, NOT_BLANK, SLUG
 from .domain import lifecycle as states
 from .domain.idempotency import MAX_KEY_LENGTH
@@ -98,6 +99,8 @@ class RetirementSchema(Schema):
     serial_last = fields.Integer()
     retired_at = fields.String()
     ledger_hash = fields.String(allow_none=True)
+    registry = fields.Nested(RegistryCoverageSchema, allow_none=True, metadata={
+        "description": "the registry cancellations covering the retired serials; null: none yet"})
 
 
 class CertificateRefSchema(Schema):

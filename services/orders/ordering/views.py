@@ -10,6 +10,7 @@ from diandian_common.errors import ApiError, NotFound
 from diandian_common.timestamps import as_utc, iso
 
 from ..catalogue.service import find_project
+from ..ledger import registry
 from ..ledger.domain import allocation
 from ..models import LedgerEntry, Order, Project, Refund
 from ..payments import providers
@@ -52,8 +53,10 @@ def created_view(order: Order, checkout_url: str) -> dict:
 PERSONAL_FIELDS = ("participant", "certificate", "payment", "refund")
 
 
-def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | None = None) -> dict:
-    """The whole order (its participant's view); ``ledger_hashes`` (order id → hash) saves a query per order in lists."""
+def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | None = None,
+               anchors: dict[str, dict | None] | None = None) -> dict:
+    """The whole order (its participant's view); ``ledger_hashes`` (order id → hash) and
+    ``anchors`` (order id → registry.coverage_by_order) save queries per order in lists."""
     project = order.project
     retirement = None
     if order.retirements:
@@ -68,6 +71,8 @@ def order_view(session: Session, order: Order, ledger_hashes: dict[str, str] | N
             "serial_last": order.retirements[-1].serial_last,
             "retired_at": as_utc(order.retired_at).isoformat(),
             "ledger_hash": ledger_hashes.get(order.id),
+            "registry": (registry.coverage_by_order(session, order.retirements) if anchors is None
+                         else anchors).get(order.id),
         }
     certificate = None
     if order.certificate_id:
@@ -135,5 +140,6 @@ def list_orders(session: Session, *, status: str | None = None, project: str | N
     page = rows[:limit]
     hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
                                   .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
-    return {"items": [order_view(session, o, hashes) for o in page],
+    anchors = registry.coverage_by_order(session, [r for o in page for r in o.retirements])
+    return {"items": [order_view(session, o, hashes, anchors) for o in page],
             "next_after": page[-1].id if len(rows) > limit else None}
