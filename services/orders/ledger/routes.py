@@ -75,7 +75,8 @@ class Ledger(MethodView):
             page = entries[: args["limit"]]
             next_after = page[-1].seq if len(entries) > args["limit"] else None
             anchors = registry.coverage_of_orders(uow.session, [e.order_id for e in page])
-            return {"items": [service.entry_view(e, anchors.get(e.order_id)) for e in page],
+            return {"items": [service.entry_view(e) for e in page],
+                    "registry_anchors": service.registry_anchors(page, anchors),
                     "next_after": next_after,
                     "verification": chain.VERIFICATION}
 

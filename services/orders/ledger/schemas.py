@@ -37,8 +37,6 @@ class LedgerEntrySchema(Schema):
     retired_at = fields.String()
     prev_hash = fields.String()
     hash = fields.String()
-    registry_anchors = fields.List(fields.Nested(RegistryAnchorSchema), metadata={
-        "description": "the registry records covering the entry's serials; not hashed (outside the body)"})
 
 
 class LedgerPageSchema(Schema):
@@ -55,6 +53,12 @@ class LedgerVerificationSchema(Schema):
 
 
 class LedgerPageWithVerificationSchema(LedgerPageSchema):
+    registry_anchors = fields.Dict(keys=fields.String(),
+                                   values=fields.List(fields.Nested(RegistryAnchorSchema)),
+                                   metadata={"description": (
+                                       "order id → the registry cancellations covering that entry's serials, "
+                                       "for the page's entries that have any; beside the entries, never in "
+                                       "them, so the hashes are recomputed from the entries as published")})
     verification = fields.Nested(LedgerVerificationSchema,
                                  metadata={"description": "how to recompute every entry's hash"})
 

@@ -106,10 +106,19 @@ def entries(session: Session, *, project: str | None = None, after: int = 0,
     return list(session.scalars(query))
 
 
-def entry_view(entry: LedgerEntry, registry_coverage: dict | None = None) -> dict:
-    """The published entry: its hashed body, the chain fields, and beside them (not hashed)
-    ``registry_anchors``, the registry records covering its serials (registry.coverage_by_order)."""
-    anchors = [{k: record[k] for k in ("cancellation_id", "url", "retired_on", "anchored_kg")}
-               for record in (registry_coverage or {}).get("records", [])]
-    return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash,
-            "registry_anchors": anchors}
+def entry_view(entry: LedgerEntry) -> dict:
+    """The published entry: its hashed body and the chain fields."""
+    return {"seq": entry.seq, **entry.body, "prev_hash": entry.prev_hash, "hash": entry.hash}
+
+
+def registry_anchors(entries_page: list[LedgerEntry], coverage: dict[str, dict | None]) -> dict[str, list]:
+    """Order id → the registry records covering its serials, for the page's entries that have
+    any. Published beside the entries, never in them: an entry is exactly what was chained, so
+    every verifier keeps working when records are added later."""
+    anchors = {}
+    for entry in entries_page:
+        records = (coverage.get(entry.order_id) or {}).get("records", [])
+        if records:
+            anchors[entry.order_id] = [
+                {k: r[k] for k in ("cancellation_id", "url", "retired_on", "anchored_kg")} for r in records]
+    return anchors

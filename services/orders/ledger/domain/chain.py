@@ -2,8 +2,7 @@
 
 Each entry stores ``prev_hash`` and ``hash = sha256(prev_hash + canonical JSON of its
 body)``; anyone can recompute the chain from the published entries. The body is the
-published entry without ``seq``, ``prev_hash``, ``hash`` and ``registry_anchors`` (the
-registry records covering its serials, added later and never hashed).
+published entry without ``seq``, ``prev_hash`` and ``hash``.
 """
 from __future__ import annotations
 
@@ -13,12 +12,11 @@ from typing import Iterable
 
 GENESIS_HASH = "0" * 64
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")  # published beside the body, not hashed
-UNHASHED_FIELDS = (*CHAIN_FIELDS, "registry_anchors")  # every published field outside the body
 
 # Published with every ledger page so the chain can be checked without reading our code.
 VERIFICATION = {
     "algorithm": "sha256",
-    "body": "the entry without seq, prev_hash, hash and registry_anchors",
+    "body": "the entry without seq, prev_hash and hash",
     "canonical_json": "the body as JSON with keys sorted, separators ',' and ':' (no white space), "
                       "non-ASCII characters unescaped, encoded as UTF-8",
     "hash": "hash = lowercase hex of sha256(prev_hash + canonical_json(body)); prev_hash is the hash of "
@@ -37,7 +35,7 @@ def canonical_json(body: dict) -> str:
 
 def body_of(published: dict) -> dict:
     """The hashed body of a published entry (JSON from ``GET /api/v1/ledger``)."""
-    return {k: v for k, v in published.items() if k not in UNHASHED_FIELDS}
+    return {k: v for k, v in published.items() if k not in CHAIN_FIELDS}
 
 
 def csv_row(seq: int, prev_hash: str, stored_hash: str, body: dict) -> list:
