@@ -1,6 +1,7 @@
 import pytest
 
-from diandian_common.testing import Driver, migrated_sqlite_url
+from diandian_common.testing import (Driver, migrated_sqlite_url, postgres_available,
+                                     temporary_postgres_database)
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
 from orders.cli import seed_demo_projects
@@ -43,3 +44,17 @@ def operator(monkeypatch):
 def driver(client):
     """The one client of the tests (diandian_common.testing.Driver), on the service's test client."""
     return Driver(client, operator_key=OPERATOR_KEY)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path, monkeypatch):
+    """A migrated orders database of the test's own, on SQLite and (when reachable) PostgreSQL:
+    for the concurrency tests, whose races only PostgreSQL's row locks really settle."""
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    if request.param == "sqlite":
+        yield migrated_sqlite_url("orders", tmp_path)
+    else:
+        if not postgres_available():
+            pytest.skip("no PostgreSQL server reachable")
+        with temporary_postgres_database("orders") as url:
+            yield url

@@ -7,15 +7,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
-import pytest
 from sqlalchemy import select
 
 from diandian_common.errors import ApiError
 from diandian_common.testing import (
     Driver,
-    migrated_sqlite_url,
-    postgres_available,
-    temporary_postgres_database,
 )
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
@@ -26,18 +22,6 @@ from orders.models import AnchoredRange, RegistryRetirement
 
 RECORDERS = 8
 RETIRED_T = 5
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    if request.param == "sqlite":
-        yield migrated_sqlite_url("orders", tmp_path)
-    else:
-        if not postgres_available():
-            pytest.skip("no PostgreSQL server reachable")
-        with temporary_postgres_database("orders") as url:
-            yield url
 
 
 def test_concurrent_records_never_overlap(database_url):

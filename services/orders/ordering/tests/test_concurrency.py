@@ -5,11 +5,9 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from sqlalchemy import select
 
-from diandian_common.testing import (GuestClient, migrated_sqlite_url, postgres_available,
-                                     temporary_postgres_database)
+from diandian_common.testing import (GuestClient)
 from diandian_common.uow import UnitOfWork
 from orders.app import create_app
 from orders.catalogue import service as catalogue
@@ -19,18 +17,6 @@ from orders.models import Project, Retirement
 BUYERS = 60
 KG_EACH = 2
 ISSUED = 100  # room for 50 buyers
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path, monkeypatch):
-    monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    if request.param == "sqlite":
-        yield migrated_sqlite_url("orders", tmp_path)
-    else:
-        if not postgres_available():
-            pytest.skip("no PostgreSQL server reachable")
-        with temporary_postgres_database("orders") as url:
-            yield url
 
 
 def test_no_oversell_and_no_overlapping_serials(database_url):
