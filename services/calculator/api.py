@@ -9,7 +9,8 @@ from diandian_common.auth import acting_participant_id, operator_required
 from diandian_common.errors import NotFound
 from diandian_common.web import Blueprint
 
-from . import factor_sets, service, tasks
+from . import factor_sets, organiser, service, tasks
+from .organiser_schemas import OrganiserInputsRequestSchema, OrganiserInputsSchema
 from .rendering import RenderCache
 from .schemas import (
     EstimateRequestSchema,
@@ -125,6 +126,28 @@ def scene_footprint(slug):
     and categories (each participant's latest trip estimate counts)."""
     with unit_of_work() as uow:
         return service.scene_footprint(uow, slug)
+
+
+@blp.route("/scenes/<slug>/organiser-inputs", methods=["GET"])
+@blp.response(200, OrganiserInputsSchema)
+def get_organiser_inputs(slug):
+    """What the event's organiser entered (attendees, venue electricity, catering, waste) and
+    its lines priced with the current factor set; all null and no lines before any entry."""
+    factor_set = factor_sets.get_factor_set(unit_of_work)
+    with unit_of_work() as uow:
+        return organiser.get_organiser_inputs(uow, factor_set, slug)
+
+
+@blp.route("/scenes/<slug>/organiser-inputs", methods=["PUT"])
+@operator_required
+@blp.doc(**OPERATOR)
+@blp.arguments(OrganiserInputsRequestSchema)
+@blp.response(200, OrganiserInputsSchema)
+def put_organiser_inputs(data, slug):
+    """Replace the organiser's inputs of an event (operator); a field left out is not entered."""
+    factor_set = factor_sets.get_factor_set(unit_of_work)
+    with unit_of_work() as uow:
+        return organiser.put_organiser_inputs(uow, factor_set, slug, data)
 
 
 # --- estimates --------------------------------------------------------------------------

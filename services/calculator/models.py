@@ -1,4 +1,5 @@
-"""The calculator's own tables: scenes, factor sets with their factors, and estimates."""
+"""The calculator's own tables: scenes with their organisers' inputs, factor sets with their
+factors, and estimates."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -22,6 +23,8 @@ class Scene(Base):
     name_en: Mapped[str | None] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(20), index=True)
     location: Mapped[str | None] = mapped_column(String(200))
+    # ISO 3166-2:CN (CN-SC): whose grid factor prices the venue's electricity.
+    province: Mapped[str | None] = mapped_column(String(6))
     starts_on: Mapped[date | None] = mapped_column(Date)
     ends_on: Mapped[date | None] = mapped_column(Date)
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -85,3 +88,20 @@ class Estimate(Base):
     items: Mapped[list] = mapped_column(JSON)
     benchmark: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class OrganiserInputs(Base):
+    """What an event's organiser entered about the event itself (not its guests' trips).
+    None is "not entered". Quantities with 3 decimals are stored whole (Wh, g), exact on
+    every database; the lines are computed when read, with the current factor set."""
+
+    __tablename__ = "organiser_inputs"
+
+    scene_slug: Mapped[str] = mapped_column(ForeignKey("scenes.slug"), primary_key=True)
+    attendees: Mapped[int | None] = mapped_column(Integer)
+    venue_wh: Mapped[int | None] = mapped_column(BigInteger)
+    meat_meals: Mapped[int | None] = mapped_column(Integer)
+    vegetarian_meals: Mapped[int | None] = mapped_column(Integer)
+    waste_g: Mapped[int | None] = mapped_column(BigInteger)
+    waste_treatment: Mapped[str | None] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

@@ -12,6 +12,7 @@ from .domain.calculator import (ACTIVITY_TYPES, CABINS, CATEGORIES, DIETS, FLIGH
                                 KINDS, PERIODS_PER_YEAR, RAIL_CLASSES)
 from .domain.countries import is_country_code
 from .domain.geo import airport
+from .domain.provinces import PROVINCES
 from .domain.scenes import SCENE_TYPES, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, SLUG_RE
 
 # Bounds beyond which a value is a typo or an attack, not a journey or a household.
@@ -53,6 +54,13 @@ def known_airport(code: str) -> None:
 def known_country(code: str) -> None:
     if not is_country_code(code):
         raise ValidationError(f"not an ISO 3166-1 alpha-2 country code: {code!r}")
+
+
+def province_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.OneOf(
+        sorted(PROVINCES), error="not an ISO 3166-2:CN province code (like CN-SC): {input!r}"), metadata={
+        "description": "ISO 3166-2:CN code of the venue's province (CN-SC): its grid prices the "
+                       "venue's electricity; null for the national grid"}, **kwargs)
 
 
 def slug_field(**kwargs) -> fields.String:
@@ -319,6 +327,7 @@ class SceneSchema(Schema):
     name_en = fields.String(allow_none=True)
     type = fields.String(validate=validate.OneOf(SCENE_TYPES))
     location = fields.String(allow_none=True)
+    province = province_field(allow_none=True)
     starts_on = fields.Date(allow_none=True)
     ends_on = fields.Date(allow_none=True)
     page_url = fields.String()
@@ -348,6 +357,7 @@ class SceneUpdateSchema(Schema):
     name_en = _name()
     type = fields.String(validate=validate.OneOf(SCENE_TYPES))
     location = _name()
+    province = province_field(allow_none=True)
     starts_on = fields.Date(allow_none=True)
     ends_on = fields.Date(allow_none=True)
     archived = fields.Boolean(metadata={"description": "false restores an archived scene"})

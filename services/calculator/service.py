@@ -128,7 +128,8 @@ def scene_drawing(uow: UnitOfWork, slug: str, public_base_url: str) -> SceneDraw
 def scene_json(scene: Scene, public_base_url: str) -> dict:
     return {
         "id": scene.id, "slug": scene.slug, "name": scene.name, "name_en": scene.name_en,
-        "type": scene.type, "location": scene.location, "starts_on": scene.starts_on,
+        "type": scene.type, "location": scene.location, "province": scene.province,
+        "starts_on": scene.starts_on,
         "ends_on": scene.ends_on,
         "page_url": rules.page_url(public_base_url, scene.slug),
         "qr_png_url": rules.qr_png_url(public_base_url, scene.slug),

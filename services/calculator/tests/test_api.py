@@ -22,7 +22,7 @@ def test_create_scene(client, make_scene, sent):
     assert scene == {
         "id": scene["id"], "slug": "cdcn-forum-2021", "name": "首届中国数字碳中和高峰论坛",
         "name_en": "First China Digital Carbon Neutrality Forum", "type": "conference",
-        "location": "成都 Chengdu", "starts_on": "2021-09-07", "ends_on": None,
+        "location": "成都 Chengdu", "province": None, "starts_on": "2021-09-07", "ends_on": None,
         "page_url": f"{BASE_URL}/s/cdcn-forum-2021",
         "qr_png_url": f"{BASE_URL}/api/v1/scenes/cdcn-forum-2021/qr.png",
         "poster_pdf_url": f"{BASE_URL}/api/v1/scenes/cdcn-forum-2021/poster.pdf",
