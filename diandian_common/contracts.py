@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -195,6 +195,55 @@ class RenderCertificateSchema(Payload):
 
 
 @dataclass(frozen=True)
+class RegistryRecord:
+    cancellation_id: str
+    url: str
+    retired_on: date
+    anchored_kg: int
+
+
+class RegistryRecordSchema(Payload):
+    message_type = RegistryRecord
+    cancellation_id = fields.String(required=True, validate=validate.Length(1, 100),
+                                    metadata={"description": "the registry's id of the cancellation"})
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False,
+                     validate=validate.Length(max=500), metadata={"description": "the registry's record"})
+    retired_on = fields.Date(required=True, metadata={"description": "the day of the cancellation"})
+    anchored_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                                 metadata={"description": "kilograms of the order this record covers"})
+
+
+@dataclass(frozen=True)
+class RegistryCoverage:
+    anchored_kg: int
+    complete: bool
+    records: list[RegistryRecord]
+
+
+class RegistryCoverageSchema(Payload):
+    message_type = RegistryCoverage
+    anchored_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                                 metadata={"description": "kilograms of the order anchored, all records"})
+    complete = Flag(required=True, metadata={"description": "every kilogram of the order is anchored"})
+    records = fields.List(fields.Nested(RegistryRecordSchema), required=True, validate=validate.Length(min=1),
+                          metadata={"description": "the records covering the order's serials, lowest first"})
+
+
+@dataclass(frozen=True)
+class ShowRegistry:
+    order_id: str
+    registry: RegistryCoverage
+
+
+class ShowRegistrySchema(Payload):
+    message_type = ShowRegistry
+    order_id = Id(metadata={"description": "the retired order"})
+    registry = fields.Nested(RegistryCoverageSchema, required=True, metadata={
+        "description": "everything that covers the order now (anchoring only grows: "
+                       "more kilograms is newer)"})
+
+
+@dataclass(frozen=True)
 class RecordContribution:
     order_id: str
     participant_id: str
@@ -293,6 +342,12 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "orders, once the order's credits are retired (and again for an order stuck in `retired`)",
              "issues the order's certificate once (PDF, verification code), then sends "
              "`orders.certificate_issued`"),
+    Contract("certificates.show_registry", ShowRegistrySchema,
+             "orders, in the transaction that records a registry cancellation, for every order "
+             "whose serials it covers",
+             "shows the registry records on the order's certificate (kept until the certificate is "
+             "issued if it is not yet) and renders its PDF again; an older or repeated message "
+             "changes nothing"),
     Contract("certificates.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
     Contract("ranking.record", RecordContributionSchema,
              "orders, once the order's credits are retired",

@@ -8,19 +8,21 @@ from .contract_fields import Visible
 from .contracts import CONTRACTS
 
 _TYPES = {fields.String: "string", fields.Integer: "integer", fields.Boolean: "boolean",
-          fields.Nested: "object"}
+          fields.Nested: "object", fields.List: "array", fields.Url: "absolute URL string",
+          fields.Date: "ISO-8601 date string"}
 
 
 def _constraints(field: fields.Field) -> list[str]:
     notes = []
     for rule in field.validators:
         if isinstance(rule, validate.Length) and (rule.min, rule.max) != (None, None):
+            unit = "items" if isinstance(field, fields.List) else "characters"
             if rule.min and rule.max is not None:
-                notes.append(f"{rule.min}–{rule.max} characters")
+                notes.append(f"{rule.min}–{rule.max} {unit}")
             elif rule.max is not None:
-                notes.append(f"at most {rule.max} characters")
+                notes.append(f"at most {rule.max} {unit}")
             else:
-                notes.append(f"at least {rule.min} characters")
+                notes.append(f"at least {rule.min} {unit}")
         elif isinstance(rule, validate.Range):
             notes.append(f"≥ {rule.min}")
         elif isinstance(rule, validate.Regexp):
@@ -44,6 +46,8 @@ def _field_rows(schema: Schema, prefix: str = "") -> list[str]:
         rows.append(f"| `{prefix}{name}` | {kind} | {required} | {note} |")
         if isinstance(field, fields.Nested):
             rows += _field_rows(field.schema, f"{prefix}{name}.")
+        elif isinstance(field, fields.List) and isinstance(field.inner, fields.Nested):
+            rows += _field_rows(field.inner.schema, f"{prefix}{name}[].")
     return rows
 
 

@@ -37,6 +37,10 @@ AS_SENT = {
     "orders.deliver_webhook": {"delivery_id": 42},
     "orders.send_refund": {"refund_id": 7},
     "calculator.prerender_scene": {"slug": "expo-2026"},
+    "certificates.show_registry": {"order_id": "ord_7f3a9c2e", "registry": {
+        "anchored_kg": 12, "complete": True, "records": [
+            {"cancellation_id": "CCER-CXL-1", "url": "https://registry.example.cn/c/1", "retired_on": "2026-12-01",
+             "anchored_kg": 12}]}},
 }
 
 
@@ -85,6 +89,11 @@ def test_consumers_fill_in_optional_fields_and_ignore_unknown_ones():
     ("ranking.record", {"scene": "Not A Slug"}, "scene"),
     ("ranking.record", {"mask_name": "yes"}, "mask_name"),
     ("ranking.record", {"occurred_at": 1700000000}, "occurred_at"),
+    ("certificates.show_registry", {"registry": None}, "registry"),
+    ("certificates.show_registry", {"registry": {"anchored_kg": 1, "complete": True, "records": []}}, "registry"),
+    ("certificates.show_registry", {"registry": {"anchored_kg": 1, "complete": True, "records": [
+        {"cancellation_id": "C", "url": "javascript:alert(1)", "retired_on": "2026-12-01", "anchored_kg": 1}]}},
+     "registry"),
 ])
 def test_malformed_payloads_raise_invalid_message_naming_the_field(task_name, change, field):
     payload = {"v": 1, **AS_SENT[task_name], **change}

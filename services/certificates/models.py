@@ -1,4 +1,5 @@
-"""Tables of the certificates service: issued certificates and the outbox."""
+"""Tables of the certificates service: issued certificates, the registry records shown on them,
+and the outbox."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -42,6 +43,27 @@ class Certificate(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The registry cancellations covering the order's serials (certificates.show_registry),
+    # shown as the certificate's `registry`:
+    # {anchored_kg, complete, records: [{cancellation_id, url, retired_on, anchored_kg}]}, or
+    # None while none does. Anchoring only grows, so its anchored_kg orders the versions.
+    registry_coverage: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    registry_kg: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The registry_kg the stored PDF shows: behind registry_kg, the PDF is rendered again.
+    pdf_registry_kg: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class RegistryNotice(Base):
+    """The newest ``certificates.show_registry`` of each order, kept whether or not its
+    certificate exists yet: issuing a certificate takes the registry from here, so a message
+    that arrives before the certificate is never lost."""
+
+    __tablename__ = "registry_notices"
+
+    order_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    coverage: Mapped[dict] = mapped_column(JSON)
+    anchored_kg: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):

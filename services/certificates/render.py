@@ -31,7 +31,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse, path2url
 from diandian_common.qr import dark_runs
 
 from . import fonts
-from .domain.formatting import format_date, format_quantity, local_date
+from .domain.formatting import format_date, format_quantity, local_date, registry_lines
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -79,6 +79,9 @@ class CertificateContent:
     issued_at: datetime
     verify_url: str
     ledger_hash: str | None = None
+    # The registry cancellations covering the serials ({anchored_kg, complete, records}), or
+    # None: the certificate then says it awaits the registry's cancellation.
+    registry: dict | None = None
 
 
 def qr_svg(data: str) -> Markup:
@@ -118,6 +121,7 @@ def certificate_html(content: CertificateContent, zone: tzinfo) -> str:
         ledger_hash=content.ledger_hash,
         verify_url=content.verify_url,
         qr_svg=qr_svg(content.verify_url),
+        registry=registry_lines(content.registry, content.quantity_kg),
     )
 
 

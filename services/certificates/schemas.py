@@ -21,6 +21,20 @@ class SceneSchema(Schema):
     name = fields.String()
 
 
+class CertificateRegistryRecordSchema(Schema):
+    cancellation_id = fields.String(metadata={"description": "the registry's id of the cancellation"})
+    url = fields.String(metadata={"description": "the registry's record of it"})
+    retired_on = fields.String(metadata={"format": "date",
+                                         "description": "the day the registry cancelled the credits"})
+    anchored_kg = fields.Integer(metadata={"description": "kilograms of this certificate it covers"})
+
+
+class CertificateRegistrySchema(Schema):
+    anchored_kg = fields.Integer(metadata={"description": "kilograms of this certificate anchored"})
+    complete = fields.Boolean(metadata={"description": "true when every kilogram is anchored"})
+    records = fields.List(fields.Nested(CertificateRegistryRecordSchema))
+
+
 class CertificateSchema(Schema):
     id = fields.String()
     number = fields.String()
@@ -41,6 +55,9 @@ class CertificateSchema(Schema):
     pdf_url = fields.String()
     preview_url = fields.String(metadata={"description": "PNG of the certificate, 1200 px wide, "
                                                          "for sharing (og:image)"})
+    registry = fields.Nested(CertificateRegistrySchema, allow_none=True, metadata={"description": (
+        "the registry cancellations covering the certificate's serials; null while it awaits "
+        "the registry's cancellation")})
 
 
 class VerificationSchema(Schema):

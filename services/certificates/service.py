@@ -1,4 +1,5 @@
-"""The certificates service functions: reading, issuing, re-rendering and revoking.
+"""The certificates service functions: reading, issuing, re-rendering, showing the registry
+records and revoking.
 
 The transaction rule (CONTRIBUTING.md): routes, tasks and CLI commands open the unit of
 work; the functions here take it (``uow``), work in ``uow.session`` and never commit or
@@ -14,6 +15,13 @@ its ``orders.certificate_issued`` outbox row in another (claim → render and st
 A row therefore never exists without its PDF having been written once, and the message is
 never lost once the row exists. If the file is lost later, it is re-rendered from the row
 on demand.
+
+Showing the registry records (:func:`show_registry`) spans transactions too: the message is
+kept in one (``registry_notices``, committed whether or not the certificate exists), copied
+onto the certificate in the next, and the PDF rendered again outside any. Issuing commits
+the certificate and then looks for a notice in a later transaction, the message's handler
+commits the notice and then looks for the certificate: whichever commits second sees the
+other's row, so a message that races the certificate's issue is never lost.
 """
 from __future__ import annotations
 
@@ -22,10 +30,10 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import pypdfium2 as pdfium
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
-from diandian_common.contracts import RenderCertificate, build
+from diandian_common.contracts import RegistryCoverage, RenderCertificate, ShowRegistry, build
 from diandian_common.outbox import enqueue
 from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
@@ -33,7 +41,7 @@ from diandian_common.uow import UnitOfWork
 from . import settings
 from .domain.formatting import certificate_number, local_date, mask_name, new_certificate_id
 from .domain.verification import new_verify_token
-from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage
+from .models import STATUS_REVOKED, STATUS_VALID, Certificate, OutboxMessage, RegistryNotice
 from .preview import pdf_preview_png
 from .render import CertificateContent, render_certificate
 from .storage import Storage
@@ -69,6 +77,7 @@ def content_of(cert: Certificate) -> CertificateContent:
         quantity_kg=cert.quantity_kg, project=cert.project, serial_range=cert.serial_range,
         scene=cert.scene, issued_at=as_utc(cert.issued_at),
         verify_url=settings.verify_url(cert.verify_code), ledger_hash=cert.ledger_hash,
+        registry=cert.registry_coverage,
     )
 
 
@@ -146,6 +155,8 @@ def public_view(cert: Certificate, *, mask_holder: bool = False) -> dict:
         "verify_url": settings.verify_url(cert.verify_code),
         "pdf_url": settings.pdf_url(cert.id),
         "preview_url": settings.preview_url(cert.id),
+        # Public facts about the credits, like the serial range: shown masked or not.
+        "registry": cert.registry_coverage,
     }
     if mask_holder:
         for field in UNMASKING_FIELDS:
@@ -189,8 +200,11 @@ def certificates_to_rerender(uow: UnitOfWork, certificate_ids: Sequence[str] | N
 
 # --- issuing: claim → render and store → record -----------------------------------------
 
-def _new_certificate(facts: RenderCertificate) -> Certificate:
+def _new_certificate(facts: RenderCertificate, notice: RegistryNotice | None = None) -> Certificate:
+    """A new certificate of ``facts``, showing the registry records of ``notice`` if one came
+    before it."""
     token = new_verify_token()
+    registry_kg = notice.anchored_kg if notice else 0
     return Certificate(
         id=new_certificate_id(),
         number=certificate_number(local_date(facts.issued_at, settings.display_timezone())),
@@ -208,6 +222,9 @@ def _new_certificate(facts: RenderCertificate) -> Certificate:
         verify_code=settings.verification_codes().code_for(token),
         status=STATUS_VALID,
         created_at=utcnow(),
+        registry_coverage=notice.coverage if notice else None,
+        registry_kg=registry_kg,
+        pdf_registry_kg=registry_kg,
     )
 
 
@@ -243,11 +260,12 @@ def issue_certificate(unit_of_work: Callable[[], UnitOfWork], storage: Storage,
     order_id = facts.order_id
     with unit_of_work() as uow:
         existing = find_by_order(uow, order_id)
+        notice = uow.session.get(RegistryNotice, order_id)
 
     attempt = 0
     while existing is None and attempt < CREATE_ATTEMPTS:
         attempt += 1
-        cert = _new_certificate(facts)
+        cert = _new_certificate(facts, notice)
         storage.put(pdf_key(cert.id), render_pdf(cert))
         try:
             with unit_of_work() as uow:
@@ -263,16 +281,121 @@ def issue_certificate(unit_of_work: Callable[[], UnitOfWork], storage: Storage,
                 storage.delete(pdf_key(cert.id))
             raise
         log.info("issued certificate %s (%s) for order %s", cert.id, cert.number, order_id)
+        catch_up_registry(unit_of_work, storage, order_id)
         return IssueOutcome(cert.id, created=True)
 
     if existing is None:
         raise RuntimeError(f"could not create a certificate for order {order_id} "
                            f"after {CREATE_ATTEMPTS} attempts")
     ensure_pdf_stored(storage, existing)
+    catch_up_registry(unit_of_work, storage, order_id)
     with unit_of_work() as uow:
         announce(uow, existing)
     log.info("certificate %s already exists for order %s; announced it again", existing.id, order_id)
     return IssueOutcome(existing.id, created=False)
+
+
+# --- the registry records: note → copy onto the certificate → render again -----------------
+
+def registry_json(coverage: RegistryCoverage) -> dict:
+    """The message's registry as the certificate stores and shows it."""
+    return {"anchored_kg": coverage.anchored_kg, "complete": coverage.complete,
+            "records": [{"cancellation_id": r.cancellation_id, "url": r.url,
+                         "retired_on": r.retired_on.isoformat(), "anchored_kg": r.anchored_kg}
+                        for r in coverage.records]}
+
+
+def note_registry(uow: UnitOfWork, message: ShowRegistry) -> bool:
+    """Keep the message as the order's notice unless one with as many kilograms anchored is
+    kept already (anchoring only grows: a repeated or older message changes nothing).
+    Whether it was kept. Two first notices of one order at once: one commit fails with an
+    ``IntegrityError`` and :func:`show_registry` tries again."""
+    anchored_kg = message.registry.anchored_kg
+    notice = uow.session.scalars(_locked(uow, select(RegistryNotice).where(
+        RegistryNotice.order_id == message.order_id))).one_or_none()
+    if notice is not None and notice.anchored_kg >= anchored_kg:
+        return False
+    if notice is None:
+        notice = RegistryNotice(order_id=message.order_id)
+        uow.session.add(notice)
+    notice.coverage = registry_json(message.registry)
+    notice.anchored_kg = anchored_kg
+    notice.received_at = utcnow()
+    return True
+
+
+def _locked(uow: UnitOfWork, query):
+    """``query`` locking its rows on PostgreSQL (SQLite's write lock serialises writers)."""
+    return query if uow.session.get_bind().dialect.name == "sqlite" else query.with_for_update()
+
+
+def apply_notice(uow: UnitOfWork, order_id: str) -> Certificate | None:
+    """Copy the order's notice onto its certificate when it anchors more; the certificate
+    (None if there is none yet)."""
+    cert = uow.session.scalars(_locked(uow, select(Certificate).where(
+        Certificate.order_id == order_id))).one_or_none()
+    notice = uow.session.get(RegistryNotice, order_id)
+    if cert is not None and notice is not None and notice.anchored_kg > cert.registry_kg:
+        cert.registry_coverage = notice.coverage
+        cert.registry_kg = notice.anchored_kg
+        log.info("certificate %s of order %s: %s kg anchored at the registry", cert.id, order_id,
+                 notice.anchored_kg)
+    return cert
+
+
+def mark_pdf_rendered(uow: UnitOfWork, certificate_id: str, registry_kg: int) -> bool:
+    """Record that the stored PDF shows ``registry_kg``, unless the certificate moved on
+    meanwhile (then the PDF just stored may be older than another's: render it again)."""
+    result = uow.session.execute(update(Certificate).where(
+        Certificate.id == certificate_id, Certificate.registry_kg == registry_kg)
+        .values(pdf_registry_kg=registry_kg))
+    return result.rowcount == 1
+
+
+def refresh_pdf(unit_of_work: Callable[[], UnitOfWork], storage: Storage, cert: Certificate) -> bool:
+    """Render the certificate's PDF again if it shows fewer anchored kilograms than the
+    certificate (as just read); whether it did. Outside transactions: render and store, then
+    mark. A mark refused (the registry grew while rendering, and a slower render may have
+    stored an older PDF over a newer one) renders again from the row as it is now."""
+    if cert.pdf_registry_kg == cert.registry_kg:
+        return False
+    for _attempt in range(CREATE_ATTEMPTS):
+        store_rendered(storage, cert)
+        with unit_of_work() as uow:
+            if mark_pdf_rendered(uow, cert.id, cert.registry_kg):
+                log.info("rendered certificate %s again: %s kg anchored", cert.id, cert.registry_kg)
+                return True
+            cert = get_certificate(uow, cert.id)
+    raise RuntimeError(f"the registry of certificate {cert.id} kept changing while its PDF was "
+                       f"rendered ({CREATE_ATTEMPTS} times)")
+
+
+def catch_up_registry(unit_of_work: Callable[[], UnitOfWork], storage: Storage, order_id: str) -> None:
+    """Copy the order's notice onto its certificate if it anchors more, then render the PDF
+    again if it is behind. Run after the certificate or the notice is committed (see the
+    module's docstring: whichever comes second sees the other)."""
+    with unit_of_work() as uow:
+        cert = apply_notice(uow, order_id)
+    if cert is not None:
+        refresh_pdf(unit_of_work, storage, cert)
+
+
+def show_registry(unit_of_work: Callable[[], UnitOfWork], storage: Storage, message: ShowRegistry) -> bool:
+    """Handle one ``certificates.show_registry``; any number of times, in any order.
+
+    The notice is committed first, whether or not the certificate exists; then it is copied
+    onto the certificate (if issued) and the PDF rendered again. A certificate issued later
+    takes the notice when it is issued. Returns whether the notice was new."""
+    for attempt in range(2):
+        try:
+            with unit_of_work() as uow:
+                noted = note_registry(uow, message)
+            break
+        except IntegrityError:  # the order's first notice, inserted at once by another delivery
+            if attempt:
+                raise
+    catch_up_registry(unit_of_work, storage, message.order_id)
+    return noted
 
 
 # --- revoking ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from . import render as pdf_renderer
 from .storage import storage_from_env
 from .wiring import celery, unit_of_work, wiring
 
-__all__ = ["celery", "relay_outbox", "render"]
+__all__ = ["celery", "relay_outbox", "render", "show_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,18 @@ def render(self, payload: dict) -> dict:
     facts = load("certificates.render", payload)
     outcome = service.issue_certificate(unit_of_work, storage_from_env(), facts)
     return {"certificate_id": outcome.certificate_id, "created": outcome.created}
+
+
+@celery.task(name="certificates.show_registry", bind=True, soft_time_limit=30, time_limit=45,
+             autoretry_for=TRANSIENT_ERRORS, max_retries=6, retry_backoff=2, retry_backoff_max=300,
+             retry_jitter=True)
+def show_registry(self, payload: dict) -> dict:
+    """Show the registry cancellations covering the order on its certificate (kept for it
+    if it is not issued yet) and render its PDF again. Several units of work (see
+    ``service.show_registry``); a repeated or older message changes nothing."""
+    message = load("certificates.show_registry", payload)
+    noted = service.show_registry(unit_of_work, storage_from_env(), message)
+    return {"order_id": message.order_id, "noted": noted}
 
 
 @celery.task(name="certificates.relay_outbox", soft_time_limit=30, time_limit=45)

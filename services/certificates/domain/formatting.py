@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 
 TONNE_THRESHOLD_KG = 1_000
@@ -30,6 +31,62 @@ def format_date(day: date, lang: str = "en") -> str:
     if lang == "zh":
         return f"{day.year}年{day.month}月{day.day}日"
     return f"{day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
+
+
+@dataclass(frozen=True)
+class RegistryLine:
+    """One registry cancellation as the certificate prints it."""
+
+    cancellation_id: str
+    url: str
+    retired_zh: str
+    retired_en: str
+
+    @property
+    def printed_url(self) -> str:
+        """The URL as printed (the link keeps it whole): a long one shortened to one line."""
+        return self.url if len(self.url) <= PRINTED_URL_LENGTH else self.url[:PRINTED_URL_LENGTH - 1] + "…"
+
+    @property
+    def printed_length(self) -> int:
+        """Characters this line prints, for the template's choice of type size."""
+        return len(self.cancellation_id) + len(self.printed_url) + 30
+
+
+@dataclass(frozen=True)
+class RegistryLines:
+    """What the certificate prints about the registry: its first cancellations, how many
+    more there are, and the kilograms still awaiting one (all while ``records`` is empty)."""
+
+    records: list[RegistryLine]
+    awaiting_zh: str | None
+    awaiting_en: str | None
+    more: int = 0
+
+    @property
+    def printed_length(self) -> int:
+        return sum(r.printed_length for r in self.records) + (60 if self.more else 0)
+
+
+# A large order can be covered by many records; the page stays one page and the verification
+# page (its QR code) lists them all.
+PRINTED_REGISTRY_RECORDS = 3
+PRINTED_URL_LENGTH = 72
+
+
+def registry_lines(registry: dict | None, quantity_kg: int) -> RegistryLines:
+    """``registry`` (``{anchored_kg, complete, records}`` or None) as printed lines."""
+    if not registry:
+        return RegistryLines([], None, None)
+    records = [RegistryLine(r["cancellation_id"], r["url"],
+                            format_date(date.fromisoformat(r["retired_on"]), "zh"),
+                            format_date(date.fromisoformat(r["retired_on"]), "en"))
+               for r in registry["records"][:PRINTED_REGISTRY_RECORDS]]
+    more = max(len(registry["records"]) - PRINTED_REGISTRY_RECORDS, 0)
+    awaiting = max(quantity_kg - registry["anchored_kg"], 0)
+    if registry["complete"] or not awaiting:
+        return RegistryLines(records, None, None, more)
+    return RegistryLines(records, format_quantity(awaiting, "zh"), format_quantity(awaiting, "en"), more)
 
 
 def local_date(moment: datetime, zone: tzinfo) -> date:

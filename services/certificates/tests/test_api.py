@@ -53,6 +53,7 @@ class TestGet:
             "revoked_at": None, "verify_url": f"{PUBLIC_BASE_URL}/v/{cert.verify_code}",
             "pdf_url": f"{PUBLIC_BASE_URL}/api/v1/certificates/{cert.id}/pdf",
             "preview_url": f"{PUBLIC_BASE_URL}/api/v1/certificates/{cert.id}/preview.png",
+            "registry": None,
         }
 
     @pytest.mark.parametrize("path", ["cert_missing", "cert_missing/pdf", "cert_missing/preview.png",

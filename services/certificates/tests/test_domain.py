@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 
 from certificates.domain.formatting import (
     NUMBER_ALPHABET,
+    PRINTED_REGISTRY_RECORDS,
+    RegistryLine,
+    RegistryLines,
     certificate_number,
     format_date,
     format_quantity,
     local_date,
     mask_name,
     new_certificate_id,
+    registry_lines,
 )
 from certificates.domain.verification import VerificationCodes, new_verify_token, parse_keys
 
@@ -179,3 +183,28 @@ class TestDatesAndIdentifiers:
     ])
     def test_mask_name(self, name, masked):
         assert mask_name(name) == masked
+
+
+def registry(anchored_kg: int, complete: bool, count: int = 1) -> dict:
+    return {"anchored_kg": anchored_kg, "complete": complete, "records": [
+        {"cancellation_id": f"CXL-{i}", "url": f"https://registry.example.cn/{i}", "retired_on": "2026-12-01",
+         "anchored_kg": anchored_kg // count} for i in range(1, count + 1)]}
+
+
+class TestRegistryLines:
+    def test_none_awaits_everything(self):
+        assert registry_lines(None, 850) == RegistryLines([], None, None)
+
+    def test_a_complete_registry_awaits_nothing(self):
+        line = RegistryLine("CXL-1", "https://registry.example.cn/1", "2026年12月1日", "1 December 2026")
+        assert registry_lines(registry(850, True), 850) == RegistryLines([line], None, None)
+
+    def test_the_rest_awaits_in_both_languages(self):
+        lines = registry_lines(registry(1000, False), 12_345)
+        assert (lines.awaiting_zh, lines.awaiting_en, lines.more) == ("11.345 吨", "11.345 t", 0)
+
+    def test_many_records_print_the_first_and_count_the_rest(self):
+        lines = registry_lines(registry(10_000, True, count=10), 10_000)
+        assert [r.cancellation_id for r in lines.records] == [f"CXL-{i}"
+                                                             for i in range(1, PRINTED_REGISTRY_RECORDS + 1)]
+        assert lines.more == 10 - PRINTED_REGISTRY_RECORDS and lines.awaiting_zh is None

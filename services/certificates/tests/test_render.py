@@ -143,6 +143,63 @@ class TestRenderedCertificate:
             assert squeezed(part) in text, part
         assert qr_codes(pdf) == [VERIFY_URL]
 
+    def test_the_registry_cancellations_print_with_links_and_no_tofu(self):
+        records = [{"cancellation_id": f"CCER-CXL-2026-{i:04d}", "url": f"https://registry.example.cn/c/{i:04d}",
+                    "retired_on": f"2026-12-0{i}", "anchored_kg": 1000} for i in (1, 2, 3)]
+        serials = ", ".join(f"CDCER-0042-2023:{i * 1000 + 1:09d}-{i * 1000 + 37:09d}" for i in range(6))
+        holder = ("国际可持续场馆大会组委会 Organising Committee of the Sustainable Venues Conference "
+                  "and Friends")[:100]
+        pdf = render_certificate(content(holder=holder, serial_range=serials, registry={
+            "anchored_kg": 3000, "complete": False, "records": records}), SHANGHAI)
+        reader = pypdf.PdfReader(io.BytesIO(pdf))
+        assert len(reader.pages) == 1
+        text = squeezed(pdf_text(pdf))
+        for record in records:
+            assert record["cancellation_id"] in text and record["url"] in text
+        assert "2026年12月3日" in text and "3December2026" in text
+        assert "其余9.345吨等待登记簿注销" in text and "9.345tmoreawaitingregistrycancellation" in text
+        links = [annotation.get_object()["/A"]["/URI"] for annotation in reader.pages[0].get("/Annots", [])]
+        assert [r["url"] for r in records] == [link for link in links if "registry.example.cn" in link]
+        assert glyphless(pdf) == set()
+        assert qr_codes(pdf) == [VERIFY_URL]
+
+    def test_many_long_registry_cancellations_keep_one_page_and_a_readable_qr_code(self):
+        # Records at the limits orders accepts (ids of 100, URLs of 500 characters), on a
+        # certificate whose other texts are at their limits too.
+        records = [{"cancellation_id": f"CCER-CXL-2026-{i:04d}-" + "X" * 81,
+                    "url": f"https://registry.example.cn/c/{i:04d}/" + "y" * 460,
+                    "retired_on": "2026-12-01", "anchored_kg": 1000} for i in range(1, 13)]
+        holder = ("国际可持续场馆大会组委会 Organising Committee of the Sustainable Venues Conference "
+                  "and Friends")[:100]
+        organization = "Chengdu Municipal Bureau of Ecology and Environment 成都市生态环境局" * 3
+        serials = ", ".join(f"CDCER-0042-2023:{i * 1000 + 1:09d}-{i * 1000 + 37:09d}" for i in range(6))
+        scene = {"slug": "expo", "name": "2026 成都国际绿色低碳博览会暨第五届可持续场馆论坛 "
+                                         "Chengdu International Green Expo 2026"}
+        pdf = render_certificate(content(holder=holder, organization=organization[:200], serial_range=serials,
+                                         scene=scene, quantity_kg=12_000, registry={
+                                             "anchored_kg": 12_000, "complete": True, "records": records}),
+                                 SHANGHAI)
+        reader = pypdf.PdfReader(io.BytesIO(pdf))
+        assert len(reader.pages) == 1
+        text = squeezed(pdf_text(pdf))
+        assert records[2]["cancellation_id"] in text and records[3]["cancellation_id"] not in text
+        assert "另有9条注销记录，见验证页" in text and "9morecancellations:seetheverificationpage" in text
+        assert records[0]["url"][:71] + "…" in text  # printed short, linked whole:
+        links = [annotation.get_object()["/A"]["/URI"] for annotation in reader.pages[0].get("/Annots", [])]
+        assert [r["url"] for r in records[:3]] == [link for link in links if "registry.example.cn" in link]
+        assert qr_codes(pdf) == [VERIFY_URL]
+
+    def test_a_certificate_wholly_anchored_awaits_nothing(self):
+        record = {"cancellation_id": "CXL-1", "url": "https://registry.example.cn/c/1",
+                  "retired_on": "2026-12-01", "anchored_kg": 12_345}
+        text = squeezed(pdf_text(render_certificate(content(registry={
+            "anchored_kg": 12_345, "complete": True, "records": [record]}), SHANGHAI)))
+        assert "CXL-1" in text and "等待" not in text and "wait" not in text
+
+    def test_without_a_registry_cancellation_it_says_it_awaits_one(self, full_pdf):
+        text = squeezed(pdf_text(full_pdf))
+        assert "登记簿注销" in text and "等待登记簿注销" in text and "Awaitingregistrycancellation" in text
+
 
 def _fonts(page):
     resources = page["/Resources"]["/Font"]

@@ -1,6 +1,7 @@
 """Registry anchoring (issue 19): operators record the cancellations made at a project's
 registry that back the platform's retirements; orders and ledger entries show the records
-that cover their serials. Which serials a record covers is ledger.domain.anchoring."""
+that cover their serials, and the certificates service is told (``certificates.show_registry``)
+for every order a new record covers. Which serials a record covers is ledger.domain.anchoring."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -9,14 +10,18 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from diandian_common.contracts import build
 from diandian_common.errors import ApiError, NotFound
+from diandian_common.outbox import enqueue
 from diandian_common.timestamps import as_utc
 from diandian_common.uow import UnitOfWork
 
-from ..models import AnchoredRange, Project, RegistryRetirement, Retirement
+from ..models import AnchoredRange, OutboxMessage, Project, RegistryRetirement, Retirement
 from ..records import lock_project, new_id
 from .domain import anchoring
 from .domain.allocation import format_range
+
+SHOW_REGISTRY_TASK = "certificates.show_registry"
 
 
 def _retired(session: Session, project_id: str) -> list[tuple[int, int]]:
@@ -64,7 +69,35 @@ def record(uow: UnitOfWork, project_id: str, *, quantity_t: int, registry_serial
                                   serial_first=first, serial_last=last))
     session.flush()
     session.refresh(entry)
+    _tell_certificates(session, project.id, ranges)
     return entry
+
+
+def covered_orders(session: Session, project_id: str, ranges: list[tuple[int, int]]) -> list[str]:
+    """The orders of the project with retired serials inside ``ranges``, oldest serials first."""
+    low, high = min(first for first, _ in ranges), max(last for _, last in ranges)
+    found = session.execute(
+        select(Retirement.order_id, Retirement.serial_first, Retirement.serial_last)
+        .where(Retirement.project_id == project_id, Retirement.serial_last >= low,
+               Retirement.serial_first <= high)
+        .order_by(Retirement.serial_first)).all()
+    orders: list[str] = []
+    for order_id, first, last in found:
+        if order_id not in orders and any(first <= r_last and r_first <= last for r_first, r_last in ranges):
+            orders.append(order_id)
+    return orders
+
+
+def _tell_certificates(session: Session, project_id: str, ranges: list[tuple[int, int]]) -> None:
+    """In the record's transaction, one ``certificates.show_registry`` per order it covers,
+    each with everything that covers the order now (all records, not only the new one): the
+    certificates service keeps the message with the most kilograms anchored, so a repeated or
+    late message changes nothing."""
+    orders = covered_orders(session, project_id, ranges)
+    coverage = coverage_of_orders(session, orders)
+    for order_id in orders:
+        enqueue(session, OutboxMessage, SHOW_REGISTRY_TASK,
+                build(SHOW_REGISTRY_TASK, order_id=order_id, registry=coverage[order_id]))
 
 
 def project_records(session: Session, project_id: str) -> dict:

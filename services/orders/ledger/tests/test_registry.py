@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from diandian_common.contracts import load
 from diandian_common.testing import Driver, GuestClient
 from diandian_common.uow import UnitOfWork
 from orders.ledger import service as ledger_service
 from orders.ledger.domain import chain
-from orders.models import AnchoredRange
+from orders.models import AnchoredRange, OutboxMessage
 
 PROJECT = {"code": "CDCER-ANCHOR", "name": "锚定测试", "name_en": "Anchoring test",
            "type": "forestry_carbon_sink", "location": "Chengdu", "vintage": 2024,
@@ -97,6 +99,39 @@ def test_records_cover_retired_serials_in_order_and_orders_show_them(client, dat
     listed_orders = {o["id"]: o for o in client.get(f"/api/v1/orders?project={project['id']}",
                                                     headers=operator).get_json()["items"]}
     assert listed_orders[c]["retirement"]["registry"]["records"][0]["cancellation_id"] == "CXL-2"
+
+
+def show_registry_messages(database) -> list[dict]:
+    with UnitOfWork(database) as uow:
+        return [m.payload for m in uow.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.task_name == "certificates.show_registry")
+            .order_by(OutboxMessage.id))]
+
+
+def test_a_record_tells_certificates_of_every_order_it_covers_and_no_other(client, database, operator,
+                                                                           project):
+    a, b, c = (retire(client, database, project["id"], kg) for kg in (600, 1000, 400))
+    assert post_record(client, operator, project["id"]).status_code == 201
+    # In the record's transaction: one message per covered order, with what the order shows.
+    first = show_registry_messages(database)
+    assert [m["order_id"] for m in first] == [a, b]
+    for message in first:
+        assert message["registry"] == registry_of(client, message["order_id"])
+        assert load("certificates.show_registry", message).order_id == message["order_id"]
+
+    assert post_record(client, operator, project["id"], cancellation_id="CXL-2").status_code == 201
+    second = show_registry_messages(database)[2:]
+    assert [m["order_id"] for m in second] == [b, c]
+    # Everything covering b now, both records: the newest message holds all of it.
+    assert [r["cancellation_id"] for r in second[0]["registry"]["records"]] == ["CXL-1", "CXL-2"]
+    assert second[0]["registry"] == registry_of(client, b) and second[0]["registry"]["complete"] is True
+    assert second[1]["registry"] == registry_of(client, c)
+
+
+def test_a_refused_record_tells_nobody(client, database, operator, project):
+    retire(client, database, project["id"], 999)
+    assert post_record(client, operator, project["id"]).status_code == 409
+    assert show_registry_messages(database) == []
 
 
 def test_other_projects_orders_are_not_covered(client, database, operator, project):
