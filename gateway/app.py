@@ -13,7 +13,7 @@ from diandian_common.logs import configure_logging
 from diandian_common.metrics import install_flask_metrics
 from diandian_common.web import install_request_id
 
-from . import apidocs, cli, health, limits, pages, participants, security
+from . import apidocs, cli, event_report, health, limits, pages, participants, security
 from .keys import KeyStore, authorize_request
 from .openapi import MergedDocument
 from .proxy import Upstreams
@@ -63,6 +63,7 @@ def create_app(database_url: str | None = None) -> Flask:
         ok, statuses = health.check_all(upstreams.session, upstreams.base_urls)
         return jsonify({"status": "ok" if ok else "error", "services": statuses}), (200 if ok else 503)
 
+    event_report.register(app)  # before the proxy: a more specific rule than /api/v1/<path>
     app.register_blueprint(apidocs.blp)
     pages.register(app, upstreams)
     app.after_request(participants.set_cookie)

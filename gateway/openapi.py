@@ -27,6 +27,8 @@ from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER
 from diandian_common.errors import ApiError
 
+from .event_report import OPENAPI_OPERATION as EVENT_REPORT_OPERATION
+from .event_report import OPENAPI_PATH as EVENT_REPORT_PATH
 from .participants import COOKIE_NAME, JOINING_WRITES
 from .proxy import Upstreams
 from .routes import owner_of, required_scope
@@ -249,6 +251,9 @@ def merge(documents: dict[str, dict], public_base_url: str, unavailable=()) -> d
                             service, path)
                 continue
             paths[path] = _renamed(copy.deepcopy(item), renames)
+    if "calculator" in documents:
+        # The gateway's own route, composed from the calculator's and the orders' answers.
+        paths[EVENT_REPORT_PATH] = {"get": copy.deepcopy(EVENT_REPORT_OPERATION)}
     has_error_schema = "Error" in components.get("schemas", {})
     for path, item in paths.items():
         for method in HTTP_METHODS:
