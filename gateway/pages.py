@@ -252,7 +252,8 @@ def estimate(estimate_id):
     return render_template(
         "result.html", estimate=body, scene=scene_of(body.get("scene")), quantity_kg=quantity,
         bars=render.category_bars(body.get("categories")),
-        equivalents=render.equivalents(total, reader().factors(body.get("factor_set"))),
+        equivalents=render.equivalents(total, reader().factors(body.get("factor_set")),
+                                       render.total_gases(body.get("items")).label),
         projects=projects, projects_unavailable=not projects_reply.ok)
 
 

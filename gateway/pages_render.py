@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from flask_babel import format_decimal, lazy_gettext as _l
+from babel.lists import format_list
+from flask_babel import format_decimal, get_locale, lazy_gettext as _l
 
 from diandian_common.qr import dark_runs
 
@@ -123,6 +124,86 @@ def parse_date(value) -> date | None:
         return None
 
 
+# --- what an estimate's lines disclose: gases, radiative forcing, shares ---------------
+
+GASES = {"CO2": "CO₂", "CO2e": "CO₂e"}
+
+
+def localized(text, locale: str) -> str:
+    """A text the services give in one language (a string) or in both (``{"en": …, "zh": …}``)."""
+    if isinstance(text, dict):
+        return str(text.get(locale) or text.get("en") or text.get("zh") or "")
+    return str(text or "")
+
+
+def gases(factor: dict | None) -> str:
+    """What a factor counts, for its label: CO₂ alone, or CO₂e (CO₂ and the other greenhouse
+    gases as CO₂ equivalents). A factor of a set from before factors said so is read from its
+    unit ("kg CO2 per person per year"), as it was labelled then."""
+    factor = factor or {}
+    if factor.get("gases") in GASES:
+        return GASES[factor["gases"]]
+    unit = str(factor.get("unit") or "").replace("₂", "2")
+    return GASES["CO2"] if "CO2" in unit and "CO2e" not in unit else GASES["CO2e"]
+
+
+@dataclass(frozen=True)
+class Gases:
+    label: str                  # the total's: CO₂e unless every line is CO₂ only
+    co2_only: tuple[str, ...]   # activity labels counted as CO₂ only, when the lines mix both
+
+
+def total_gases(items: list[dict] | None) -> Gases:
+    """The honest label of a total: lines of CO₂ only and lines of CO₂e add up to CO₂e in
+    which some lines count CO₂ alone; the page names those lines."""
+    labels = [gases(item.get("factor")) for item in items or []]
+    if labels and all(text == GASES["CO2"] for text in labels):
+        return Gases(GASES["CO2"], ())
+    only = dict.fromkeys(label(ACTIVITY_LABELS, item.get("type")) for item, text in zip(items or [], labels)
+                         if text == GASES["CO2"])
+    return Gases(GASES["CO2e"], tuple(only))
+
+
+def listing(words) -> str:
+    """Words as a list in the page's language: "Electricity and Natural gas", "电力和天然气"."""
+    return format_list(list(words), locale=str(get_locale() or "zh")) if words else ""
+
+
+@dataclass(frozen=True)
+class RadiativeForcing:
+    """What the page says about flights' radiative forcing (RF): whether it is counted, and
+    the figures with and without it. ``counted`` None: the estimate predates disclosing it."""
+
+    counted: bool | None
+    total_kg: float
+    total_kg_without_rf: float | None
+    note: str
+
+
+def radiative_forcing(estimate: dict, locale: str) -> RadiativeForcing | None:
+    """None when the estimate has no flight. Otherwise what its flight lines say: RF counted
+    when any line's factor says ``radiative_forcing: true``, not counted when they say false,
+    unknown for estimates made before lines said it (their totals stay as they were)."""
+    flights = [item for item in estimate.get("items") or [] if item.get("type") == "flight"]
+    if not flights:
+        return None
+    flags = [(item.get("factor") or {}).get("radiative_forcing") for item in flights]
+    counted = True if True in flags else (False if False in flags else None)
+    without = estimate.get("total_kg_without_rf")
+    note = localized(((estimate.get("notes") or {}).get("radiative_forcing")), locale)
+    return RadiativeForcing(counted, float(estimate.get("total_kg") or 0),
+                            float(without) if without is not None else None, note)
+
+
+def party_size(item: dict) -> int:
+    """How many shared the line's activity (the line is one guest's share of it); 1 when the
+    line does not say, or says something that is not a whole number of people."""
+    try:
+        return max(1, int(item.get("party_size") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 # --- bar chart of kg by category -------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -214,23 +295,56 @@ class Equivalent:
     factor: dict   # the calculator factor the comparison divides by (value, unit, citation...)
 
 
-def equivalents(total_kg: float, factors: dict[str, dict]) -> dict[str, Equivalent]:
+def equivalents(total_kg: float, factors: dict[str, dict], total_gases: str = GASES["CO2e"]
+                ) -> dict[str, Equivalent]:
     """The footprint in everyday terms, from the calculator's own cited factors:
     ``car_km`` — kilometres a medium petrol car drives for the same emissions;
-    ``per_capita`` — the share of a Chinese resident's yearly per-capita emissions."""
+    ``per_capita`` — the share of a Chinese resident's yearly per-capita emissions, only when
+    the benchmark counts the same gases as the footprint (a CO₂e total against a CO₂-only
+    benchmark would overstate the share)."""
     found = {}
     car = factors.get("car.petrol")
     if car and car.get("value"):
         found["car_km"] = Equivalent(total_kg / float(car["value"]), car)
     per_capita = factors.get("benchmark.per_capita")
-    if per_capita and per_capita.get("value"):
+    if per_capita and per_capita.get("value") and gases(per_capita) == total_gases:
         found["per_capita"] = Equivalent(total_kg / float(per_capita["value"]), per_capita)
     return found
 
 
-def comparison_bars(total_kg: float, benchmark_kg: float) -> list[Bar]:
+@dataclass(frozen=True)
+class Comparison:
+    """A life footprint against the calculator's per-capita benchmark, like for like: what of
+    the footprint is compared (all of it, or the part counting the benchmark's gases)."""
+
+    compared_kg: float
+    benchmark_kg: float
+    ratio: float
+    gases: str
+    whole_total: bool   # the compared figure is the footprint's total
+    factor: dict
+
+
+def comparison(benchmark: dict, total_kg: float) -> Comparison:
+    """Read the estimate's ``benchmark``: the compared figure is the one it names
+    (``compared_kg``), else the benchmark plus its ``difference_kg`` (exact to the gram, where
+    the ratio is rounded); its gases are the benchmark's own."""
+    benchmark_kg = float(benchmark.get("kg") or 0)
+    ratio = float(benchmark.get("ratio") or 0)
+    compared = benchmark.get("compared_kg")
+    if compared is None and benchmark.get("difference_kg") is not None:
+        compared = benchmark_kg + float(benchmark["difference_kg"])
+    compared_kg = float(compared) if compared is not None else float(total_kg)
+    factor = benchmark.get("factor") or {}
+    label_of = GASES.get(benchmark.get("gases")) or gases(factor)
+    return Comparison(compared_kg, benchmark_kg, ratio, label_of,
+                      abs(compared_kg - float(total_kg)) < 0.5, factor)
+
+
+def comparison_bars(total_kg: float, benchmark_kg: float, gases_label: str | None = None) -> list[Bar]:
     """The life footprint next to the per-capita benchmark, on one scale."""
     top = max(total_kg, benchmark_kg, 1e-9)
     rows = (("you", _l("Your year"), total_kg), ("benchmark", _l("Per person in China"), benchmark_kg))
-    return [Bar(key, str(text), value, max(2.0, CHART_BAR_WIDTH * value / top), index * CHART_ROW)
+    suffix = f" ({gases_label})" if gases_label else ""
+    return [Bar(key, f"{text}{suffix}", value, max(2.0, CHART_BAR_WIDTH * value / top), index * CHART_ROW)
             for index, (key, text, value) in enumerate(rows)]

@@ -47,27 +47,55 @@ def factor(value, unit, source):
     return {"key": "x", "value": value, "unit": unit, "source": source, "year": 2025, "url": None}
 
 
+RF_NOTE = {"en": "Radiative forcing: at altitude a plane warms the climate more than its CO2 alone.",
+           "zh": "辐射强迫：飞机在高空对气候的增温作用大于其二氧化碳本身。"}
+
+
 ESTIMATE = {
     "id": "est-1", "kind": "trip", "scene": "forum", "participant_id": ME, "total_kg": 533.853,
+    "total_kg_without_rf": 361.267,
     "items": [
-        {"type": "flight", "category": "flights", "kg": 422.692,
-         "factor": factor(0.12576, "kg CO2e per passenger-km", "UK DESNZ 2025 — Short-haul economy"),
+        {"type": "flight", "category": "flights", "kg": 422.692, "kg_without_rf": 250.106, "party_size": 1,
+         "factor": {**factor(0.12576, "kg CO2e per passenger-km", "UK DESNZ 2025 — Short-haul economy"),
+                    "gases": "CO2e", "radiative_forcing": True},
          "calculation": "1556.066 km × 1.08 × 0.12576 × 2 legs = 422.692 kg CO2e"},
-        {"type": "hotel", "category": "accommodation", "kg": 107.0,
-         "factor": factor(53.5, "kg CO2e per room-night", "UK DESNZ 2025 — Hotel stay › China"),
+        {"type": "hotel", "category": "accommodation", "kg": 107.0, "party_size": 1,
+         "factor": {**factor(53.5, "kg CO2e per room-night", "UK DESNZ 2025 — Hotel stay › China"),
+                    "gases": "CO2e"},
          "calculation": "2 nights × 53.5 = 107 kg CO2e"},
-        {"type": "taxi", "category": "transport", "kg": 4.161,
-         "factor": factor(0.20805, "kg CO2e per vehicle-km", "UK DESNZ 2024 — Taxis"),
-         "calculation": "20 km × 0.20805 = 4.161 kg CO2e"},
+        {"type": "taxi", "category": "transport", "kg": 4.161, "party_size": 3,
+         "factor": {**factor(0.20805, "kg CO2e per vehicle-km", "UK DESNZ 2025 — Taxis"), "gases": "CO2e"},
+         "note": "No Chinese source publishes a taxi factor: the UK's is a proxy.",
+         "calculation": "60 km × 0.20805 ÷ 3 travelling together = 4.161 kg CO2e each"},
     ],
     "categories": {"home_energy": 0.0, "transport": 4.161, "flights": 422.692, "food": 0.0,
                    "accommodation": 107.0},
-    "benchmark": None, "factor_set": "2025.1",
+    "notes": {"radiative_forcing": RF_NOTE},
+    "benchmark": None, "factor_set": "2025.2",
 }
 
 
+# As an estimate of factor set 2025.1 reads: its flight's radiative forcing not disclosed.
+OLD_ESTIMATE = {k: v for k, v in ESTIMATE.items() if k not in ("total_kg_without_rf", "notes")} | {
+    "id": "est-old", "factor_set": "2025.1",
+    "items": [{k: v for k, v in ESTIMATE["items"][0].items() if k not in ("kg_without_rf", "party_size")}
+              | {"factor": factor(0.12576, "kg CO2e per passenger-km", "UK DESNZ 2025 — Short-haul")}]}
+
+
+def life_line(activity, category, kg, gases, **details):
+    return {"type": activity, "category": category, "kg": kg, "party_size": 1, "calculation": f"{kg} kg",
+            "factor": {**factor(1, "kg per unit", f"{activity} source"), "gases": gases}} | details
+
+
 LIFE_ESTIMATE = {**ESTIMATE, "id": "est-life", "kind": "life", "scene": None, "total_kg": 4200.0,
-                 "categories": {"home_energy": 2100.0, "transport": 900.0, "flights": 0.0, "food": 1200.0,
+                 "total_kg_without_rf": 3953.0,
+                 "items": [
+                     life_line("electricity", "home_energy", 1500.0, "CO2", province="CN-SC", party_size=3),
+                     life_line("natural_gas", "home_energy", 600.0, "CO2"),
+                     life_line("car", "transport", 900.0, "CO2e"),
+                     {**ESTIMATE["items"][0], "kg": 600.0, "kg_without_rf": 353.0},
+                     life_line("meal", "food", 600.0, "CO2e")],
+                 "categories": {"home_energy": 2100.0, "transport": 900.0, "flights": 600.0, "food": 600.0,
                                 "accommodation": 0.0},
                  "benchmark": {"kg": 8400, "ratio": 0.5, "difference_kg": -4200,
                                "factor": {**PER_CAPITA, "note": None}}}
