@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,7 @@ from fontTools.ttLib import TTFont
 
 from certificates import fonts
 from certificates.fonts import FontSource, common_characters, common_subset, common_subset_from_env
+from certificates.render import TEMPLATES_DIR
 
 # A small font, so that making a subset takes a moment (the CJK font's takes seconds).
 DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -25,6 +27,16 @@ def test_common_characters_are_gb2312_and_latin():
     assert {ord(c) for c in "αΩжЯぁアㄅ"} <= chars  # GB 2312's Greek, Cyrillic, kana, bopomofo
     assert not {ord(c) for c in "龘張豐鬱"} & chars  # rare or traditional: from the full font
     assert 6763 + 95 < len(chars) < 9000
+
+
+
+def test_the_templates_own_text_is_in_the_common_subset():
+    """Everything the certificate prints of its own (headings, the registry's lines, the
+    ellipsis of a shortened URL) comes from the subset, never from the full font's fallback."""
+    template = (TEMPLATES_DIR / "certificate.html").read_text(encoding="utf-8")
+    own = set("".join(re.findall(r"[^\x00-\x7f]", re.sub(r"{[{%#].*?[}%#]}", "", template, flags=re.S))))
+    assert {"登", "簿", "销", "等", "待", "余", "另", "验"} <= own
+    assert {ord(c) for c in own | {"…"}} <= common_characters()
 
 
 @needs_dejavu
