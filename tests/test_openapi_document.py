@@ -182,7 +182,8 @@ def test_a_validation_error_answers_its_documented_body(apps, document):
 # A valid value of every activity field, to build the smallest activity of each variant.
 VALID = {"from": "PEK", "to": "SHA", "distance_km": 120.5, "cabin": "business", "round_trip": True,
          "passengers": 2, "class": "conventional", "fuel": "diesel", "nights": 2, "rooms": 1, "country": "JP",
-         "kwh": 300, "m3": 20, "count": 3, "diet": "vegetarian", "period": "month"}
+         "kwh": 300, "m3": 20, "count": 3, "diet": "vegetarian", "period": "month", "party_size": 2,
+         "province": "CN-SC"}
 
 
 def variants(document: dict) -> list[dict]:

@@ -5,6 +5,7 @@ import io
 
 from flask import current_app, send_file
 
+from diandian_common import config
 from diandian_common.auth import acting_participant_id, operator_required
 from diandian_common.errors import NotFound
 from diandian_common.web import Blueprint
@@ -163,7 +164,8 @@ def create_estimate(data):
     data = {**data, "participant_id": acting_participant_id(data.get("participant_id"), ("participant_id",))}
     factor_set = factor_sets.get_factor_set(unit_of_work)  # the current one, loaded on first use
     with unit_of_work() as uow:
-        return service.create_estimate(uow, factor_set, data)
+        return service.create_estimate(uow, factor_set, data,
+                                       flight_rf=config.env_bool("CALCULATOR_FLIGHT_RF", True))
 
 
 @blp.route("/estimates/<estimate_id>", methods=["GET"])

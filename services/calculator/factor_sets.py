@@ -74,7 +74,7 @@ def ensure_loaded(session: Session, version: str) -> FactorSetRecord:
     record.factors = [
         FactorRecord(key=f.key, value=str(f.value), unit=f.unit, publisher=f.publisher,
                      document=f.document, table_ref=f.table, citation=f.citation, year=f.year,
-                     url=f.url, note=f.note)
+                     url=f.url, note=f.note, edition=f.edition)
         for f in factor_set
     ]
     session.add(record)
@@ -95,7 +95,8 @@ def to_factor_set(record: FactorSetRecord) -> FactorSet:
     factors = {
         row.key: Factor(key=row.key, value=Decimal(row.value), unit=row.unit,
                         publisher=row.publisher, document=row.document, table=row.table_ref,
-                        year=row.year, citation=row.citation, url=row.url, note=row.note)
+                        year=row.year, citation=row.citation, url=row.url, note=row.note,
+                        edition=row.edition)
         for row in record.factors
     }
     return FactorSet(version=record.version, title=record.title,

@@ -66,6 +66,7 @@ class FactorRecord(Base):
     year: Mapped[int] = mapped_column(Integer)
     url: Mapped[str | None] = mapped_column(String(500))
     note: Mapped[str | None] = mapped_column(Text)
+    edition: Mapped[str | None] = mapped_column(String(200))
 
     factor_set: Mapped[FactorSetRecord] = relationship(back_populates="factors")
 
@@ -84,6 +85,10 @@ class Estimate(Base):
     # Kilograms with 3 decimals are whole grams: stored as integers, exact on every database.
     total_g: Mapped[int] = mapped_column(BigInteger)
     categories_g: Mapped[dict] = mapped_column(JSON)
+    # The same with every flight without radiative forcing; NULL when a flight's figure
+    # without it is not known (factor set 2025.1 published none, migration 0003).
+    total_without_rf_g: Mapped[int | None] = mapped_column(BigInteger)
+    categories_without_rf_g: Mapped[dict | None] = mapped_column(JSON)
     activities: Mapped[list] = mapped_column(JSON)
     items: Mapped[list] = mapped_column(JSON)
     benchmark: Mapped[dict | None] = mapped_column(JSON)

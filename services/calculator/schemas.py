@@ -15,29 +15,34 @@ from .domain.geo import airport
 from .domain.provinces import PROVINCES
 from .domain.scenes import SCENE_TYPES, SLUG_MAX_LENGTH, SLUG_MIN_LENGTH, SLUG_RE
 
+GASES = ("CO2", "CO2e")
+
 # Bounds beyond which a value is a typo or an attack, not a journey or a household.
 MAX_DISTANCE_KM = 50_000
 MAX_KWH = 10_000_000
 MAX_M3 = 10_000_000
 MAX_NIGHTS = 365
 MAX_ROOMS = 500
-MAX_PASSENGERS = 500
+MAX_PARTY_SIZE = 500
 MAX_MEALS = 100_000
 MAX_ACTIVITIES = 100
 
-# The fields each activity type takes (besides ``type``, and ``period`` in life estimates).
+# The fields each activity type takes (besides ``type``, ``party_size``, and ``period`` in
+# life estimates). ``passengers`` is the name 2025.1's API gave flights and cars for what is
+# now ``party_size``; it is still accepted there, meaning the same (never both).
 ACTIVITY_FIELDS = {
     "flight": {"from", "to", "distance_km", "cabin", "round_trip", "passengers"},
     "rail": {"distance_km", "class"},
     "metro": {"distance_km"},
     "bus": {"distance_km"},
     "taxi": {"distance_km"},
-    "car": {"distance_km", "fuel", "passengers"},
+    "car": {"distance_km", "fuel", "passengers", "province"},
     "hotel": {"nights", "rooms", "country"},
-    "electricity": {"kwh"},
+    "electricity": {"kwh", "province"},
     "natural_gas": {"m3"},
     "meal": {"count", "diet"},
 }
+COMMON_ACTIVITY_FIELDS = {"type", "period", "party_size"}
 REQUIRED_ACTIVITY_FIELDS = {
     "rail": {"distance_km"}, "metro": {"distance_km"}, "bus": {"distance_km"},
     "taxi": {"distance_km"}, "car": {"distance_km"}, "hotel": {"nights"},
@@ -96,8 +101,17 @@ class ActivitySchema(Schema):
     cabin = fields.String(validate=validate.OneOf(CABINS),
                           metadata={"description": "flight: cabin class (default economy)"})
     round_trip = fields.Boolean(metadata={"description": "flight: counts both ways (default false)"})
-    passengers = whole(1, MAX_PASSENGERS, "flight: travellers on the booking; car: people sharing "
-                                          "the car (default 1)")
+    party_size = whole(1, MAX_PARTY_SIZE, (
+        "people travelling or staying together (default 1); the estimate stays one guest's: "
+        "shared things (car, taxi, hotel room, household bill, the meals counted) are divided "
+        "among them, a seat (flight, train, metro, bus) is one guest's seat"))
+    passengers = whole(1, MAX_PARTY_SIZE, "flight, car: the former name of party_size (same "
+                                          "meaning; give one of the two)")
+    province = fields.String(validate=validate.OneOf(
+        sorted(PROVINCES), error="not an ISO 3166-2:CN province code (like CN-SC): {input!r}"), metadata={
+        "description": "electricity, electric car: ISO 3166-2:CN code of the grid's province (CN-SC): "
+                       "MEE's provincial factor (Tibet: its regional grid's); leave out for the national "
+                       "average"})
     class_ = fields.String(data_key="class", attribute="class",
                            validate=validate.OneOf(RAIL_CLASSES),
                            metadata={"description": "rail: default high_speed"})
@@ -119,11 +133,13 @@ class ActivitySchema(Schema):
     @validates_schema
     def fields_match_type(self, data, **_kwargs):
         activity_type = data["type"]
-        allowed = ACTIVITY_FIELDS[activity_type] | {"type", "period"}
+        allowed = ACTIVITY_FIELDS[activity_type] | COMMON_ACTIVITY_FIELDS
         errors = {name: [f"not a field of {activity_type} activities"]
                   for name in data if name not in allowed}
         errors.update({name: [MISSING] for name in REQUIRED_ACTIVITY_FIELDS.get(activity_type, ())
                        if name not in data})
+        if "passengers" in data and "party_size" in data and "passengers" in allowed:
+            errors["passengers"] = ["give party_size or passengers, not both"]
         if activity_type == "flight":
             errors.update(self._flight_route_errors(data))
         if errors:
@@ -156,7 +172,7 @@ def _documented_variant(name: str, activity_type: str, names: set[str], required
     declared = {field.data_key or attribute: field
                 for attribute, field in ActivitySchema._declared_fields.items()}
     attributes: dict = {"type": fields.String(required=True, validate=validate.OneOf([activity_type]))}
-    for key in sorted(names | {"period"}):
+    for key in sorted(names | (COMMON_ACTIVITY_FIELDS - {"type"})):
         field = copy.copy(declared[key])
         field.required = key in required
         attributes[key] = field
@@ -224,6 +240,12 @@ class FactorRefSchema(Schema):
     table = fields.String()
     url = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
+    edition = fields.String(allow_none=True, metadata={"description": "edition of the publication"})
+    gases = fields.String(allow_none=True, validate=validate.OneOf(GASES), metadata={
+        "description": "what the unit counts: CO2 only, or CO2e (CO2, CH4, N2O... as CO2 "
+                       "equivalents); null for a parameter that is no emission (km, ratio, kWh)"})
+    radiative_forcing = fields.Boolean(metadata={
+        "description": "flight lines only: whether the factor includes radiative forcing"})
 
 
 class ItemSchema(Schema):
@@ -231,7 +253,17 @@ class ItemSchema(Schema):
 
     type = fields.String(validate=validate.OneOf(ACTIVITY_TYPES))
     category = fields.String(validate=validate.OneOf(CATEGORIES))
-    kg = fields.Float()
+    kg = fields.Float(metadata={"description": "the guest's kilograms of the line (the gases "
+                                               "its factor.gases says)"})
+    kg_without_rf = fields.Float(allow_none=True, metadata={
+        "description": "flights: the same line without radiative forcing (null: the factor set "
+                       "publishes none, 2025.1)"})
+    party_size = fields.Integer(metadata={"description": "people travelling or staying together"})
+    share = fields.Float(metadata={"description": "the guest's part of what the line measures: "
+                                                  "1/party_size when shared, 1 for a seat"})
+    note = fields.String(allow_none=True, metadata={
+        "description": "a proxy or fallback the line uses, in words (a UK factor standing in)"})
+    province = fields.String(metadata={"description": "electricity, electric car: the grid's province"})
     factor = fields.Nested(FactorRefSchema, metadata={"description": "the emission factor applied"})
     parameters = fields.List(fields.Nested(FactorRefSchema),
                              metadata={"description": "other published values the line uses"})
@@ -268,9 +300,24 @@ class CategoriesSchema(Schema):
 
 class BenchmarkSchema(Schema):
     kg = fields.Float(metadata={"description": "the benchmark, kg per person per year"})
-    ratio = fields.Float(metadata={"description": "this estimate ÷ the benchmark"})
-    difference_kg = fields.Float(metadata={"description": "this estimate − the benchmark"})
+    gases = fields.String(allow_none=True, metadata={"description": "what the benchmark counts (CO2)"})
+    compared_kg = fields.Float(metadata={
+        "description": "the estimate's lines counting the same gases as the benchmark (CO2-only "
+                       "lines: grid electricity, gas, electric cars, trains on the grid)"})
+    not_compared_kg = fields.Float(metadata={
+        "description": "the estimate's other (CO2e) lines, not compared: the benchmark does not count them"})
+    ratio = fields.Float(metadata={"description": "compared_kg ÷ the benchmark"})
+    difference_kg = fields.Float(metadata={"description": "compared_kg − the benchmark"})
     factor = fields.Nested(FactorRefSchema, metadata={"description": "the benchmark's source"})
+
+
+class BilingualSchema(Schema):
+    en = fields.String()
+    zh = fields.String()
+
+
+class EstimateNotesSchema(Schema):
+    radiative_forcing = fields.Nested(BilingualSchema)
 
 
 class EstimateSchema(Schema):
@@ -279,8 +326,15 @@ class EstimateSchema(Schema):
     scene = fields.String(allow_none=True)
     participant_id = fields.String(allow_none=True)
     total_kg = fields.Float()
+    total_kg_without_rf = fields.Float(allow_none=True, metadata={
+        "description": "the total with every flight without radiative forcing (null when not "
+                       "known: a 2025.1 estimate with flights)"})
     items = fields.List(fields.Nested(ItemSchema))
     categories = fields.Nested(CategoriesSchema)
+    categories_without_rf = fields.Nested(CategoriesSchema, allow_none=True, metadata={
+        "description": "the categories with flights without radiative forcing (null when not known)"})
+    notes = fields.Nested(EstimateNotesSchema, metadata={
+        "description": "plain-words explanations the figures need (radiative forcing)"})
     benchmark = fields.Nested(BenchmarkSchema, allow_none=True,
                               metadata={"description": "life estimates: comparison with a "
                                                        "per-capita figure"})
@@ -296,6 +350,14 @@ class FootprintSchema(Schema):
     total_kg = fields.Float()
     average_kg = fields.Float()
     categories = fields.Nested(CategoriesSchema)
+    total_kg_without_rf = fields.Float(allow_none=True, metadata={
+        "description": "the total with flights without radiative forcing; null when a counted "
+                       "estimate has flights whose figure without it was not recorded (factor set 2025.1)"})
+    categories_without_rf = fields.Nested(CategoriesSchema, allow_none=True, metadata={
+        "description": "the categories with flights without radiative forcing (only flights "
+                       "differ); null as total_kg_without_rf"})
+    estimates_without_rf_unknown = fields.Integer(metadata={
+        "description": "counted estimates whose flights have no recorded figure without radiative forcing"})
 
 
 # --- factors ----------------------------------------------------------------------------

@@ -149,25 +149,31 @@ def scene_footprint(uow: UnitOfWork, slug: str) -> dict:
     _scene(uow.session, slug)
     rows = uow.session.execute(
         select(Estimate.id, Estimate.participant_id, Estimate.created_at, Estimate.total_g,
-               Estimate.categories_g)
+               Estimate.categories_g, Estimate.total_without_rf_g, Estimate.categories_without_rf_g)
         .where(Estimate.scene_slug == slug, Estimate.kind == "trip")
     ).yield_per(1000)
     result: Footprint = footprints.scene_footprint(
         EstimateSummary(estimate_id=r.id, participant_id=r.participant_id,
-                        created_at=r.created_at, total_g=r.total_g, categories_g=r.categories_g)
+                        created_at=r.created_at, total_g=r.total_g, categories_g=r.categories_g,
+                        total_without_rf_g=r.total_without_rf_g,
+                        categories_without_rf_g=r.categories_without_rf_g)
         for r in rows)
     return {"scene": slug, "participants": result.participants, "estimates": result.estimates,
             "total_kg": float(result.total_kg), "average_kg": float(result.average_kg),
-            "categories": {name: float(kg) for name, kg in result.categories.items()}}
+            "categories": {name: float(kg) for name, kg in result.categories.items()},
+            "total_kg_without_rf": _kg_or_none(result.total_kg_without_rf),
+            "categories_without_rf": _categories_or_none(result.categories_without_rf),
+            "estimates_without_rf_unknown": result.without_rf_unknown}
 
 
 # --- estimates: computed with a factor set, stored with everything needed to show them
 # again exactly ------------------------------------------------------------------------
 
-def create_estimate(uow: UnitOfWork, factor_set: FactorSet, data: dict) -> dict:
+def create_estimate(uow: UnitOfWork, factor_set: FactorSet, data: dict, flight_rf: bool = True) -> dict:
     """Compute and store a trip or life footprint with ``factor_set``; returns the 201 body.
+    ``flight_rf`` False makes flights' kg their figure without radiative forcing.
     The arithmetic runs before the first statement, so no transaction waits for it."""
-    result = calculator.estimate(data["kind"], data["activities"], factor_set)
+    result = calculator.estimate(data["kind"], data["activities"], factor_set, flight_rf)
     scene_slug = data.get("scene")
     session = uow.session
     if scene_slug is not None and find_scene(session, scene_slug) is None:
@@ -178,6 +184,10 @@ def create_estimate(uow: UnitOfWork, factor_set: FactorSet, data: dict) -> dict:
         participant_id=data.get("participant_id"), factor_set_version=result.factor_set,
         total_g=to_grams(result.total_kg),
         categories_g={name: to_grams(kg) for name, kg in result.categories.items()},
+        total_without_rf_g=(to_grams(result.total_kg_without_rf)
+                            if result.total_kg_without_rf is not None else None),
+        categories_without_rf_g=({name: to_grams(kg) for name, kg in result.categories_without_rf.items()}
+                                 if result.categories_without_rf is not None else None),
         activities=[{k: _number(v) for k, v in activity.items()} for activity in data["activities"]],
         items=[item_json(item) for item in result.items],
         benchmark=benchmark_json(result.benchmark),
@@ -198,11 +208,25 @@ def estimate_json(row: Estimate) -> dict:
     return {
         "id": row.id, "kind": row.kind, "scene": row.scene_slug,
         "participant_id": row.participant_id, "total_kg": float(grams_to_kg(row.total_g)),
+        "total_kg_without_rf": (float(grams_to_kg(row.total_without_rf_g))
+                                if row.total_without_rf_g is not None else None),
         "items": row.items,
         "categories": {name: float(grams_to_kg(grams)) for name, grams in row.categories_g.items()},
+        "categories_without_rf": ({name: float(grams_to_kg(grams))
+                                   for name, grams in row.categories_without_rf_g.items()}
+                                  if row.categories_without_rf_g is not None else None),
+        "notes": {"radiative_forcing": calculator.RADIATIVE_FORCING_NOTE},
         "benchmark": row.benchmark, "factor_set": row.factor_set_version,
         "created_at": as_utc(row.created_at),
     }
+
+
+def _kg_or_none(kg: Decimal | None) -> float | None:
+    return float(kg) if kg is not None else None
+
+
+def _categories_or_none(categories) -> dict | None:
+    return {name: float(kg) for name, kg in categories.items()} if categories is not None else None
 
 
 def to_grams(kg: Decimal) -> int:
@@ -218,21 +242,31 @@ def factor_json(factor: Factor) -> dict:
     return {"key": factor.key, "value": float(factor.value), "unit": factor.unit,
             "source": factor.source, "year": factor.year, "publisher": factor.publisher,
             "document": factor.document, "table": factor.table, "url": factor.url,
-            "note": factor.note}
+            "note": factor.note, "edition": factor.edition, "gases": factor.gases}
 
 
 def item_json(item: calculator.Item) -> dict:
-    return {"type": item.type, "category": item.category, "kg": float(item.kg),
-            "factor": factor_json(item.factor),
-            "parameters": [factor_json(p) for p in item.parameters],
+    """One line as stored and shown. ``factor.gases`` is what the line's kg counts (an
+    electric car's or a train's is the grid's CO2); a flight's factor says whether it
+    includes radiative forcing, and the line carries its kg without it."""
+    factor = {**factor_json(item.factor), "gases": item.gases}
+    body = {"type": item.type, "category": item.category, "kg": float(item.kg),
+            "party_size": item.party_size, "share": float(item.share), "note": item.note,
+            "factor": factor, "parameters": [factor_json(p) for p in item.parameters],
             "calculation": item.calculation,
             **{name: _number(value) for name, value in item.details.items()}}
+    if item.type == "flight":
+        factor["radiative_forcing"] = item.radiative_forcing
+        body["kg_without_rf"] = _kg_or_none(item.kg_without_rf)
+    return body
 
 
 def benchmark_json(benchmark: calculator.Benchmark | None) -> dict | None:
     if benchmark is None:
         return None
-    return {"kg": float(benchmark.kg), "ratio": float(benchmark.ratio),
+    return {"kg": float(benchmark.kg), "gases": benchmark.gases,
+            "compared_kg": float(benchmark.compared_kg),
+            "not_compared_kg": float(benchmark.not_compared_kg), "ratio": float(benchmark.ratio),
             "difference_kg": float(benchmark.difference_kg), "factor": factor_json(benchmark.factor)}
 
 

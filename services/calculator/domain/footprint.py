@@ -1,4 +1,5 @@
-"""An event's footprint for its organisers: who estimated, and how much in total."""
+"""An event's footprint for its organisers: who estimated, and how much in total, with
+flights with and without radiative forcing (only flights differ)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ class EstimateSummary:
     created_at: datetime
     total_g: int
     categories_g: Mapping[str, int]
+    # None: the estimate's flights have no recorded figure without radiative forcing.
+    total_without_rf_g: int | None = None
+    categories_without_rf_g: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,11 @@ class Footprint:
     total_kg: Decimal
     average_kg: Decimal
     categories: Mapping[str, Decimal]
+    # None when a counted estimate's flights have no figure without radiative forcing: a
+    # partial sum would pass for the whole event's.
+    total_kg_without_rf: Decimal | None = None
+    categories_without_rf: Mapping[str, Decimal] | None = None
+    without_rf_unknown: int = 0
 
 
 def grams_to_kg(grams: int) -> Decimal:
@@ -51,6 +60,14 @@ def scene_footprint(summaries: Iterable[EstimateSummary]) -> Footprint:
     categories_g = {c: sum(s.categories_g.get(c, 0) for s in counted) for c in CATEGORIES}
     average = (Decimal(total_g) / 1000 / len(counted)).quantize(GRAM, rounding=ROUND_HALF_UP) \
         if counted else Decimal("0.000")
+    unknown = sum(1 for s in counted if s.total_without_rf_g is None)
+    total_without_rf = categories_without_rf = None
+    if not unknown:
+        total_without_rf = grams_to_kg(sum(s.total_without_rf_g for s in counted))
+        categories_without_rf = {c: grams_to_kg(sum((s.categories_without_rf_g or {}).get(c, 0)
+                                                    for s in counted)) for c in CATEGORIES}
     return Footprint(participants=len(counted), estimates=count, total_kg=grams_to_kg(total_g),
                      average_kg=average,
-                     categories={c: grams_to_kg(g) for c, g in categories_g.items()})
+                     categories={c: grams_to_kg(g) for c, g in categories_g.items()},
+                     total_kg_without_rf=total_without_rf, categories_without_rf=categories_without_rf,
+                     without_rf_unknown=unknown)

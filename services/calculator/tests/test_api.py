@@ -141,24 +141,33 @@ def test_trip_estimate(client, make_scene):
     response = GuestClient(client, "p-1").post("/api/v1/estimates", json={
         "kind": "trip", "scene": "cdcn-forum-2021",
         "activities": [
-            {"type": "flight", "distance_km": 1000, "round_trip": True},  # 1000×1.08×0.12576×2
+            # no airports: not known to touch the UK, DESNZ's non-UK row
+            {"type": "flight", "distance_km": 1000, "round_trip": True},  # 1000×1.08×0.10916×2
             {"type": "hotel", "nights": 2},                               # 2 × 53.5
             {"type": "meal", "count": 6},                                 # 6 × 7.04 / 3
         ]})
     assert response.status_code == 201
     body = response.get_json()
     assert body["kind"] == "trip" and body["scene"] == "cdcn-forum-2021"
-    assert body["factor_set"] == "2025.1"
-    assert [item["kg"] for item in body["items"]] == [271.642, 107.0, 14.08]
-    assert body["total_kg"] == 392.722
-    assert body["categories"] == {"home_energy": 0.0, "transport": 0.0, "flights": 271.642,
+    assert body["factor_set"] == "2025.2"
+    assert [item["kg"] for item in body["items"]] == [235.786, 107.0, 14.08]
+    assert body["total_kg"] == 356.866
+    assert body["categories"] == {"home_energy": 0.0, "transport": 0.0, "flights": 235.786,
                                   "food": 14.08, "accommodation": 107.0}
+    # 1000 × 1.08 × 0.06449 × 2 = 139.2984 without radiative forcing; only flights differ
+    assert body["items"][0]["kg_without_rf"] == 139.298 and "kg_without_rf" not in body["items"][1]
+    assert body["total_kg_without_rf"] == 260.378
+    assert body["categories_without_rf"] == {**body["categories"], "flights": 139.298}
+    assert set(body["notes"]["radiative_forcing"]) == {"en", "zh"}
     assert body["benchmark"] is None
     flight = body["items"][0]
-    assert flight["factor"]["value"] == 0.12576 and flight["factor"]["year"] == 2025
+    assert flight["factor"]["value"] == 0.10916 and flight["factor"]["year"] == 2025
     assert flight["factor"]["unit"] == "kg CO2e per passenger-km"
-    assert "DESNZ" in flight["factor"]["source"]
-    assert (flight["distance_km"], flight["band"], flight["round_trip"]) == (1000.0, "short_haul", True)
+    assert (flight["factor"]["gases"], flight["factor"]["radiative_forcing"]) == ("CO2e", True)
+    assert "DESNZ" in flight["factor"]["source"] and "non-UK" in flight["factor"]["source"]
+    assert (flight["distance_km"], flight["band"], flight["round_trip"]) == (1000.0, "international", True)
+    assert (flight["party_size"], flight["share"]) == (1, 1.0)
+    assert "1.08 distance uplift" in flight["calculation"]
 
     stored = client.get(f"/api/v1/estimates/{body['id']}")
     assert stored.status_code == 200 and stored.get_json() == body
@@ -181,8 +190,11 @@ def test_life_estimate_has_categories_and_a_benchmark(client):
     assert categories["flights"] == body["items"][3]["kg"] > 0
     assert body["total_kg"] == pytest.approx(sum(categories.values()), abs=1e-9)
     benchmark = body["benchmark"]
-    assert benchmark["kg"] == 8400.0
-    assert benchmark["ratio"] == round(body["total_kg"] / 8400, 3)
+    assert benchmark["kg"] == 8400.0 and benchmark["gases"] == "CO2"
+    # like for like: the CO2-only lines (grid electricity, gas) against territorial CO2
+    assert benchmark["compared_kg"] == 1792.368
+    assert benchmark["not_compared_kg"] == pytest.approx(body["total_kg"] - 1792.368, abs=1e-6)
+    assert benchmark["ratio"] == round(1792.368 / 8400, 3)
     assert benchmark["factor"]["year"] == 2023 and benchmark["factor"]["source"]
 
 
@@ -282,28 +294,34 @@ def test_scene_footprint(client, make_scene):
         assert guest.post("/api/v1/estimates", json=body).status_code == 201
 
     estimate("alice", type="bus", distance_km=10)             # 1.039, replaced below
-    estimate("alice", type="rail", distance_km=300)           # 10.638
+    estimate("alice", type="rail", distance_km=300)           # 300 × 19.5 ÷ (576 × 0.95) × 0.5306
     estimate("bob", type="hotel", nights=1)                   # 53.5
     estimate(type="meal", count=3)                            # 7.04, anonymous
     estimate("carol", kind="life", type="electricity", kwh=1000)  # life: not the event's
     body = client.get("/api/v1/scenes/cdcn-forum-2021/footprint").get_json()
+    categories = {"home_energy": 0.0, "transport": 5.673, "flights": 0.0, "food": 7.04,
+                  "accommodation": 53.5}
     assert body == {"scene": "cdcn-forum-2021", "participants": 3, "estimates": 4,
-                    "total_kg": 71.178, "average_kg": 23.726,
-                    "categories": {"home_energy": 0.0, "transport": 10.638, "flights": 0.0,
-                                   "food": 7.04, "accommodation": 53.5}}
+                    "total_kg": 66.213, "average_kg": 22.071, "categories": categories,
+                    "total_kg_without_rf": 66.213, "categories_without_rf": categories,
+                    "estimates_without_rf_unknown": 0}
 
 
 # --- factors ------------------------------------------------------------------------------
 
 def test_factor_listing(client):
     body = client.get("/api/v1/factors").get_json()
-    assert (body["version"], body["current"], body["versions"]) == ("2025.1", True, ["2025.1"])
+    assert (body["version"], body["current"], body["versions"]) == ("2025.2", True, ["2025.2"])
     by_key = {item["key"]: item for item in body["items"]}
     assert by_key["flight.long_haul.first"]["value"] == 0.46814
     assert by_key["hotel.CN"]["table"] == "Hotel stay › China › Room per night"
     for item in body["items"]:
         assert item["publisher"] and item["document"] and item["table"] and item["year"]
-    assert client.get("/api/v1/factors?version=2025.1").get_json()["items"] == body["items"]
+    assert client.get("/api/v1/factors?version=2025.2").get_json()["items"] == body["items"]
+    older = client.get("/api/v1/factors?version=2025.1").get_json()
+    assert (older["version"], older["current"]) == ("2025.1", False)
+    assert by_key["electricity"]["gases"] == "CO2" and by_key["electricity.CN-SC"]["value"] == 0.1404
+    assert by_key["flight.international.economy.without_rf"]["value"] == 0.06449
     assert client.get("/api/v1/factors?version=1999.1").status_code == 404
     assert client.get("/api/v1/factors?version=latest").status_code == 422
 

@@ -22,7 +22,8 @@ def test_seed_demo_is_idempotent(app, client):
 
     with unit_of_work() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Scene)) == 5
-        assert uow.session.scalar(select(func.count()).select_from(FactorSetRecord)) == 1
+        # every published set: 2025.1 (old estimates) and the current 2025.2
+        assert uow.session.scalar(select(func.count()).select_from(FactorSetRecord)) == 2
     scenes = client.get("/api/v1/scenes").get_json()["items"]
     assert sorted(s["type"] for s in scenes) == sorted(
         ["conference", "scenic_spot", "supermarket", "restaurant", "hotel"])
@@ -50,8 +51,9 @@ def stored_versions() -> list[str]:
 def test_factor_set_is_loaded_on_first_use_and_then_read_from_the_database(app):
     assert stored_versions() == []
     first = factor_sets.get_factor_set(unit_of_work)
-    assert stored_versions() == ["2025.1"]
-    assert first["taxi"].value == factor_sets.read_factor_file("2025.1")[0]["taxi"].value
+    assert stored_versions() == ["2025.2"]
+    assert first["taxi"].value == factor_sets.read_factor_file("2025.2")[0]["taxi"].value
+    assert first["taxi"].edition == "2025 (full set, version 1)"  # kept in the database too
     assert factor_sets.get_factor_set(unit_of_work, "1999.1") is None
 
 
@@ -60,8 +62,19 @@ def test_an_edited_factor_file_is_reported_and_the_loaded_copy_kept(app, caplog)
         factor_sets.ensure_loaded(uow.session, "2025.1")
         uow.session.execute(update(FactorSetRecord).values(checksum="0" * 64))
     with caplog.at_level(logging.ERROR, logger="calculator.factor_sets"):
-        factor_sets.get_factor_set(unit_of_work)
+        factor_sets.get_factor_set(unit_of_work, "2025.1")
     assert "differs from the copy loaded" in caplog.text
+
+
+def test_the_published_set_2025_1_is_unchanged_byte_for_byte():
+    """Old estimates reproduce only if the set they name is the one they were computed with:
+    2025.1 is published, so its file is never edited (changes go into a new version)."""
+    assert factor_sets.read_factor_file("2025.1")[1] == (
+        "3da92a007847184f2200504f00486cb6f8213da869a20abc37bf31b4d42c5bc3")
+
+
+def test_the_newest_set_is_the_default():
+    assert factor_sets.default_version() == "2025.2"
 
 
 def test_the_factor_set_can_be_pinned(monkeypatch):

@@ -153,12 +153,15 @@ def test_flight_cabins(fs, distance, cabin, expected):
     assert kg({"type": "flight", "distance_km": distance, "cabin": cabin}, fs) == D(expected)
 
 
-def test_round_trip_doubles_and_passengers_multiply(fs):
-    # 8000 × 1.08 × 0.46814 × 2 legs × 2 passengers = 16178.9184
-    item = calc.compute_item({"type": "flight", "distance_km": 8000, "cabin": "first",
-                              "round_trip": True, "passengers": 2}, fs)
-    assert item.kg == D("16178.918")
-    assert "2 legs (round trip)" in item.calculation and "2 passengers" in item.calculation
+def test_round_trip_doubles_and_a_party_is_priced_per_guest(fs):
+    # 8000 × 1.08 × 0.46814 × 2 legs = 8089.4592: one guest's seat, however many travel together
+    # (2025.1's API multiplied by "passengers"; that name now means party_size, issue 19)
+    for together in ({"passengers": 2}, {"party_size": 2}):
+        item = calc.compute_item({"type": "flight", "distance_km": 8000, "cabin": "first",
+                                  "round_trip": True, **together}, fs)
+        assert item.kg == D("8089.459") and (item.party_size, item.share) == (2, D(1))
+        assert "2 legs (round trip)" in item.calculation
+        assert "2 people travelling together" in item.calculation
     assert [p.key for p in item.parameters] == ["flight.distance_uplift"]
 
 
