@@ -1,5 +1,6 @@
-"""Operator pages: scenes (QR codes, posters, a create form), a live dashboard per scene,
-projects and their inventory. Behind a login with an operator API key.
+"""Operator pages: scenes (QR codes, posters, a create form), a live dashboard per scene with
+the organiser's inputs and the event report, projects and their inventory. Behind a login
+with an operator API key.
 
 The key is checked once, at the login, and never kept: the browser gets an opaque random
 session token (an httponly cookie limited to ``/operator``, SameSite=Strict, Secure over
@@ -19,18 +20,21 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from flask import Flask, current_app, g, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 
 from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER, Operator
 from diandian_common.db import Database
 
 from . import pages_render as render
+from .event_report import MEDIA_TYPES as REPORT_FORMATS
+from .event_report import NEUTRALISED
 from .keys import hash_key
 from .models import ApiKey, OperatorSession
 
@@ -40,8 +44,17 @@ MAX_KEY_LENGTH = 200
 MAX_TOKEN_LENGTH = 100
 ORDER_PAGE = 200
 MAX_ORDER_PAGES = 50   # a dashboard sums at most 10,000 orders per refresh
-NEUTRALISED = ("retired", "completed")
 SCENE_FIELDS = ("slug", "name", "name_en", "type", "location", "starts_on", "ends_on")
+# The organiser's inputs form: the scene's province (a PATCH of the scene) and the inputs (a PUT).
+ORGANISER_FIELDS = ("province", "attendees", "venue_kwh", "meat_meals", "vegetarian_meals", "waste_kg",
+                    "waste_treatment")
+CATERING_FIELDS = ("meat_meals", "vegetarian_meals")
+WASTE_TREATMENTS = ("landfill", "combustion")
+# ISO 3166-2:CN, as the calculator validates them (the calculator's domain/provinces.py).
+PROVINCES = tuple(f"CN-{code}" for code in (
+    "AH", "BJ", "CQ", "FJ", "GD", "GS", "GX", "GZ", "HA", "HB", "HE", "HI", "HK", "HL", "HN", "JL", "JS",
+    "JX", "LN", "MO", "NM", "NX", "QH", "SC", "SD", "SH", "SN", "SX", "TJ", "TW", "XJ", "XZ", "YN", "ZJ"))
+MAX_FORM_NUMBER = 20  # characters: more is no quantity anyone types
 DASHBOARD_REFRESH_SECONDS = 10
 DEFAULT_SESSION_TTL = "8h"
 TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -175,9 +188,16 @@ def through_gateway(method: str, path: str, operator: Operator, *, json=None,
                     params=None) -> tuple[int, dict | None]:
     """Call this gateway's own ``/api/v1`` in-process as ``operator``, in a fresh
     application context (so this request's ``g`` stays untouched)."""
+    response = _in_process(method, path, operator, json=json, params=params, accept="application/json")
+    body = response.get_json(silent=True)
+    return response.status_code, body if isinstance(body, dict) else None
+
+
+def _in_process(method: str, path: str, operator: Operator, *, json=None, params=None,
+                accept: str) -> TestResponse:
+    """The in-process answer of this gateway to ``method path`` as ``operator``, read whole."""
     app = current_app._get_current_object()
-    headers = {API_KEY_HEADER: IN_PROCESS_KEY, "Accept": "application/json",
-               "X-Request-ID": g.get("request_id", "")}
+    headers = {API_KEY_HEADER: IN_PROCESS_KEY, "Accept": accept, "X-Request-ID": g.get("request_id", "")}
     with app.app_context():
         # The in-process request runs in this application context (Flask pushes none of its
         # own for the same app), so the operator put where keys.request_operator keeps what
@@ -188,8 +208,8 @@ def through_gateway(method: str, path: str, operator: Operator, *, json=None,
         response = Client(app).open(path, method=method, json=json, query_string=params, headers=headers,
                                     base_url=request.host_url,
                                     environ_base={"REMOTE_ADDR": request.remote_addr or "127.0.0.1"})
-        body = response.get_json(silent=True)
-    return response.status_code, body if isinstance(body, dict) else None
+        response.get_data()  # read inside the context the request ran in
+    return response
 
 
 def check_key(key: str) -> tuple[str, Operator | None]:
@@ -212,6 +232,58 @@ def operator_target(value: str | None) -> str:
 def scene_payload(form) -> dict:
     """The create form as ``POST /api/v1/scenes`` JSON: empty optional fields left out."""
     return {name: form.get(name, "").strip() for name in SCENE_FIELDS if form.get(name, "").strip()}
+
+
+def form_number(text: str):
+    """A typed quantity as JSON: whole numbers as integers, decimals as floats; anything else
+    goes as typed, for the API to refuse on its field (so the page shows the API's message)."""
+    if len(text) <= MAX_FORM_NUMBER and re.fullmatch(r"\d+", text):
+        return int(text)
+    if len(text) <= MAX_FORM_NUMBER and re.fullmatch(r"\d+\.\d+", text):
+        return float(text)
+    return text
+
+
+def organiser_payload(form) -> dict:
+    """The organiser's form as ``PUT /api/v1/scenes/<slug>/organiser-inputs`` JSON: a field left
+    empty is not entered."""
+    values = {name: form.get(name, "").strip() for name in ORGANISER_FIELDS}
+    payload: dict = {name: form_number(values[name]) for name in ("attendees", "venue_kwh", "waste_kg")
+                     if values[name]}
+    catering = {name: form_number(values[name]) for name in CATERING_FIELDS if values[name]}
+    if catering:
+        payload["catering"] = catering
+    if values["waste_treatment"]:
+        payload["waste_treatment"] = values["waste_treatment"]
+    return payload
+
+
+def organiser_values(inputs: dict | None, scene: dict) -> dict:
+    """The form's fields as stored (the organiser's inputs and the scene's province)."""
+    inputs = inputs or {}
+    catering = inputs.get("catering") or {}
+
+    def text(value) -> str:
+        if value is None:
+            return ""
+        return format(Decimal(str(value)).normalize(), "f") if isinstance(value, float) else str(value)
+
+    return {"province": scene.get("province") or "", "attendees": text(inputs.get("attendees")),
+            "venue_kwh": text(inputs.get("venue_kwh")), "waste_kg": text(inputs.get("waste_kg")),
+            "waste_treatment": inputs.get("waste_treatment") or "",
+            **{name: text(catering.get(name)) for name in CATERING_FIELDS}}
+
+
+def field_errors(body: dict | None) -> dict[str, list[str]]:
+    """The API's field errors by the form's names (``catering.meat_meals`` is ``meat_meals``)."""
+    found: dict[str, list[str]] = {}
+    for name, messages in (((body or {}).get("error") or {}).get("fields") or {}).items():
+        nested = messages if isinstance(messages, dict) else {name: messages}
+        for inner, inner_messages in nested.items():
+            target = inner if inner in ORGANISER_FIELDS else name
+            listed = inner_messages if isinstance(inner_messages, list) else [inner_messages]
+            found.setdefault(target, []).extend(str(message) for message in listed)
+    return found
 
 
 def neutralised_orders(operator: Operator, slug: str) -> tuple[list[dict], bool, int]:
@@ -314,8 +386,10 @@ def register(app: Flask) -> None:
                   if (when := render.parse_time((o.get("retirement") or {}).get("retired_at")))]
         estimated = float((footprint.body or {}).get("total_kg") or 0) if footprint.ok else None
         neutralised = sum(quantity for _, quantity in events)
+        organiser = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}/organiser-inputs")
         return {
             "scene": scene.body, "footprint": footprint.body if footprint.ok else None,
+            "organiser": organiser.body if organiser.ok else None,
             "people": people.body if people.ok else None,
             "organizations": organizations.body if organizations.ok else None,
             "orders_count": len(orders), "orders_truncated": truncated, "orders_status": orders_status,
@@ -325,14 +399,70 @@ def register(app: Flask) -> None:
             "refreshed_at": datetime.now(UTC),
         }
 
-    @app.get("/operator/scenes/<slug>")
-    @operator_page
-    def operator_dashboard(slug):
+    def dashboard_page(slug: str, status: int = 200, errors: dict | None = None, values: dict | None = None,
+                       message=None):
         data = dashboard_data(slug)
         if data is None:
             return render_template("error.html", status=404), 404
         return render_template("operator/dashboard.html", csrf=g.operator.csrf,
-                               refresh_seconds=DASHBOARD_REFRESH_SECONDS, **data)
+                               refresh_seconds=DASHBOARD_REFRESH_SECONDS, errors=errors or {},
+                               values=values if values is not None else organiser_values(data["organiser"],
+                                                                                         data["scene"]),
+                               message=message, saved=request.args.get("saved"), provinces=PROVINCES,
+                               waste_treatments=WASTE_TREATMENTS, **data), status
+
+    @app.get("/operator/scenes/<slug>")
+    @operator_page
+    def operator_dashboard(slug):
+        return dashboard_page(slug)
+
+    @app.post("/operator/scenes/<slug>/organiser-inputs")
+    @operator_page
+    def operator_organiser_inputs(slug):
+        """The organiser's inputs form: the scene's province if it changed (PATCH), then the
+        inputs (PUT), both through the gateway as the session's key; errors by field."""
+        values = {name: request.form.get(name, "").strip() for name in ORGANISER_FIELDS}
+        scene = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}")
+        if not scene.ok:
+            return render_template("error.html", status=404 if scene.status == 404 else 503), \
+                (404 if scene.status == 404 else 503)
+        operator, errors, failed = g.operator.operator, {}, []
+        if values["province"] != (scene.body.get("province") or ""):
+            status, body = through_gateway("PATCH", f"/api/v1/scenes/{segment(slug)}", operator,
+                                           json={"province": values["province"] or None})
+            if status != 200:
+                failed.append((status, body))
+        status, body = through_gateway("PUT", f"/api/v1/scenes/{segment(slug)}/organiser-inputs", operator,
+                                       json=organiser_payload(request.form))
+        if status != 200:
+            failed.append((status, body))
+        if not failed:
+            return redirect(url_for("operator_dashboard", slug=slug, saved="1") + "#organiser-inputs", 303)
+        if any(status == 401 for status, _ in failed):
+            return logged_out(expired=True)
+        for _, body in failed:
+            errors.update(field_errors(body))
+        worst = max(status for status, _ in failed)
+        message = None if errors else (((failed[-1][1] or {}).get("error") or {}).get("message")
+                                       or _l("The inputs could not be saved."))
+        return dashboard_page(slug, worst if worst >= 400 else 502, errors, values, message)
+
+    @app.get("/operator/scenes/<slug>/report.<any(pdf, csv):chosen>")
+    @operator_page
+    def operator_event_report(slug, chosen):
+        """The event report through the gateway as the session's key (its scope decides)."""
+        answer = _in_process("GET", f"/api/v1/scenes/{segment(slug)}/report", g.operator.operator,
+                             params={"format": chosen}, accept=REPORT_FORMATS[chosen])
+        if answer.status_code == 200:
+            return Response(answer.get_data(), headers={name: answer.headers[name] for name in (
+                "Content-Type", "Content-Disposition", "Cache-Control") if name in answer.headers})
+        if answer.status_code == 401:
+            return logged_out(expired=True)
+        if answer.status_code == 403:
+            return render_template("error.html", status=403, message=_l(
+                "Your key may not read the event report: it needs the scenes scope.")), 403
+        status = 404 if answer.status_code in (404, 422) else 503
+        return render_template("error.html", status=status), status
 
     @app.get("/operator/scenes/<slug>/panel")
     @operator_page
