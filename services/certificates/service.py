@@ -53,6 +53,9 @@ ORDERS_REVOKED_TASK = "orders.certificate_revoked"
 RANKING_REVOKE_TASK = "ranking.revoke"
 # Fresh identifiers are drawn again when a new row collides on a random unique value.
 CREATE_ATTEMPTS = 3
+# Renders of a certificate's PDF for one registry message: another is needed only when the
+# registry grew during the last (a new record covering the same order within a render's time).
+REGISTRY_RENDER_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -359,7 +362,7 @@ def refresh_pdf(unit_of_work: Callable[[], UnitOfWork], storage: Storage, cert: 
     stored an older PDF over a newer one) renders again from the row as it is now."""
     if cert.pdf_registry_kg == cert.registry_kg:
         return False
-    for _attempt in range(CREATE_ATTEMPTS):
+    for _attempt in range(REGISTRY_RENDER_ATTEMPTS):
         store_rendered(storage, cert)
         with unit_of_work() as uow:
             if mark_pdf_rendered(uow, cert.id, cert.registry_kg):
@@ -367,7 +370,7 @@ def refresh_pdf(unit_of_work: Callable[[], UnitOfWork], storage: Storage, cert: 
                 return True
             cert = get_certificate(uow, cert.id)
     raise RuntimeError(f"the registry of certificate {cert.id} kept changing while its PDF was "
-                       f"rendered ({CREATE_ATTEMPTS} times)")
+                       f"rendered ({REGISTRY_RENDER_ATTEMPTS} times)")
 
 
 def catch_up_registry(unit_of_work: Callable[[], UnitOfWork], storage: Storage, order_id: str) -> None:

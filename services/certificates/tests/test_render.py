@@ -187,6 +187,7 @@ class TestRenderedCertificate:
         assert records[0]["url"][:71] + "…" in text  # printed short, linked whole:
         links = [annotation.get_object()["/A"]["/URI"] for annotation in reader.pages[0].get("/Annots", [])]
         assert [r["url"] for r in records[:3]] == [link for link in links if "registry.example.cn" in link]
+        assert glyphless(pdf) == set()
         assert qr_codes(pdf) == [VERIFY_URL]
 
     def test_a_certificate_wholly_anchored_awaits_nothing(self):
