@@ -9,9 +9,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from calculator.domain.calculator import ACTIVITY_TYPES, CABINS, DIETS, FUELS, PERIODS_PER_YEAR
-from calculator.schemas import ACTIVITY_FIELDS
+from calculator.domain.provinces import PROVINCES
+from calculator.schemas import ACTIVITY_FIELDS, COMMON_ACTIVITY_FIELDS
 
-FIELD_NAMES = sorted({name for names in ACTIVITY_FIELDS.values() for name in names} | {"period"})
+FIELD_NAMES = sorted({name for names in ACTIVITY_FIELDS.values() for name in names}
+                     | COMMON_ACTIVITY_FIELDS - {"type"})
+party_sizes = st.integers(1, 500)
 
 
 def quick(examples: int) -> settings:
@@ -34,13 +37,18 @@ valid_activities = st.one_of(
     st.builds(lambda a, b: {"type": "flight", "from": a, "to": b},
               st.sampled_from(["CTU", "TFU", "PEK", "PVG", "CAN", "LHR", "JFK", "SYD"]),
               st.sampled_from(["SIN", "NRT", "CDG", "LAX", "URC", "KMG"])),
-    st.builds(lambda t, d: {"type": t, "distance_km": d},
-              st.sampled_from(["rail", "metro", "bus", "taxi"]), st.floats(0, 50_000)),
+    st.builds(lambda t, d, p: {"type": t, "distance_km": d, "party_size": p},
+              st.sampled_from(["rail", "metro", "bus", "taxi"]), st.floats(0, 50_000), party_sizes),
     st.builds(lambda d, f, p: {"type": "car", "distance_km": d, "fuel": f, "passengers": p},
               st.floats(0, 50_000), st.sampled_from(FUELS), st.integers(1, 500)),
-    st.builds(lambda n, r, c: {"type": "hotel", "nights": n, "rooms": r, "country": c},
-              st.integers(1, 365), st.integers(1, 500), st.sampled_from(["CN", "gb", "AD", "MV"])),
-    st.builds(lambda k: {"type": "electricity", "kwh": k}, st.floats(0, 10_000_000)),
+    st.builds(lambda d, p, where: {"type": "car", "distance_km": d, "fuel": "electric", "party_size": p,
+                                   "province": where}, st.floats(0, 50_000), party_sizes,
+              st.sampled_from(sorted(PROVINCES))),
+    st.builds(lambda n, r, c, p: {"type": "hotel", "nights": n, "rooms": r, "country": c, "party_size": p},
+              st.integers(1, 365), st.integers(1, 500), st.sampled_from(["CN", "gb", "AD", "MV"]),
+              party_sizes),
+    st.builds(lambda k, where: {"type": "electricity", "kwh": k, **({"province": where} if where else {})},
+              st.floats(0, 10_000_000), st.none() | st.sampled_from(sorted(PROVINCES))),
     st.builds(lambda m: {"type": "natural_gas", "m3": m}, st.floats(0, 10_000_000)),
     st.builds(lambda c, d: {"type": "meal", "count": c, "diet": d}, st.integers(1, 100_000),
               st.sampled_from(DIETS)),
@@ -98,3 +106,11 @@ def test_every_valid_estimate_is_accepted_and_adds_up(client, kind, activities):
     total = Decimal(str(body["total_kg"]))
     assert total == sum((Decimal(str(kg)) for kg in body["categories"].values()), Decimal(0))
     assert (body["benchmark"] is not None) == (kind == "life")
+    # Without radiative forcing only flights change, and never upwards.
+    without = sum((Decimal(str(item.get("kg_without_rf", item["kg"]))) for item in body["items"]), Decimal(0))
+    assert Decimal(str(body["total_kg_without_rf"])) == without <= total
+    for item in body["items"]:
+        share = Decimal(str(item["share"]))
+        assert share == 1 or abs(share * item["party_size"] - 1) < Decimal("0.0005")
+        if item["type"] == "flight":
+            assert 0 <= item["kg_without_rf"] <= item["kg"] and item["factor"]["radiative_forcing"] is True
