@@ -15,7 +15,7 @@ from diandian_common.uow import UnitOfWork
 
 from .domain import organiser as rules
 from .domain.calculator import round3, to_decimal
-from .domain.factors import Factor, FactorSet
+from .domain.factors import Factor, FactorSet, grid_factor
 from .domain.footprint import grams_to_kg
 from .models import OrganiserInputs, Scene
 from .service import factor_json, find_scene
@@ -25,10 +25,9 @@ NOT_ENTERED = {"attendees": None, "venue_wh": None, "meat_meals": None, "vegetar
 
 
 def venue_grid(factor_set: FactorSet, province: str | None) -> Factor:
-    """The electricity factor of the venue's grid. The national average for now: the factor
-    sets this module prices with publish no provincial grid (``province`` is kept on the
-    scene and shown in the report)."""
-    return factor_set["electricity"]
+    """The electricity factor of the venue's grid: the province's, else its regional grid's,
+    else the national one (with a note saying so); None is national."""
+    return grid_factor(factor_set, province)
 
 
 def _scene(uow: UnitOfWork, slug: str) -> Scene:

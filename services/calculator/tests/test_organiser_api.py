@@ -121,3 +121,16 @@ def test_a_body_that_is_not_an_object_is_a_4xx_json_error(client, make_scene, op
     make_scene()
     response = client.put(INPUTS, data=payload, content_type="application/json", headers=operator)
     assert 400 <= response.status_code < 500 and "error" in response.get_json()
+
+
+def test_the_venues_province_chooses_its_grid(client, make_scene, operator):
+    make_scene()
+    national = client.put(INPUTS, json={"venue_kwh": 1000}, headers=operator).get_json()["lines"][0]
+    assert national["factor"]["key"] == "electricity"
+    client.patch("/api/v1/scenes/cdcn-forum-2021", json={"province": "CN-SC"}, headers=operator)
+    body = client.get(INPUTS).get_json()
+    (sichuan,) = body["lines"]
+    factors = {f["key"]: f for f in client.get("/api/v1/factors").get_json()["items"]}
+    expected = factors.get("electricity.CN-SC", factors["electricity"])
+    assert body["province"] == "CN-SC" and sichuan["factor"]["key"] == expected["key"]
+    assert sichuan["kg"] == pytest.approx(1000 * expected["value"], abs=0.001)
