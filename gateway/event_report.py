@@ -131,6 +131,8 @@ class EventReport:
     factor_set: dict
     orders: tuple[RetiredOrder, ...]
     projects: tuple[ProjectTotal, ...] = field(default=())
+    # Estimates whose flights have no figure without radiative forcing (made with factor set 2025.1).
+    without_rf_unknown: int = 0
 
     @property
     def footprint_kg(self) -> Decimal:
@@ -247,7 +249,8 @@ def compose(scene: dict, footprint: dict, organiser: dict, factor_set: dict, ord
         organiser_categories=_categories(organiser.get("categories") or {}, organiser.get("categories") or {},
                                          ORGANISER_CATEGORIES),
         organiser_kg=kg(organiser.get("total_kg") or 0),
-        factor_set=factor_set, orders=retired, projects=project_totals(retired))
+        factor_set=factor_set, orders=retired, projects=project_totals(retired),
+        without_rf_unknown=int(footprint.get("estimates_without_rf_unknown") or 0))
 
 
 def number(value: Decimal | int | None) -> str:
@@ -374,6 +377,9 @@ def csv_rows(report: EventReport) -> list[dict]:
             kg_co2e_without_rf=_recorded(category.kg_without_rf))
     row("footprint_guests", "total", kg_co2e=report.guests_kg,
         kg_co2e_without_rf=_recorded(report.guests_kg_without_rf))
+    if report.without_rf_unknown:
+        row("footprint_guests", "estimates_without_rf_unknown", quantity=report.without_rf_unknown,
+            unit="estimates", note="flights with no recorded figure without radiative forcing")
     for line in report.organiser.get("lines", []):
         quantity, unit = _line_quantity(line)
         factor = line.get("factor") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from pypdf import PdfReader
@@ -79,7 +80,8 @@ def value(rows, section, item, column="quantity"):
 
 def pdf_text(response) -> str:
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.data)).pages)
+    return re.sub(r"\s+", " ", text)  # lines wrap where the page is full
 
 
 def test_the_csv_totals_are_the_orders_and_the_footprint(client, report_services):
@@ -129,6 +131,14 @@ def test_without_the_without_rf_figures_the_report_says_not_recorded(client, rep
     assert value(rows, "footprint_guests", "flights", "kg_co2e_without_rf") == "not recorded"
     assert value(rows, "footprint", "total", "kg_co2e_without_rf") == "not recorded"
     assert "not recorded" in pdf_text(client.get(REPORT, headers=ADMIN))
+    # As the calculator says it: null totals and the count of estimates without the figure.
+    unknown = {**plain, "total_kg_without_rf": None, "categories_without_rf": None,
+               "estimates_without_rf_unknown": 2}
+    report_services["calculator"].on("GET", "/api/v1/scenes/forum/footprint", (200, unknown))
+    rows = csv_of(client.get(REPORT + "?format=csv", headers=ADMIN))
+    assert value(rows, "footprint", "total", "kg_co2e_without_rf") == "not recorded"
+    assert value(rows, "footprint_guests", "estimates_without_rf_unknown") == "2"
+    assert "2 estimates have flights with no recorded figure" in pdf_text(client.get(REPORT, headers=ADMIN))
 
 
 def test_partial_coverage_supports_no_neutrality_claim(client, report_services, monkeypatch):
