@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import get_locale, lazy_gettext as _l
 
 # The API's limits (services/calculator/schemas.py), repeated so the browser can say so first.
 MAX_DISTANCE_KM = 50_000
-MAX_PASSENGERS = 500
+MAX_PARTY_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,52 @@ def distance(primary: bool = True, hint=None) -> Input:
                  step="any", unit=_l("km"), hint=hint)
 
 
-def passengers(label) -> Input:
-    return Input("passengers", label, "int", default=1, min=1, max=MAX_PASSENGERS, step="1")
+def party_size(label) -> Input:
+    """How many share the activity, the guest included: every estimate is one guest's share."""
+    return Input("party_size", label, "int", default=1, min=1, max=MAX_PARTY_SIZE, step="1",
+                 hint=_l("You included; your footprint is your share"))
+
+
+@dataclass(frozen=True)
+class Bilingual:
+    """A name given in both languages (a place, not a sentence to translate): the page's
+    language picks one when the template prints it."""
+
+    zh: str
+    en: str
+
+    def __str__(self) -> str:
+        return self.en if str(get_locale() or "zh")[:2] == "en" else self.zh
+
+
+# ISO 3166-2:CN codes of the 31 mainland provincial-level divisions, whose grids the Ministry
+# of Ecology and Environment publishes factors for; the calculator prices others nationally.
+PROVINCES = (
+    ("CN-BJ", "北京", "Beijing"), ("CN-TJ", "天津", "Tianjin"), ("CN-HE", "河北", "Hebei"),
+    ("CN-SX", "山西", "Shanxi"), ("CN-NM", "内蒙古", "Inner Mongolia"), ("CN-LN", "辽宁", "Liaoning"),
+    ("CN-JL", "吉林", "Jilin"), ("CN-HL", "黑龙江", "Heilongjiang"), ("CN-SH", "上海", "Shanghai"),
+    ("CN-JS", "江苏", "Jiangsu"), ("CN-ZJ", "浙江", "Zhejiang"), ("CN-AH", "安徽", "Anhui"),
+    ("CN-FJ", "福建", "Fujian"), ("CN-JX", "江西", "Jiangxi"), ("CN-SD", "山东", "Shandong"),
+    ("CN-HA", "河南", "Henan"), ("CN-HB", "湖北", "Hubei"), ("CN-HN", "湖南", "Hunan"),
+    ("CN-GD", "广东", "Guangdong"), ("CN-GX", "广西", "Guangxi"), ("CN-HI", "海南", "Hainan"),
+    ("CN-CQ", "重庆", "Chongqing"), ("CN-SC", "四川", "Sichuan"), ("CN-GZ", "贵州", "Guizhou"),
+    ("CN-YN", "云南", "Yunnan"), ("CN-XZ", "西藏", "Tibet"), ("CN-SN", "陕西", "Shaanxi"),
+    ("CN-GS", "甘肃", "Gansu"), ("CN-QH", "青海", "Qinghai"), ("CN-NX", "宁夏", "Ningxia"),
+    ("CN-XJ", "新疆", "Xinjiang"),
+)
+PROVINCE_NAMES = {code: Bilingual(zh, en) for code, zh, en in PROVINCES}
+PROVINCE_OPTIONS = (("", _l("Not sure: national grid average")), *PROVINCE_NAMES.items())
+
+
+def province_name(code: str | None) -> str:
+    """A province's name in the page's language; a code this list lacks, as given."""
+    return str(PROVINCE_NAMES.get(code, code or ""))
+
+
+def province() -> Input:
+    """The electricity's provincial grid; left at the national average, nothing is sent."""
+    return Input("province", _l("Province (power grid)"), "select", options=PROVINCE_OPTIONS, default="",
+                 hint=_l("Grids differ: hydropower-rich Sichuan's emits far less per kWh than the average"))
 
 
 AIRPORT = dict(kind="upper", pattern="[A-Za-z]{3}", maxlength=3)
@@ -67,21 +111,23 @@ ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
         distance(hint=_l("Or, instead of the airports, the distance flown one way")),
         Input("cabin", _l("Cabin"), "select", options=CABINS, default="economy"),
         Input("round_trip", _l("Round trip"), "bool", default=True),
-        passengers(_l("Travellers on the booking")),
+        party_size(_l("Travelling together")),
     ),
     "rail": (distance(), Input("class", _l("Class"), "select", options=RAIL_CLASSES, default="high_speed")),
     "metro": (distance(),),
     "bus": (distance(),),
-    "taxi": (distance(),),
+    "taxi": (distance(), party_size(_l("People sharing the taxi"))),
     "car": (distance(), Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol"),
-            passengers(_l("People in the car"))),
+            party_size(_l("People in the car"))),
     "hotel": (
         Input("nights", _l("Nights"), "int", True, min=1, max=365, step="1"),
         Input("rooms", _l("Rooms"), "int", default=1, min=1, max=500, step="1"),
         Input("country", _l("Country (ISO code)"), default="CN", hint=_l("e.g. CN, JP, US"),
               **{**AIRPORT, "pattern": "[A-Za-z]{2}", "maxlength": 2}),
+        party_size(_l("People sharing the rooms")),
     ),
-    "electricity": (Input("kwh", _l("Electricity"), "number", True, min=0, step="any", unit=_l("kWh")),),
+    "electricity": (Input("kwh", _l("Electricity"), "number", True, min=0, step="any", unit=_l("kWh")),
+                    province()),
     "natural_gas": (Input("m3", _l("Natural gas"), "number", True, min=0, step="any", unit=_l("m³")),),
     "meal": (Input("count", _l("Meals"), "int", True, min=1, max=100_000, step="1"),
              Input("diet", _l("Diet"), "select", options=DIETS, default="meat")),
@@ -106,14 +152,17 @@ def _period(value: str) -> dict:
 LIFE_SECTIONS: tuple[LifeSection, ...] = (
     LifeSection("electricity", _l("Electricity at home"), (
         Input("kwh", _l("Electricity per month"), "number", True, min=0, max=100_000, step="any",
-              unit=_l("kWh"), hint=_l("From your electricity bill")),), _period("month")),
+              unit=_l("kWh"), hint=_l("From your electricity bill")),
+        province(), party_size(_l("People in your home"))), _period("month")),
     LifeSection("natural_gas", _l("Gas at home"), (
         Input("m3", _l("Natural gas per month"), "number", True, min=0, max=100_000, step="any",
-              unit=_l("m³"), hint=_l("From your gas bill")),), _period("month")),
+              unit=_l("m³"), hint=_l("From your gas bill")),
+        party_size(_l("People in your home"))), _period("month")),
     LifeSection("car", _l("Driving"), (
         Input("distance_km", _l("Car distance per week"), "number", True, min=0, max=10_000, step="any",
               unit=_l("km")),
-        Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol")), _period("week")),
+        Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol"),
+        party_size(_l("People in the car"))), _period("week")),
     LifeSection("metro", _l("Commuting by metro"), (
         Input("distance_km", _l("Metro distance per week"), "number", True, min=0, max=10_000,
               step="any", unit=_l("km")),), _period("week")),

@@ -196,12 +196,21 @@ def radiative_forcing(estimate: dict, locale: str) -> RadiativeForcing | None:
 
 
 def party_size(item: dict) -> int:
-    """How many shared the line's activity (the line is one guest's share of it); 1 when the
-    line does not say, or says something that is not a whole number of people."""
+    """How many travelled or stayed together on the line; 1 when the line does not say, or
+    says something that is not a whole number of people."""
     try:
         return max(1, int(item.get("party_size") or 1))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
+
+
+def divided(item: dict) -> bool:
+    """Whether the line is the guest's share of something the party shared (a car, a room:
+    ``share`` below 1) rather than their own seat (``share`` 1, on a plane or a train)."""
+    try:
+        return float(item.get("share", 0)) < 1
+    except (TypeError, ValueError):
+        return True
 
 
 # --- bar chart of kg by category -------------------------------------------------------

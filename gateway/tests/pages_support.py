@@ -63,7 +63,7 @@ ESTIMATE = {
          "factor": {**factor(53.5, "kg CO2e per room-night", "UK DESNZ 2025 — Hotel stay › China"),
                     "gases": "CO2e"},
          "calculation": "2 nights × 53.5 = 107 kg CO2e"},
-        {"type": "taxi", "category": "transport", "kg": 4.161, "party_size": 3,
+        {"type": "taxi", "category": "transport", "kg": 4.161, "party_size": 3, "share": 0.333333,
          "factor": {**factor(0.20805, "kg CO2e per vehicle-km", "UK DESNZ 2025 — Taxis"), "gases": "CO2e"},
          "note": "No Chinese source publishes a taxi factor: the UK's is a proxy.",
          "calculation": "60 km × 0.20805 ÷ 3 travelling together = 4.161 kg CO2e each"},
@@ -90,7 +90,8 @@ def life_line(activity, category, kg, gases, **details):
 LIFE_ESTIMATE = {**ESTIMATE, "id": "est-life", "kind": "life", "scene": None, "total_kg": 4200.0,
                  "total_kg_without_rf": 3953.0,
                  "items": [
-                     life_line("electricity", "home_energy", 1500.0, "CO2", province="CN-SC", party_size=3),
+                     life_line("electricity", "home_energy", 1500.0, "CO2", province="CN-SC", party_size=3,
+                               share=0.333333),
                      life_line("natural_gas", "home_energy", 600.0, "CO2"),
                      life_line("car", "transport", 900.0, "CO2e"),
                      {**ESTIMATE["items"][0], "kg": 600.0, "kg_without_rf": 353.0},

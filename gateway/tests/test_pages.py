@@ -123,8 +123,9 @@ def test_scene_form_asks_the_scene_activities_and_names_no_participant(client):
     assert set(activities) == {"flight", "rail", "metro", "bus", "taxi", "car", "hotel", "electricity",
                                "natural_gas", "meal"}
     fields = {a["data-field"] for a in markup.find("input") + markup.find("select") if "data-field" in a}
-    assert {"from", "to", "distance_km", "cabin", "round_trip", "passengers", "class", "fuel", "nights",
-            "rooms", "country", "kwh", "m3", "count", "diet"} <= fields
+    assert {"from", "to", "distance_km", "cabin", "round_trip", "party_size", "class", "fuel", "nights",
+            "rooms", "country", "kwh", "province", "m3", "count", "diet"} <= fields
+    assert "passengers" not in fields  # every estimate is one guest's: sharing is party_size
 
 
 def test_unknown_scene_is_a_404_page_and_a_down_service_a_503_page(client, services):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import html as html_lib
+import re
 
 import pytest
 
@@ -81,6 +82,19 @@ def test_an_estimate_from_before_the_disclosure_still_reads(client, services):
     assert "With radiative forcing" not in text and "not counted" not in text
 
 
+def test_a_2025_1_estimate_says_rf_is_counted_without_a_figure_without_it(client, services):
+    # Set 2025.1 publishes flights with RF only: the line says so, its kg_without_rf is null.
+    estimate = copy.deepcopy(ESTIMATE)
+    estimate.update(id="est-2025-1", factor_set="2025.1", total_kg_without_rf=None)
+    estimate["items"][0]["kg_without_rf"] = None
+    path = answer(services, estimate)
+    zh = text_of(page(client, path))
+    assert "航班已计辐射强迫" in zh and "所用排放因子集 2025.1 没有公布不含辐射强迫的数字" in zh
+    assert "不含 " not in zh and RF_NOTE["zh"] in zh
+    en = text_of(page(client, path, lang="en"))
+    assert "Flights counted with radiative forcing" in en and "publishes no figure without it" in en
+
+
 def test_each_line_shows_its_gases_and_the_total_names_the_co2_only_lines(client):
     zh = text_of(page(client, "/e/est-life"))
     assert "用电 · 1.5 t CO₂ " in zh and "天然气 · 600 kg CO₂ " in zh and "汽车 · 900 kg CO₂e" in zh
@@ -100,10 +114,17 @@ def test_a_total_of_co2_only_lines_is_labelled_co2(client, services):
 def test_a_shared_activity_shows_one_guests_share_and_proxies_say_so(client, services):
     zh = text_of(page(client, "/e/est-1"))
     assert "3 人同行，每人 1/3" in zh
-    assert "No Chinese source publishes a taxi factor" in zh
+    assert "说明： No Chinese source publishes a taxi factor" in zh
     assert "1/1" not in zh                           # alone: no share to state
     life = text_of(page(client, "/e/est-life", lang="en"))
-    assert "Shared by 3 people, 1/3 each" in life
+    assert "Shared by 3 people, 1/3 each" in life and "Power grid: Sichuan" in life
+    assert "电网：四川" in text_of(page(client, "/e/est-life"))
+    # On a plane each has their own seat: travelling together divides nothing.
+    seats = copy.deepcopy(ESTIMATE)
+    seats["id"] = "est-seats"
+    seats["items"][0].update(party_size=3, share=1.0)
+    text = text_of(page(client, answer(services, seats)))
+    assert "3 人同行，每人一个座位" in text and "3 人同行，每人 1/3" in text   # the flight; the taxi
     # A note in both languages is read in the page's; a hostile one is text, never markup.
     estimate = copy.deepcopy(ESTIMATE)
     estimate["id"] = "est-notes"
@@ -112,6 +133,48 @@ def test_a_shared_activity_shows_one_guests_share_and_proxies_say_so(client, ser
     assert "无中国数据源，以英国数据代替" in text_of(page(client, path))
     html = page(client, path, lang="en")
     assert HOSTILE not in html and "UK proxy &lt;script&gt;" in html
+
+
+def label_of(html: str, control_id: str) -> str:
+    found = re.search(rf'<label for="{re.escape(control_id)}">(.*?)</label>', html, re.S)
+    return text_of(found.group(1)) if found else ""
+
+
+def test_trip_form_asks_who_travels_together(client):
+    html = page(client, "/s/forum/form", lang="zh-CN")
+    markup = Markup(html)
+    for activity, label in (("flight", "同行人数"), ("taxi", "同乘人数"), ("car", "同车人数"),
+                            ("hotel", "同住人数")):
+        [field] = markup.find("input", id=f"a-{activity}-party_size")
+        assert field["data-field"] == "party_size" and field["data-kind"] == "int"
+        assert field["value"] == "1" and field["min"] == "1" and field["max"] == "500"
+        assert label_of(html, f"a-{activity}-party_size") == label
+    assert "含你本人；碳足迹按每人分摊计算" in text_of(html)
+    assert not markup.find("input", **{"data-field": "passengers"})
+    assert label_of(page(client, "/s/forum/form", lang="en"), "a-flight-party_size") == "Travelling together"
+
+
+@pytest.mark.parametrize("lang, national, sichuan", [("zh-CN", "不确定：按全国电网平均", "四川"),
+                                                     ("en", "Not sure: national grid average", "Sichuan")])
+def test_life_footprint_asks_the_electricity_province(client, lang, national, sichuan):
+    html = page(client, "/footprint", lang=lang)
+    markup = Markup(html)
+    [select] = markup.find("select", id="life-1-province")
+    assert select["data-field"] == "province" and select["data-kind"] == "text"
+    select_html = re.search(r'<select id="life-1-province".*?</select>', html, re.S).group(0)
+    options = Markup(select_html).find("option")
+    codes = [o["value"] for o in options[1:]]
+    assert len(codes) == 31 and len(set(codes)) == 31 and all(re.fullmatch(r"CN-[A-Z]{2}", c) for c in codes)
+    assert "CN-SC" in codes and "CN-TW" not in codes
+    # None chosen: the national grid, and nothing is sent (app.js leaves an empty value out).
+    assert options[0]["value"] == "" and "selected" in options[0]
+    assert not any("selected" in o for o in options[1:])
+    assert f'<option value="" selected>{national}</option>' in html
+    assert f'<option value="CN-SC">{sichuan}</option>' in html
+    # The province belongs to the electricity question, which app.js sends as one activity.
+    fieldsets = [a["data-activity"] for t, a in markup.elements if t == "fieldset"]
+    assert fieldsets[0] == "electricity"
+    assert markup.find("input", id="life-1-party_size") and markup.find("input", id="life-3-party_size")
 
 
 @pytest.mark.parametrize("lang, question, explained", [
@@ -133,13 +196,15 @@ def test_life_footprint_against_a_co2_only_benchmark_compares_its_co2(client, se
                              "gases": "CO2", "factor": {**PER_CAPITA_CITED, "gases": "CO2"}}
     html = page(client, answer(services, estimate), lang="en")
     text = text_of(html)
-    assert "Your footprint is 25% of the average yearly emissions per person in China." in text
-    assert ("Like for like: the average counts CO₂ only, so this compares the 2.1 t of CO₂ in your "
-            "footprint, not its 4.2 t total.") in text
+    assert "Your lines counting CO₂ only are 25% of the average yearly emissions per person in China." in text
+    assert ("Like for like: the average counts CO₂ only, so it is compared with your lines that count CO₂ "
+            "only (2.1 t), not with your 4.2 t total.") in text
     assert "Your year (CO₂) 2.1 t; Per person in China (CO₂) 8.4 t" in text      # the chart's title
     assert Markup(html).find("a", href=PER_CAPITA_CITED["url"])
     zh = text_of(page(client, f"/e/{estimate['id']}"))
-    assert "同口径比较：人均数字只计 CO₂，因此这里比较的是你碳足迹中的 2.1 t CO₂，而非总计 4.2 t。" in zh
+    assert "你碳足迹中只计 CO₂ 的各项是中国人均年排放量的 25%。" in zh
+    assert ("同口径比较：人均数字只计 CO₂，因此只与你碳足迹中同样只计 CO₂ 的各项（2.1 t）比较，"
+            "而非总计 4.2 t。") in zh
 
 
 def test_life_footprint_against_a_co2e_benchmark_compares_the_whole_total(client, services):
@@ -180,6 +245,11 @@ def test_the_gases_a_factor_counts(factor, label):
 @pytest.mark.parametrize("value, size", [(3, 3), ("2", 2), (None, 1), (0, 1), (-4, 1), ("many", 1), ([], 1)])
 def test_a_lines_party_size_is_a_whole_number_of_people(value, size):
     assert render.party_size({"party_size": value}) == size
+
+
+@pytest.mark.parametrize("share, divided", [(0.333333, True), (1, False), (1.0, False), ("x", True)])
+def test_a_line_is_divided_when_its_share_is_below_one(share, divided):
+    assert render.divided({"share": share}) is divided
 
 
 def test_radiative_forcing_is_read_from_the_flight_lines():

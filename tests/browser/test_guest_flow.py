@@ -20,7 +20,8 @@ TEXTS = {
               "name": "证书和排行榜上显示的名字", "organization": "单位（选填）", "continue": "去支付",
               "demo": "测试支付", "pay": "支付", "certificate": "查看我的证书",
               "rank": re.compile(r"我是第 [\d,]+ 名，共 [\d,]+ 人"),
-              "leaderboard": "查看排行榜", "holder": "李雷", "me": "我"},
+              "leaderboard": "查看排行榜", "holder": "李雷", "me": "我",
+              "together": "同行人数", "rf": "含辐射强迫", "rf_about": "航班与辐射强迫"},
     "en-US": {"cta": "I want to be carbon neutral", "flight": "Flight", "hotel": "Hotel",
               "from": "From (airport code)", "to": "To (airport code)", "nights": "Nights",
               "calculate": "Calculate my footprint", "empty": "Fill in at least one activity.",
@@ -30,7 +31,9 @@ TEXTS = {
               "continue": "Continue to payment", "demo": "Sandbox — no money moves", "pay": "Pay",
               "certificate": "See my certificate",
               "rank": re.compile(r"I am No\. [\d,]+ of [\d,]+ at First China"),
-              "leaderboard": "See the leaderboard", "holder": "Li Lei", "me": "me"},
+              "leaderboard": "See the leaderboard", "holder": "Li Lei", "me": "me",
+              "together": "Travelling together", "rf": "With radiative forcing",
+              "rf_about": "Flights and radiative forcing"},
 }
 
 
@@ -73,6 +76,7 @@ def test_guest_goes_from_the_scene_to_a_certificate_and_a_rank(phone, stack, loc
     expect(page.get_by_label(t["from"])).to_have_attribute("aria-invalid", "true")
     expect(page.locator(".form-error")).to_have_text(t["invalid"])
     page.get_by_label(t["from"]).fill("pek")
+    expect(page.get_by_label(t["together"])).to_have_value("1")   # one guest's footprint
     page.locator("summary", has_text=t["hotel"]).first.click()
     page.get_by_label(t["nights"]).fill("2")
     guest.shot("02-form")
@@ -81,6 +85,11 @@ def test_guest_goes_from_the_scene_to_a_certificate_and_a_rank(phone, stack, loc
     page.wait_for_url(re.compile(r"/e/[0-9a-f-]+$"))
     expect(page.locator(".total strong")).to_contain_text("kg")
     expect(page.locator("svg.chart .bar")).to_have_count(2)  # flights and accommodation
+    # Radiative forcing, said in plain words, with the totals with and without it.
+    expect(page.locator(".rf-totals")).to_contain_text(t["rf"])
+    expect(page.locator("#radiative-forcing h2")).to_have_text(t["rf_about"])
+    expect(page.locator("#radiative-forcing .rf-note")).not_to_be_empty()
+    expect(page.locator(".lines .rf-figures")).to_contain_text(t["rf"])
     guest.shot("03-result")
 
     page.get_by_label(t["name"]).fill(holder)
@@ -146,6 +155,8 @@ def test_life_footprint_flow(phone):
     page = guest.page
     page.goto("/footprint")
     page.get_by_label("Electricity per month").fill("200")
+    page.get_by_label("Province (power grid)").select_option("CN-SC")
+    page.locator("#life-1-party_size").fill("2")                   # a household of two
     page.get_by_label("Natural gas per month").fill("15")
     page.get_by_label("Car distance per week").fill("120")
     page.get_by_label("Metro distance per week").fill("40")
@@ -159,6 +170,11 @@ def test_life_footprint_flow(phone):
     expect(page.locator("svg.chart .bar")).to_have_count(4 + 2)  # four categories; you and the average
     comparison = re.compile(r"of the average yearly emissions per person in China|times the average")
     expect(page.get_by_text(comparison)).to_be_visible()
+    # The province and the household the form sent, on the electricity line; the flights' RF.
+    electricity = page.locator(".lines li", has_text="Electricity")
+    expect(electricity).to_contain_text("Power grid: Sichuan")
+    expect(electricity).to_contain_text("Shared by 2 people, 1/2 each")
+    expect(page.locator(".rf-totals")).to_contain_text("With radiative forcing")
     guest.shot("02-result")
     page.get_by_label("Name on the certificate and the leaderboard").fill("Life Tester")
     page.get_by_role("button", name="Continue to payment").click()
