@@ -165,8 +165,12 @@ def total_gases(items: list[dict] | None) -> Gases:
 
 
 def listing(words) -> str:
-    """Words as a list in the page's language: "Electricity and Natural gas", "电力和天然气"."""
-    return format_list(list(words), locale=str(get_locale() or "zh")) if words else ""
+    """Labels as a list in the page's language: "Electricity and natural gas", "用电和天然气"
+    (in English, a label inside the sentence loses its capital)."""
+    words, locale = [str(word) for word in words], str(get_locale() or "zh")
+    if locale.startswith("en"):
+        words = words[:1] + [word[:1].lower() + word[1:] for word in words[1:]]
+    return format_list(words, locale=locale) if words else ""
 
 
 @dataclass(frozen=True)

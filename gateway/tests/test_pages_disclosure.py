@@ -101,7 +101,7 @@ def test_each_line_shows_its_gases_and_the_total_names_the_co2_only_lines(client
     assert "4.2 t CO₂e 每年" in zh
     assert "用电和天然气：按其公布的排放因子只计二氧化碳（CO₂）" in zh
     en = text_of(page(client, "/e/est-life", lang="en"))
-    assert "Electricity and Natural gas: CO₂ only" in en
+    assert "Electricity and natural gas: CO₂ only" in en
 
 
 def test_a_total_of_co2_only_lines_is_labelled_co2(client, services):
