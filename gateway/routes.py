@@ -33,6 +33,8 @@ OPERATOR_ROUTES: tuple[tuple[frozenset[str], re.Pattern, str], ...] = tuple(
     (methods, re.compile(pattern), scope) for methods, pattern, scope in (
         (WRITES, r"/api/v1/scenes(/.*)?", "scenes"),
         (READS, r"/api/v1/scenes/[^/]+/report", "scenes"),   # the event report (gateway/event_report.py)
+        # An organiser's venue energy, catering and waste are theirs to publish (in the report), not public.
+        (READS, r"/api/v1/scenes/[^/]+/organiser-inputs", "scenes"),
         (WRITES, r"/api/v1/projects(/.*)?", "projects"),
         (READS, r"/api/v1/orders", "projects"),              # the list; one order by id is public
         (ALL_METHODS, r"/api/v1/settlements(/.*)?", "projects"),

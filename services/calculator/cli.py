@@ -9,8 +9,9 @@ from flask import Flask
 from . import factor_sets, service
 from .wiring import unit_of_work
 
-# One scene of every type; the forum is the platform's first real event.
-DEMO_SCENES = (
+# One scene of every type; the forum is the platform's first real event. All are in
+# Chengdu, so their venues' electricity is priced with Sichuan's grid factor.
+DEMO_SCENES = tuple({**scene, "province": "CN-SC"} for scene in (
     {"slug": "cdcn-forum-2021", "type": "conference", "name": "首届中国数字碳中和高峰论坛",
      "name_en": "First China Digital Carbon Neutrality Forum", "location": "成都 Chengdu",
      "starts_on": date(2021, 9, 7)},
@@ -22,7 +23,7 @@ DEMO_SCENES = (
      "name_en": "Kuanzhai Alley Sichuan Kitchen (demo)", "location": "成都市青羊区 Qingyang District, Chengdu"},
     {"slug": "chengdu-demo-hotel", "type": "hotel", "name": "天府大道酒店（示例）",
      "name_en": "Tianfu Avenue Hotel (demo)", "location": "成都市高新区 High-tech Zone, Chengdu"},
-)
+))
 
 
 def load_all_factor_sets() -> list[str]:
