@@ -72,8 +72,9 @@ class OrganiserFootprint:
 def _line(type_: str, category: str, kg: Decimal, factor: Factor, details: dict, terms: list[str],
           parameters: tuple[Factor, ...] = ()) -> OrganiserLine:
     kg = round3(kg)
+    # The line counts what its factor counts: the grid's factor is CO2 only (MEE).
     return OrganiserLine(type=type_, category=category, kg=kg, factor=factor, parameters=parameters,
-                         details=details, calculation=f"{formula(terms)} = {fmt(kg)} kg CO2e")
+                         details=details, calculation=f"{formula(terms)} = {fmt(kg)} kg {factor.gases or 'CO2e'}")
 
 
 def venue_electricity(kwh: Decimal, grid: Factor) -> OrganiserLine:

@@ -27,7 +27,7 @@ def factor(key: str, value: str, unit: str) -> Factor:
                   year=2024, citation="P 2024", url="https://example.org")
 
 
-GRID = factor("electricity", "0.5306", "kg CO2e per kWh")
+GRID = factor("electricity", "0.5306", "kg CO2 per kWh")
 SICHUAN = factor("electricity.CN-SC", "0.1404", "kg CO2 per kWh")
 SET = FactorSet(version="2099.1", title="test", description="", factors={
     f.key: f for f in (
@@ -47,7 +47,7 @@ def test_venue_electricity_is_kwh_times_the_grid_factor_given():
     (line,) = national.lines
     assert (line.type, line.category, line.kg) == ("electricity", "venue_energy", D("6367.200"))
     assert line.factor is GRID
-    assert line.calculation == "12000 kWh × 0.5306 kg CO2e per kWh = 6367.2 kg CO2e"
+    assert line.calculation == "12000 kWh × 0.5306 kg CO2 per kWh = 6367.2 kg CO2"  # the grid counts CO2 only
     # The venue's province decides the grid: the caller passes its factor.
     (regional,) = footprint(grid=SICHUAN, venue_kwh=D("12000")).lines
     assert regional.kg == D("1684.800") and regional.factor is SICHUAN
