@@ -12,7 +12,7 @@ test: setup     ## the whole suite: unit tests and end-to-end tests with real Re
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-faults: setup  ## fault tests: workers killed mid-render, Redis stopped, services down, duplicates
-	$(VENV)/bin/pytest tests/test_faults.py -m faults -q -s $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/test_faults*.py -m faults -q -s $(PYTEST_ARGS)
 
 test-compose: setup  ## the Docker Compose stack built, started, scaled and driven (installs/starts dockerd if needed)
 	@scripts/test-compose.sh
