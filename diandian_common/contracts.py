@@ -277,6 +277,11 @@ class RevokeContributionSchema(Payload):
     order_id = Text(128)
 
 
+class ContributionRecordedSchema(Payload):
+    message_type = OrderRef
+    order_id = Text(128, metadata={"description": "the order whose contribution ranking holds"})
+
+
 @dataclass(frozen=True)
 class PrerenderScene:
     slug: str
@@ -335,7 +340,14 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "notification was lost), closes the trades of orders whose payment window passed "
              "before cancelling them, and confirms refunds the providers finished"),
     Contract("orders.resend_stuck", EmptySchema, _BEAT,
-             "sends the next step again for orders stuck in `paid` or `retired`"),
+             "sends the step that moves an order on again for orders stuck in `paid` "
+             "(`orders.retire_credits`) or `retired` (`certificates.render`)"),
+    Contract("orders.audit_pipeline", EmptySchema, _BEAT,
+             "sends `ranking.record` again for retired orders whose contribution ranking has not "
+             "acknowledged (`orders.contribution_recorded`)"),
+    Contract("orders.contribution_recorded", ContributionRecordedSchema,
+             "ranking, after it recorded the order's contribution (again on every redelivery)",
+             "notes that ranking holds the order's contribution, so the pipeline audit stops asking"),
     Contract("orders.purge_idempotency_keys", EmptySchema, _BEAT, "forgets idempotency keys past their TTL"),
     Contract("orders.dispatch_webhooks", EmptySchema, _BEAT, "queues the webhook deliveries that are due"),
     Contract("certificates.render", RenderCertificateSchema,
@@ -350,8 +362,9 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "changes nothing"),
     Contract("certificates.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
     Contract("ranking.record", RecordContributionSchema,
-             "orders, once the order's credits are retired",
-             "counts the order's kilograms once on every board it belongs to"),
+             "orders, once the order's credits are retired (and again until ranking acknowledges it)",
+             "counts the order's kilograms once on every board it belongs to, then sends "
+             "`orders.contribution_recorded`"),
     Contract("ranking.revoke", RevokeContributionSchema,
              "certificates, when a certificate is revoked",
              "takes the order's kilograms off every board once"),

@@ -108,6 +108,10 @@ class _Metrics:
         self.task_duration = Histogram(
             "celery_task_duration_seconds", "Run time of a task execution, whatever its outcome",
             ["service", "task"], buckets=TASK_BUCKETS)
+        self.pipeline_resent = Counter(
+            "pipeline_resent", "Pipeline messages sent again by a repair task because their answer "
+            "(the next status, or an acknowledgement) did not come in time, by task name",
+            ["service", "task"])
 
 
 @functools.cache
@@ -314,6 +318,13 @@ def _on_failure(sender=None, **_):
 
 def _on_retry(sender=None, **_):
     _count(getattr(sender, "app", None), getattr(sender, "name", None), "retried")
+
+
+def count_pipeline_resent(service: str, task_name: str, count: int = 1) -> None:
+    """``count`` messages of ``task_name`` sent again by ``service``'s repair tasks (after
+    their transaction committed: a re-send rolled back is no re-send)."""
+    if count:
+        _metrics().pipeline_resent.labels(service, task_name).inc(count)
 
 
 class _QuietHandler(WSGIRequestHandler):

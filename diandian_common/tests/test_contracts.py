@@ -34,6 +34,7 @@ AS_SENT = {
     "orders.certificate_revoked": {"order_id": "ord_7f3a9c2e", "certificate_id": "cert_0123456789abcdef0123",
                                    "reason": "refunded", "refund": True},
     "ranking.revoke": {"order_id": "ord_7f3a9c2e"},
+    "orders.contribution_recorded": {"order_id": "ord_7f3a9c2e"},
     "orders.deliver_webhook": {"delivery_id": 42},
     "orders.send_refund": {"refund_id": 7},
     "calculator.prerender_scene": {"slug": "expo-2026"},

@@ -133,6 +133,9 @@ class Order(Base):
     # Set once when the certificates service reports the certificate revoked.
     certificate_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Set once when the ranking service acknowledges the order's contribution
+    # (orders.contribution_recorded); until then the pipeline audit sends ranking.record again.
+    ranked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
     project: Mapped[Project] = relationship()
@@ -287,6 +290,23 @@ class PaymentEvent(Base):
 
 class OutboxMessage(OutboxMixin, Base):
     __tablename__ = "outbox"
+
+
+class PipelineResend(Base):
+    """A message the repair tasks (``orders.resend_stuck``, ``orders.audit_pipeline``) sent
+    again for an order: how many times, and when it may go again.
+
+    Each re-send waits twice as long as the one before (ordering/resends.py): a consumer still
+    retrying the previous copy through an outage (storage, Redis) must not be handed a new
+    retry chain on every pass."""
+
+    __tablename__ = "pipeline_resends"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    task_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    resends: Mapped[int] = mapped_column(Integer, default=0)
+    last_resent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 # --- settlement -----------------------------------------------------------------------

@@ -6,8 +6,10 @@ from diandian_common.contracts import load
 
 from .ledger.tasks import retire_credits
 from .ordering.tasks import (
+    audit_pipeline,
     certificate_issued,
     certificate_revoked,
+    contribution_recorded,
     expire_unpaid,
     purge_idempotency_keys,
     resend_stuck,
@@ -16,9 +18,9 @@ from .payments.tasks import reconcile_payments, send_refund
 from .webhooks.tasks import deliver_webhook, dispatch_webhooks
 from .wiring import celery, wiring
 
-__all__ = ["celery", "certificate_issued", "certificate_revoked", "deliver_webhook", "dispatch_webhooks",
-           "expire_unpaid", "purge_idempotency_keys", "reconcile_payments", "relay_outbox", "resend_stuck",
-           "retire_credits", "send_refund"]
+__all__ = ["audit_pipeline", "celery", "certificate_issued", "certificate_revoked", "contribution_recorded",
+           "deliver_webhook", "dispatch_webhooks", "expire_unpaid", "purge_idempotency_keys",
+           "reconcile_payments", "relay_outbox", "resend_stuck", "retire_credits", "send_refund"]
 
 
 @celery.task(name="orders.relay_outbox")

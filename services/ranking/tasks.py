@@ -8,6 +8,8 @@ rather than one unit of work: the database step commits in a unit of work of its
 before the boards in Redis change (ranking/service.py says why).
 
 All three are idempotent. A payload that breaks its contract fails at once, untouched.
+``ranking.record`` ends by acknowledging the contribution to orders
+(``orders.contribution_recorded``), which sends it again until it hears that.
 Temporary failures (Redis or the database unreachable, a rebuild holding the boards) are
 retried with backoff; the reconciliation repairs whatever still slips through.
 """
@@ -17,9 +19,11 @@ import logging
 from dataclasses import asdict
 
 import redis
+from kombu.exceptions import KombuError
 from sqlalchemy.exc import OperationalError
 
-from diandian_common.contracts import load
+from diandian_common.celery_app import send
+from diandian_common.contracts import build, load
 
 from . import reconcile as reconciliation
 from . import service, settings, store
@@ -45,7 +49,20 @@ def record(self, payload: dict) -> dict:
         outcome = service.record(unit_of_work, store.writer(), message, settings.now())
     except TEMPORARY_ERRORS as exc:
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
+    acknowledge(message.order_id)
     return asdict(outcome)
+
+
+def acknowledge(order_id: str) -> None:
+    """Tell orders that the contribution is recorded (``orders.contribution_recorded``),
+    every time, a repeated record included: orders sends ``ranking.record`` again until it
+    hears this. Sent directly, not through an outbox: an acknowledgement lost on the way is
+    asked for again by orders' pipeline audit, and the contribution stays recorded either way."""
+    try:
+        send(celery, "orders.contribution_recorded", build("orders.contribution_recorded", order_id=order_id))
+    except (KombuError, redis.RedisError, OSError) as exc:
+        log.warning("could not acknowledge the contribution of order %s (%s); orders' pipeline audit "
+                    "will send ranking.record again", order_id, exc, extra={"order_id": order_id})
 
 
 @celery.task(name="ranking.revoke", bind=True, max_retries=MAX_RETRIES)

@@ -2,8 +2,11 @@
 commands reach its database (``wiring.unit_of_work()``). ``create_app`` binds the database
 URL it was given; a worker uses ``RANKING_DATABASE_URL``/``DATABASE_URL``.
 
-The ranking service sends no messages, so it has no outbox: its units of work only commit.
-Its other store, the Redis boards, is reached through :mod:`ranking.store`.
+The ranking service has no outbox: its units of work only commit. The one message it sends,
+the acknowledgement of a recorded contribution (``orders.contribution_recorded``), goes
+straight to the broker after the record: orders asks again for any that is lost (its
+pipeline audit), so it needs no transaction. Its other store, the Redis boards, is reached
+through :mod:`ranking.store`.
 """
 from __future__ import annotations
 

@@ -6,9 +6,10 @@ packages share) and checks the order's status first, so running it twice has one
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from diandian_common import config
@@ -25,6 +26,7 @@ from ..records import lock_name, lock_order, lock_project, new_id
 from ..webhooks import service as webhooks
 from ..webhooks.domain import rules as webhook_rules
 from . import lifecycle as moves
+from . import resends
 from .domain import fairness, lifecycle, pricing
 from .views import created_view, order_view
 
@@ -230,18 +232,77 @@ def revoke_certificate(uow: UnitOfWork, *, order_id: str, certificate_id: str, r
 
 
 # --- repair ---------------------------------------------------------------------------
+#
+# Two periodic tasks send again what an order is waiting for; a message lost anywhere (an
+# unsynced AOF tail, a failover to a lagging replica) is sent again, and every consumer is
+# idempotent, so it is applied once:
+# - resend_stuck: orders whose status stands still, waiting for the answer that moves them
+#   on: `paid` for its retirement (orders.retire_credits), `retired` for its certificate
+#   (certificates.render, answered by orders.certificate_issued);
+# - audit_pipeline: what no status shows, ranking's acknowledgement of the order's
+#   contribution (ranking.record, answered by orders.contribution_recorded).
+# Both go through resends.py, so a re-sent message waits for the retries of the one before.
 
-def resend_stuck(uow: UnitOfWork, older_than: timedelta, limit: int = 200) -> int:
-    """Re-send the next step of orders stuck in ``paid`` or ``retired`` (receivers are idempotent)."""
+STUCK_STEP = {lifecycle.PAID: (lifecycle.RETIREMENT_REQUESTED, "orders.retire_credits", Order.paid_at),
+              lifecycle.RETIRED: (lifecycle.CERTIFICATE_REQUESTED, "certificates.render", Order.retired_at)}
+RANKED_STATUSES = (lifecycle.RETIRED, lifecycle.COMPLETED)
+
+
+def resend_stuck(uow: UnitOfWork, older_than: timedelta, limit: int = 200,
+                 now: datetime | None = None) -> dict[str, int]:
+    """Re-send the step of orders stuck in ``paid`` or ``retired`` for longer than
+    ``older_than``, unless it was re-sent too recently; the messages sent, by task name."""
     session = uow.session
-    cutoff = utcnow() - older_than
-    resent = 0
-    stuck_paid = select(Order).where(Order.status == lifecycle.PAID, Order.paid_at <= cutoff).limit(limit)
-    for order in session.scalars(stuck_paid).all():
-        moves.announce(session, order, (lifecycle.RETIREMENT_REQUESTED,))
-        resent += 1
-    stuck_retired = select(Order).where(Order.status == lifecycle.RETIRED, Order.retired_at <= cutoff).limit(limit)
-    for order in session.scalars(stuck_retired).all():
-        moves.announce(session, order, lifecycle.MOVES["retire"].events)
-        resent += 1
+    now = now or utcnow()
+    resent = {}
+    for status, (event, task_name, since) in STUCK_STEP.items():
+        stuck = resends.due(select(Order).where(Order.status == status, since <= now - older_than),
+                            task_name, now).order_by(since).limit(limit)
+        orders = session.scalars(stuck).all()
+        for order in orders:
+            moves.announce(session, order, (event,))
+            resends.note(session, order, task_name, older_than, now)
+        resent[task_name] = len(orders)
     return resent
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    unacknowledged: int   # orders retired over the grace ago whose contribution ranking never confirmed
+    resent: int           # of them, those whose ranking.record was sent again now
+
+    @property
+    def waiting(self) -> int:
+        """Sent again recently (or beyond this pass's batch): their turn comes later."""
+        return self.unacknowledged - self.resent
+
+
+def audit_pipeline(uow: UnitOfWork, grace: timedelta, limit: int = 500,
+                   now: datetime | None = None) -> AuditReport:
+    """Send ``ranking.record`` again for retired orders whose contribution ranking has not
+    acknowledged within ``grace``, at most ``limit`` per pass (orders retired before the
+    acknowledgement existed are asked about in batches, not all at once). An order whose
+    certificate was revoked is left alone: its kilograms must not reach the boards now."""
+    session = uow.session
+    now = now or utcnow()
+    unacknowledged = select(Order).where(Order.status.in_(RANKED_STATUSES), Order.ranked_at.is_(None),
+                                         Order.certificate_revoked_at.is_(None),
+                                         Order.retired_at <= now - grace)
+    found = session.scalar(select(func.count()).select_from(unacknowledged.subquery())) or 0
+    orders = session.scalars(resends.due(unacknowledged, "ranking.record", now)
+                             .order_by(Order.retired_at).limit(limit)).all()
+    for order in orders:
+        moves.announce(session, order, (lifecycle.CONTRIBUTION_REQUESTED,))
+        resends.note(session, order, "ranking.record", grace, now)
+    return AuditReport(unacknowledged=found, resent=len(orders))
+
+
+def contribution_recorded(uow: UnitOfWork, order_id: str) -> bool:
+    """Ranking holds the order's contribution; whether this is the first time it said so."""
+    acknowledged = uow.session.execute(update(Order).where(Order.id == order_id, Order.ranked_at.is_(None))
+                                       .values(ranked_at=utcnow()))
+    if acknowledged.rowcount:
+        return True
+    if uow.session.get(Order, order_id) is None:
+        log.warning("ranking acknowledged the contribution of unknown order %s", order_id)
+    return False

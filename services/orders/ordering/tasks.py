@@ -1,4 +1,5 @@
-"""Tasks of ordering: the certificate's arrival and revocation, expiry, repair, key purge."""
+"""Tasks of ordering: the certificate's arrival and revocation, ranking's acknowledgement, expiry,
+repair (stuck orders, the pipeline audit), key purge."""
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,9 @@ from datetime import timedelta
 
 from diandian_common import config
 from diandian_common.contracts import InvalidMessage, load
+from diandian_common.metrics import count_pipeline_resent
 
-from ..wiring import RETRY, celery, unit_of_work
+from ..wiring import RETRY, celery, pipeline_audit_seconds, unit_of_work
 from . import service
 
 log = logging.getLogger(__name__)
@@ -49,15 +51,49 @@ def expire_unpaid(payload: dict | None = None) -> int:
         return service.expire_unpaid(uow)
 
 
+def stuck_after() -> timedelta:
+    return timedelta(seconds=config.env_int("ORDERS_STUCK_AFTER_SECONDS", 300))
+
+
 @celery.task(name="orders.resend_stuck", **RETRY)
 def resend_stuck(payload: dict | None = None) -> int:
     load("orders.resend_stuck", payload)
-    threshold = timedelta(seconds=config.env_int("ORDERS_STUCK_AFTER_SECONDS", 300))
     with unit_of_work() as uow:
-        count = service.resend_stuck(uow, threshold)
-    if count:
-        log.warning("re-sent the next step of %d stuck orders", count)
-    return count
+        resent = service.resend_stuck(uow, stuck_after())
+    for task_name, count in resent.items():
+        count_pipeline_resent("orders", task_name, count)
+    total = sum(resent.values())
+    if total:
+        log.warning("re-sent the next step of %d stuck orders: %s", total,
+                    ", ".join(f"{count} × {name}" for name, count in resent.items() if count))
+    return total
+
+
+@celery.task(name="orders.audit_pipeline", **RETRY)
+def audit_pipeline(payload: dict | None = None) -> dict:
+    """Ask ranking again about the contributions it never acknowledged (service.audit_pipeline)."""
+    load("orders.audit_pipeline", payload)
+    grace = timedelta(seconds=pipeline_audit_seconds())
+    with unit_of_work() as uow:
+        report = service.audit_pipeline(uow, grace)
+    count_pipeline_resent("orders", "ranking.record", report.resent)
+    counts = {"unacknowledged": report.unacknowledged, "resent": report.resent, "waiting": report.waiting}
+    if report.unacknowledged:
+        log.warning("pipeline audit: %d retired orders without ranking's acknowledgement after %d s: "
+                    "ranking.record sent again for %d, %d wait for an earlier copy",
+                    report.unacknowledged, grace.total_seconds(), report.resent, report.waiting, extra=counts)
+    else:
+        log.info("pipeline audit: ranking acknowledged every order retired over %d s ago",
+                 grace.total_seconds(), extra=counts)
+    return counts
+
+
+@celery.task(name="orders.contribution_recorded", **RETRY)
+def contribution_recorded(payload: dict) -> bool:
+    """Ranking holds the order's contribution: the pipeline audit stops asking for it."""
+    order_id = load("orders.contribution_recorded", payload).order_id
+    with unit_of_work() as uow:
+        return service.contribution_recorded(uow, order_id)
 
 
 @celery.task(name="orders.purge_idempotency_keys", **RETRY)
