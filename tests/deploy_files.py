@@ -372,3 +372,58 @@ def http_status(url: str, auth: tuple[str, str] | None = None) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+# --- what the processes write: a read-only root filesystem with writable mounts only there ---
+
+# Every container's scratch (Python's tempfile, gunicorn's heartbeat files and control socket,
+# Celery beat's schedule, fontconfig's cache: deploy/Dockerfile points XDG_* there).
+SCRATCH = "/tmp"
+# PROMETHEUS_MULTIPROC_DIR, the same in both deployments.
+METRICS_DIR = "/run/prometheus"
+# Where the worker serves its metrics, in both deployments.
+WORKER_METRICS_PORT = 9100
+# The user the Dockerfile creates and every process runs as.
+IMAGE_UID = 10001
+
+
+def writes_var_dir(app: str) -> bool:
+    """Whether ``app``'s own code (gateway, or a service) writes under VAR_DIR (config.var_dir()):
+    the calculator's render cache, the certificate PDFs and font subsets, WeChat Pay's
+    platform certificates, the gateway's compiled translations."""
+    package = ROOT / "gateway" if app == GATEWAY else ROOT / "services" / app
+    return any("var_dir()" in path.read_text() for path in package.rglob("*.py") if "tests" not in path.parts)
+
+
+def needs_var_dir(args: list[str]) -> bool:
+    """Whether a command's processes write VAR_DIR: an API, a worker or a job building the app
+    of a service that writes there. A scheduler only sends tasks, it runs none."""
+    return any(writes_var_dir(process.removesuffix("-worker")) for process in processes_of(args)
+               if not process.endswith("-beat"))
+
+
+def node_name(args: list[str]) -> str | None:
+    """The Celery node name a worker or scheduler answers pings on, with %h as the shell's
+    $HOSTNAME (which it is in a container and a pod); None for other commands."""
+    name = option(args, "-n", "--hostname")
+    return name.replace("%h", "$HOSTNAME") if name else None
+
+
+def celery_ping(command: str) -> dict[str, str | None]:
+    """What a healthcheck's or probe's shell command pings: broker and destination."""
+    args = shlex.split(command)
+    assert args[:1] == ["celery"] and args[3:5] == ["inspect", "ping"], command
+    return {"broker": option(args, "--broker", "-b"), "destination": option(args, "--destination", "-d"),
+            "timeout": option(args, "--timeout", "-t")}
+
+
+def is_scheduler(args: list[str]) -> bool:
+    return args[:1] == ["celery"] and "beat" in args
+
+
+def is_worker(args: list[str]) -> bool:
+    return args[:1] == ["celery"] and "worker" in args
+
+
+def runs_gunicorn(args: list[str]) -> bool:
+    return args[:1] == ["gunicorn"]

@@ -27,16 +27,26 @@ from diandian_common import config, deployment
 from diandian_common.migrate import DATABASES
 from tests.deploy_files import (
     GATEWAY_WECHAT_SETTINGS,
+    IMAGE_UID,
+    METRICS_DIR,
     PAYMENT_KEYS_MOUNT,
     PAYMENT_PROCESSES,
     PAYMENT_SETTINGS,
+    SCRATCH,
     SECRET_NAME,
     WITHHELD,
+    WORKER_METRICS_PORT,
     MissingVariable,
+    celery_ping,
     interpolated,
+    is_scheduler,
+    is_worker,
+    needs_var_dir,
+    node_name,
     operator_environment,
     option,
     processes_of,
+    runs_gunicorn,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -630,3 +640,151 @@ def test_a_live_merchant_configuration_passes_every_orders_process(raw_compose, 
                 running_in(environment(services[name]), patch)
                 assert any("WECHATPAY_PUBLIC_KEY_FILE" in p and "does not exist" in p
                            for p in deployment.problems(process)), name
+
+
+# --- unprivileged, read-only, limited, health-checked, metrics summed ---------------------
+
+
+def tmpfs_mounts(service: dict) -> dict[str, dict[str, str]]:
+    """The service's tmpfs mounts: target → options (``uid=10001,mode=0700`` → a dict)."""
+    entries = service.get("tmpfs") or []
+    mounts = {}
+    for entry in [entries] if isinstance(entries, str) else entries:
+        target, _, options = entry.partition(":")
+        mounts[target] = dict(item.partition("=")[::2] for item in options.split(",") if item)
+    return mounts
+
+
+def volume_targets(service: dict) -> dict[str, str]:
+    """Target → mode (``rw``/``ro``) of the service's volumes and bind mounts."""
+    targets = {}
+    for volume in service.get("volumes") or []:
+        parts = volume.split(":")
+        targets[parts[1]] = parts[2] if len(parts) > 2 else "rw"
+    return targets
+
+
+def image_user() -> tuple[int, int]:
+    dockerfile = DOCKERFILE.read_text()
+    uid = int(re.search(r"useradd\b.*--uid (\d+)", dockerfile).group(1))
+    gid = int(re.search(r"groupadd\b.*--gid (\d+)", dockerfile).group(1))
+    return uid, gid
+
+
+def test_every_application_container_runs_as_the_images_unprivileged_user(services):
+    """Said in the compose file too, so an image built otherwise cannot bring root back."""
+    uid, gid = image_user()
+    assert uid == IMAGE_UID != 0 and gid != 0
+    users = re.findall(r"^USER (\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    assert users and users[-1] != "root", "the image's last USER is the one processes run as"
+    for name, svc in app_services(services).items():
+        assert svc.get("user") == f"{uid}:{gid}", name
+        assert not svc.get("privileged") and not svc.get("cap_add"), name
+
+
+def test_every_application_container_has_a_read_only_root_and_its_own_scratch(services):
+    for name, svc in app_services(services).items():
+        assert svc.get("read_only") is True, name
+        assert SCRATCH in tmpfs_mounts(svc), f"{name} has no writable {SCRATCH}"
+
+
+def test_var_dir_is_writable_exactly_where_the_code_writes_it(services):
+    """VAR_DIR is a private tmpfs (or the certificates' PDF volume) for the processes whose
+    code writes there, and stays read-only for the others (ranking, the schedulers, the
+    migrations, Flower)."""
+    writers = set()
+    for name, svc in app_services(services).items():
+        var_dir = environment(svc)["VAR_DIR"]
+        writable = var_dir in tmpfs_mounts(svc) or volume_targets(svc).get(var_dir) == "rw"
+        assert writable == needs_var_dir(argv(svc)), f"{name}: VAR_DIR writable={writable}"
+        if writable:
+            writers.add(name)
+    assert writers >= {"calculator", "orders", "certificates", "gateway", "certificates-worker", "seed",
+                       "gateway-keys"}
+    assert not writers & {"ranking", "ranking-worker", "flower", *(f"{s}-beat" for s in config.SERVICES)}
+
+
+def test_writable_mounts_are_private_to_the_images_user(services):
+    """Every tmpfs but /tmp is the image user's alone (0700), as VAR_DIR would be on disk;
+    the merchant's keys are mounted read-only, the PDFs' volume is the only shared one."""
+    uid, gid = image_user()
+    for name, svc in app_services(services).items():
+        for target, options in tmpfs_mounts(svc).items():
+            if target != SCRATCH:
+                assert options == {"uid": str(uid), "gid": str(gid), "mode": "0700"}, f"{name}: {target}"
+        for target, mode in volume_targets(svc).items():
+            assert mode == "ro" or target == environment(svc)["VAR_DIR"], f"{name}: {target} is writable"
+
+
+def test_gunicorn_and_celery_workers_sum_their_metrics_over_their_processes(services):
+    """PROMETHEUS_MULTIPROC_DIR on a private tmpfs for every process that forks (gunicorn's
+    workers, Celery's prefork children): otherwise each scrape answers from one process and
+    Prometheus sees the counters jump. Workers serve them on their port, unpublished."""
+    forking = {name for name, svc in app_services(services).items()
+               if runs_gunicorn(argv(svc)) or is_worker(argv(svc))}
+    assert forking == {GATEWAY, *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES)}
+    for name in forking:
+        svc = services[name]
+        directory = environment(svc).get("PROMETHEUS_MULTIPROC_DIR")
+        assert directory == METRICS_DIR, name
+        assert directory in tmpfs_mounts(svc), f"{name}: the metrics directory must be the container's own"
+    for name, svc in app_services(services).items():
+        if is_worker(argv(svc)):
+            assert environment(svc)["WORKER_METRICS_PORT"] == str(WORKER_METRICS_PORT), name
+            assert not published_ports(svc), name
+        else:
+            assert "WORKER_METRICS_PORT" not in environment(svc), name
+
+
+def test_every_service_has_cpu_and_memory_limits(services):
+    """Service-level cpus and mem_limit, which docker-compose 1.29 and docker compose v2 both
+    apply (1.29 ignores `deploy` without --compatibility)."""
+    for name, svc in services.items():
+        assert float(svc["cpus"]) > 0, name
+        assert re.fullmatch(r"\d+[mg]", str(svc["mem_limit"])), name
+        assert "deploy" not in svc, f"{name}: docker-compose 1.29 ignores deploy.resources"
+
+
+@pytest.mark.parametrize("kind", ["worker", "beat"])
+def test_workers_and_schedulers_are_health_checked_by_pinging_their_own_node(services, kind):
+    """Each worker and scheduler answers `celery inspect ping` addressed to its own node name
+    (%h is the container's host name, $HOSTNAME in the healthcheck's shell); a scheduler
+    answers only with remote control on, and only while its loop ticks."""
+    found = {}
+    for name, svc in app_services(services).items():
+        args = argv(svc)
+        if not (is_worker(args) if kind == "worker" else is_scheduler(args)):
+            continue
+        test = svc["healthcheck"]["test"]
+        assert test[0] == "CMD-SHELL" and len(test) == 2, name
+        ping = celery_ping(test[1])
+        assert ping["broker"] == "${CELERY_BROKER_URL:-$REDIS_URL}", name
+        service = option(args, "-A", "--app").split(".")[0]
+        expected = f"{service}@%h" if kind == "worker" else f"{service}-beat@%h"
+        assert option(args, "-n", "--hostname") == expected, name
+        assert ping["destination"] == node_name(args) == expected.replace("%h", "$HOSTNAME"), name
+        if kind == "beat":
+            assert "--enable-remote-control" in args, f"{name} would never answer the ping"
+            # The schedule is written on the scratch tmpfs.
+            assert option(args, "--schedule", "-s").startswith(SCRATCH + "/"), name
+        check = svc["healthcheck"]
+        assert float(ping["timeout"]) < int(check["timeout"].rstrip("s")), "the ping must end before Docker cuts it"
+        found[name] = ping["destination"]
+    expected = [f"{s}-{kind}" for s in (config.SERVICES if kind == "worker" else services_with_periodic_tasks())]
+    assert sorted(found) == sorted(expected)
+    assert len(set(found.values())) == len(found), "two services answer to the same node name"
+
+
+def test_every_long_running_process_is_health_checked(services):
+    """Jobs exit; everything else says whether it works (`docker compose ps`, depends_on)."""
+    for name, svc in services.items():
+        if svc.get("restart") != "no":
+            assert "healthcheck" in svc, name
+
+
+def test_the_offline_redis_and_postgres_images_run_unprivileged():
+    """The official images' entrypoints drop root to their own users; the offline ones
+    (compose.offline.yml) run as theirs from the start."""
+    for dockerfile in sorted((DEPLOY / "offline").glob("*.Dockerfile")):
+        users = re.findall(r"^USER (\S+)", dockerfile.read_text(), flags=re.MULTILINE)
+        assert users and users[-1] not in ("root", "0"), dockerfile.name

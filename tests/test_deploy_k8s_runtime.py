@@ -27,15 +27,21 @@ from tests.deploy_files import (  # noqa: F401
     FLOWER,
     FLOWER_PORT,
     GATEWAY,
+    IMAGE_UID,
     INTERRUPTIBLE_TASKS,
     KUSTOMIZATION,
+    METRICS_DIR,
     OPTIONAL_PAYMENT_SECRETS,
     PLACEHOLDER,
     ROOT,
+    SCHEDULED,
+    SCRATCH,
     SECRET,
     WITHHELD,
+    WORKER_METRICS_PORT,
     argv,
     available_env,
+    celery_ping,
     compose,
     compose_argv,
     compose_env,
@@ -47,9 +53,13 @@ from tests.deploy_files import (  # noqa: F401
     env_sources,
     http_status,
     interpolated,
+    is_scheduler,
+    is_worker,
     main_container,
     memory,
     multiproc_dir_is_private,
+    needs_var_dir,
+    node_name,
     objects,
     of_kind,
     option,
@@ -93,8 +103,55 @@ def test_every_container_runs_unprivileged(objects):
 def test_the_pods_run_as_the_images_user(objects):
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     uid = int(re.search(r"useradd\b.*--uid (\d+)", dockerfile).group(1))
+    assert uid == IMAGE_UID
     for name, workload in workloads(objects).items():
         assert pod_spec(workload)["securityContext"]["runAsUser"] == uid, name
+
+
+def mounts(workload: dict, container: dict) -> dict[str, dict]:
+    """mountPath → the pod volume mounted there (with the mount's readOnly)."""
+    volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+    return {m["mountPath"]: {**volumes[m["name"]], "readOnly": m.get("readOnly", False)}
+            for m in container.get("volumeMounts", [])}
+
+
+def test_every_container_has_a_read_only_root_and_its_own_scratch(objects):
+    for name, workload in workloads(objects).items():
+        for container in containers(workload):
+            assert container["securityContext"].get("readOnlyRootFilesystem") is True, name
+            scratch = mounts(workload, container).get(SCRATCH)
+            assert scratch and "emptyDir" in scratch and not scratch["readOnly"], f"{name}: no writable {SCRATCH}"
+
+
+def test_writable_volumes_only_where_the_processes_write(objects, config_map):
+    """Writable: /tmp, the metrics directory, and VAR_DIR exactly for the processes whose code
+    writes there (an emptyDir, or the certificates' PDF claim). Everything else is mounted
+    read-only (the merchant's keys) or not at all."""
+    var_dir = config_map["VAR_DIR"]
+    writers = set()
+    for name, workload in workloads(objects).items():
+        container = main_container(workload)
+        writable = {path: volume for path, volume in mounts(workload, container).items()
+                    if not volume["readOnly"]}
+        metrics_dir = env_sources(container).get("PROMETHEUS_MULTIPROC_DIR", {}).get("value")
+        assert metrics_dir in (None, METRICS_DIR), name
+        assert set(writable) <= {SCRATCH, var_dir, metrics_dir} - {None}, f"{name}: {sorted(writable)}"
+        assert (var_dir in writable) == needs_var_dir(argv(container)), f"{name}: VAR_DIR"
+        if var_dir in writable:
+            writers.add(name)
+            assert "emptyDir" in writable[var_dir] or "persistentVolumeClaim" in writable[var_dir], name
+    assert writers >= {"calculator", "orders", "certificates", GATEWAY, "certificates-worker"}
+    assert not writers & {"ranking", "ranking-worker", FLOWER}
+
+
+def test_the_same_writable_directories_as_compose(objects, compose, config_map):
+    for name, workload in workloads(objects).items():
+        container = main_container(workload)
+        writable = {path for path, volume in mounts(workload, container).items() if not volume["readOnly"]}
+        tmpfs = {entry.split(":")[0] for entry in compose[name].get("tmpfs") or []}
+        volumes = {v.split(":")[1] for v in compose[name].get("volumes") or [] if not v.endswith(":ro")}
+        assert compose[name]["read_only"] is True, name
+        assert writable == tmpfs | volumes, name
 
 
 @pytest.mark.parametrize("service", config.SERVICES)
@@ -214,6 +271,141 @@ def test_workers_serve_metrics_on_their_declared_port(objects, service):
     port = int(env_sources(container)["WORKER_METRICS_PORT"]["value"])
     assert container_port(container, "metrics") == port
     assert int(worker["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]) == port
+
+
+# The schedulers' Deployments (tests/test_deploy_k8s.py checks these are the services with periodic tasks).
+SCHEDULERS = [f"{service}-beat" for service in SCHEDULED]
+
+
+def test_the_same_limits_as_compose(objects, compose):
+    """Compose limits each container as the cluster does (a process that needs more in one
+    needs more in the other)."""
+    for name, workload in workloads(objects).items():
+        limits = main_container(workload)["resources"]["limits"]
+        assert cpu(limits["cpu"]) == float(compose[name]["cpus"]), name
+        assert memory(limits["memory"]) == memory(str(compose[name]["mem_limit"]).replace("m", "Mi")
+                                                  .replace("g", "Gi")), name
+
+
+def test_workers_and_schedulers_are_probed_as_compose_checks_them(objects, compose):
+    """A worker's liveness probe and a scheduler's are the compose healthchecks: a ping to the
+    process's own node name, which a scheduler answers only with remote control on."""
+    probed = set()
+    for name, workload in of_kind(objects, "Deployment").items():
+        container = main_container(workload)
+        args = argv(container)
+        if not (is_worker(args) or is_scheduler(args)):
+            continue
+        probe = container["livenessProbe"]["exec"]["command"]
+        assert probe[:2] == ["sh", "-c"], name
+        assert celery_ping(probe[2])["destination"] == node_name(args), name
+        assert probe[2] == compose[name]["healthcheck"]["test"][1], name
+        assert container["livenessProbe"]["timeoutSeconds"] > float(celery_ping(probe[2])["timeout"]), name
+        if is_scheduler(args):
+            assert "--enable-remote-control" in args, name
+            assert "readinessProbe" not in container, f"{name}: no Service routes to a scheduler"
+        probed.add(name)
+    assert len(probed) == len(config.SERVICES) + len(SCHEDULERS)
+
+
+def test_every_api_gateway_and_worker_has_a_disruption_budget(objects):
+    """A drain evicts one pod of each at a time, and never blocks: maxUnavailable, not a
+    minAvailable that a one-pod worker could never satisfy."""
+    budgets = of_kind(objects, "PodDisruptionBudget")
+    deployments = of_kind(objects, "Deployment")
+    covered: dict[str, list[str]] = {}
+    for budget_name, budget in budgets.items():
+        assert budget["apiVersion"] == "policy/v1", budget_name
+        spec = budget["spec"]
+        assert "minAvailable" not in spec and spec["maxUnavailable"] == 1, budget_name
+        assert spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow", budget_name
+        selector = spec["selector"]["matchLabels"]
+        for name, deployment in deployments.items():
+            if selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items():
+                covered.setdefault(name, []).append(budget_name)
+    needing = {name for name, d in deployments.items()
+               if d["metadata"]["labels"]["app.kubernetes.io/component"] in ("api", "gateway", "worker")}
+    assert needing == {GATEWAY, *config.SERVICES, *(f"{s}-worker" for s in config.SERVICES)}
+    assert {name: len(found) for name, found in covered.items()} == dict.fromkeys(needing, 1)
+
+
+# --- network policies: who may connect to whom --------------------------------------------
+
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels is evaluated here: {selector}"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def admitted(objects: dict, target: str, port: int, *, namespace: str | None = None,
+             source: str | None = None) -> bool:
+    """Whether the policies let a connection to ``port`` of workload ``target``'s pods in:
+    from a pod of workload ``source`` of this namespace, or from any pod of ``namespace``."""
+    pods = {name: w["spec"]["template"]["metadata"]["labels"] for name, w in workloads(objects).items()}
+    policies = [p["spec"] for p in of_kind(objects, "NetworkPolicy").values()
+                if "Ingress" in p["spec"]["policyTypes"] and selects(p["spec"]["podSelector"], pods[target])]
+    assert policies, f"no policy isolates {target}"
+    for policy in policies:
+        for rule in policy.get("ingress", []):
+            if rule.get("ports") and port not in {p["port"] for p in rule["ports"]}:
+                continue
+            for peer in rule.get("from", []):
+                assert "ipBlock" not in peer, "addresses outside the cluster are no peer here"
+                if "namespaceSelector" in peer:
+                    if namespace and selects(peer["namespaceSelector"], {NAMESPACE_LABEL: namespace}) \
+                            and selects(peer.get("podSelector", {}), {}):
+                        return True
+                elif source and selects(peer["podSelector"], pods[source]):
+                    return True
+    return False
+
+
+def scrape_port(workload: dict) -> int | None:
+    annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+    return int(annotations["prometheus.io/port"]) if annotations.get("prometheus.io/scrape") == "true" else None
+
+
+def test_the_namespace_denies_every_connection_no_policy_allows(objects):
+    (deny,) = [p for p in of_kind(objects, "NetworkPolicy").values() if p["spec"]["podSelector"] == {}
+               and "ingress" not in p["spec"]]
+    assert deny["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_from_outside_only_the_gateway_is_reached(objects):
+    ingress_class = next(iter(of_kind(objects, "Ingress").values()))["spec"]["ingressClassName"]
+    controller = "ingress-nginx"
+    assert ingress_class == "nginx"
+    for name in of_kind(objects, "Deployment"):
+        for port in {APP_PORT, FLOWER_PORT, WORKER_METRICS_PORT}:
+            assert admitted(objects, name, port, namespace=controller) == (name == GATEWAY and port == APP_PORT), \
+                f"the ingress controller → {name}:{port}"
+            assert not admitted(objects, name, port, namespace="some-tenant"), f"another namespace → {name}:{port}"
+
+
+def test_inside_each_api_is_reached_by_its_callers_only(objects):
+    """The gateway proxies to every API; orders prices an order with the calculator
+    (services/orders/ordering/calculator_client.py); nothing else calls an API."""
+    callers = {service: {GATEWAY} for service in config.SERVICES}
+    callers["calculator"] |= {"orders", "orders-worker"}
+    for target, allowed in callers.items():
+        for source in workloads(objects):
+            assert admitted(objects, target, APP_PORT, source=source) == (source in allowed), f"{source} → {target}"
+    for worker in (*(f"{s}-worker" for s in config.SERVICES), *SCHEDULERS, FLOWER):
+        for source in workloads(objects):
+            assert not admitted(objects, worker, APP_PORT, source=source), f"{source} → {worker}"
+
+
+def test_prometheus_scrapes_every_annotated_port_from_the_monitoring_namespace(objects):
+    scraped = 0
+    for name, workload in of_kind(objects, "Deployment").items():
+        port = scrape_port(workload)
+        if port is not None:
+            assert admitted(objects, name, port, namespace="monitoring"), name
+            scraped += 1
+        assert not admitted(objects, name, 22, namespace="monitoring"), name
+    assert scraped == len(config.SERVICES) * 2 + 2   # APIs, workers, the gateway, Flower
 
 
 def test_certificates_api_and_workers_share_the_pdf_claim(objects, config_map):
@@ -363,6 +555,48 @@ def test_the_worker_probe_answers_for_a_running_worker_and_only_for_it(objects, 
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+@pytest.mark.integration
+def test_the_scheduler_probe_answers_while_it_ticks_and_not_once_it_froze(objects, redis_url, tmp_path):
+    """The manifest's scheduler command and liveness probe (the compose healthcheck too):
+    beat answers the ping on its node name; frozen (SIGSTOP, as the chaos round froze it), it
+    does not, so Kubernetes restarts it and Compose reports it unhealthy."""
+    name = "ranking-beat"
+    container = main_container(of_kind(objects, "Deployment")[name])
+    args = argv(container)
+    schedule = option(args, "--schedule", "-s")
+    # The pod's scratch is its own; this machine's /tmp is shared.
+    args = [str(tmp_path / "celerybeat-schedule") if arg == schedule else arg for arg in args]
+    env = {key: value for key, value in os.environ.items() if key != "CELERY_BROKER_URL"}
+    env.update(REDIS_URL=redis_url, VAR_DIR=str(tmp_path),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    log = tmp_path / "beat.log"
+    with log.open("wb") as sink:
+        beat = subprocess.Popen(args, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    probe = container["livenessProbe"]["exec"]["command"]
+    impatient = [*probe[:2], probe[2].replace("--timeout 10", "--timeout 2")]
+    assert impatient != probe
+    pod = socket.gethostname()
+
+    def run_probe(command: list[str]) -> int:
+        return subprocess.run(command, check=False, env={**env, "HOSTNAME": pod}, capture_output=True,
+                              timeout=30).returncode
+
+    try:
+        deadline = time.monotonic() + 60
+        while "beat pidbox: Connected" not in log.read_text():
+            assert beat.poll() is None, f"beat exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"beat never listened: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        assert run_probe(probe) == 0, log.read_text()[-2000:]
+        beat.send_signal(signal.SIGSTOP)
+        assert run_probe(impatient) != 0, "a frozen scheduler must fail its probe"
+        beat.send_signal(signal.SIGCONT)
+        assert run_probe(probe) == 0, "the scheduler answers again once it runs"
+    finally:
+        beat.send_signal(signal.SIGCONT)
+        stop_process(beat, timeout=30)
 
 
 @pytest.mark.integration

@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -195,6 +196,109 @@ def test_a_guest_scans_estimates_buys_and_gets_a_certificate_and_a_rank(driver):
     rank = driver.wait_for(lambda: driver.standing(participant["id"], scene=scene), 60, what="the participant's rank")
     assert rank["kg"] == order["quantity_kg"] and rank["rank"] == 1   # the scene is new
     stage("guest flow", started)
+
+
+# --- unprivileged, read-only, limited, healthy, metrics summed -----------------------------
+
+APP_IMAGE = "diandian:latest"
+IMAGE_USER = "10001:10001"
+# Worker and beat healthchecks ping every 30 s after a 60 s start period (deploy/docker-compose.yml).
+HEALTHY_CONTAINERS_WITHIN_S = 240
+
+
+def inspected(container: str) -> dict:
+    out = subprocess.run(["docker", "inspect", container], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    return json.loads(out)[0]
+
+
+def service_of(info: dict) -> str:
+    return info["Config"]["Labels"]["com.docker.compose.service"]
+
+
+def in_container(container: str, script: str) -> subprocess.CompletedProcess:
+    """``script`` run by sh inside ``container``, as its own user, with its environment."""
+    return subprocess.run(["docker", "exec", container, "sh", "-c", script], check=False, capture_output=True,
+                          text=True, timeout=60)
+
+
+def scraped(container: str, port: int) -> dict[tuple[str, frozenset], float]:
+    """The container's metrics, read from inside it with its own METRICS_TOKEN."""
+    result = in_container(container, f'curl -fsS -H "Authorization: Bearer $METRICS_TOKEN" '
+                                     f'http://127.0.0.1:{port}/metrics')
+    assert result.returncode == 0, result.stderr
+    samples = {}
+    for line in result.stdout.splitlines():
+        match = re.fullmatch(r"(\w+)(?:\{(.*)\})? (\S+)", line)
+        if match and not line.startswith("#"):
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+            samples[(match.group(1), labels)] = float(match.group(3))
+    return samples
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(value for (sample, found), value in samples.items()
+               if sample == name and set(labels.items()) <= found)
+
+
+def test_every_container_runs_unprivileged_read_only_limited_and_healthy(compose, driver):
+    """As the compose file says, for real: the image's user, a read-only root filesystem with
+    writable /tmp, CPU and memory limits; every worker and scheduler turns healthy (its
+    healthcheck pings its node over the broker)."""
+    started = time.monotonic()
+    infos = [inspected(c) for c in compose.compose("ps", "-q").split()]
+    apps = [info for info in infos if info["Config"]["Image"] == APP_IMAGE]
+    # (docker-compose 1.29 lists the finished jobs too, docker compose v2 only what runs.)
+    assert {service_of(info) for info in apps} >= {"gateway", "orders", "orders-worker", "orders-beat", "flower"}
+    for info in infos:
+        assert info["HostConfig"]["Memory"] > 0 and info["HostConfig"]["NanoCpus"] > 0, service_of(info)
+    for info in apps:
+        name = service_of(info)
+        assert info["Config"]["User"] == IMAGE_USER, name
+        assert info["HostConfig"]["ReadonlyRootfs"] is True, name
+        assert "/tmp" in info["HostConfig"]["Tmpfs"], name
+
+    # Redis and PostgreSQL too: their images' entrypoints (deploy/offline's USER) drop root.
+    for info in infos:
+        if info["State"]["Running"]:
+            top = subprocess.run(["docker", "top", info["Id"], "-eo", "pid,uid"], check=True, capture_output=True,
+                                 text=True, timeout=60).stdout.split("\n")[1:]
+            uids = {pid: uid for pid, uid in (line.split() for line in top if line.strip())}
+            assert uids[str(info["State"]["Pid"])] != "0", f"{service_of(info)}'s process runs as root"
+
+    gateway = compose.containers("gateway")[0]
+    checked = in_container(gateway, "id -u; touch /app/probe 2>/dev/null && echo writable || echo read-only; "
+                                    "touch /tmp/probe && echo scratch")
+    assert checked.stdout.split() == ["10001", "read-only", "scratch"], checked
+
+    def all_healthy():
+        states = {}
+        for info in (inspected(c) for c in compose.compose("ps", "-q").split()):
+            if info["State"]["Running"] and "Health" in info["State"]:
+                states[service_of(info)] = info["State"]["Health"]["Status"]
+        return states if states and set(states.values()) == {"healthy"} else None
+    states = driver.wait_for(all_healthy, HEALTHY_CONTAINERS_WITHIN_S, what="every container healthy", interval=5)
+    assert set(states) >= {"calculator-worker", "orders-worker", "certificates-worker", "ranking-worker",
+                           "orders-beat", "certificates-beat", "ranking-beat", "gateway", "redis", "postgres"}
+    stage("unprivileged, read-only, limited, healthy", started)
+
+
+def test_metrics_are_summed_over_every_process_of_a_container(compose, driver):
+    """PROMETHEUS_MULTIPROC_DIR: the gateway's counters only grow from scrape to scrape, whichever
+    gunicorn worker answers; the certificates worker's port counts the renders its prefork
+    children ran (the guest flow's certificate), which its main process never runs itself."""
+    gateway = compose.containers("gateway")[0]
+    seen = []
+    for _ in range(8):
+        for _ in range(3):
+            driver.api("GET", "/api/v1/projects")
+        seen.append(total(scraped(gateway, 8000), "http_requests_total", service="gateway"))
+    assert seen == sorted(seen) and seen[-1] > seen[0], f"the gateway's request count went {seen}"
+
+    worker = compose.containers("certificates-worker")[0]
+    samples = scraped(worker, 9100)
+    assert total(samples, "celery_tasks_total", task="certificates.render", state="succeeded") >= 1, \
+        sorted(name for name, _ in samples)
 
 
 # --- scaled out, one worker killed --------------------------------------------------------
