@@ -90,6 +90,14 @@ def redis_url() -> str:
     return env("REDIS_URL", f"redis://127.0.0.1:{port('redis')}/0")
 
 
+def celery_queue(service: str) -> str:
+    """The broker queue ``service``'s worker consumes: ``CELERY_QUEUE_PREFIX`` (default
+    ``diandian.``) + the service's name, e.g. ``diandian.orders``. On Redis it is also the
+    list's key, so the prefix keeps the platform's queues apart from anyone else's keys in
+    a shared database (and two stacks' queues apart, with a prefix each)."""
+    return env("CELERY_QUEUE_PREFIX", "diandian.") + service
+
+
 def service_url(service: str) -> str:
     """Base URL of a service's API as seen from inside the platform."""
     return env(f"{service.upper()}_URL", f"http://127.0.0.1:{port(service)}").rstrip("/")

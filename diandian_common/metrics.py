@@ -78,6 +78,8 @@ TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120
 KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (3, 6, 9)
 KOMBU_UNACKED_KEY = "unacked"
+# Where a worker parks the entries of a queue that no task can run (diandian_common.celery_app).
+DEAD_LETTER_SUFFIX = ".dead"
 BROKER_TIMEOUT_S = 1.0
 
 
@@ -108,6 +110,10 @@ class _Metrics:
         self.task_duration = Histogram(
             "celery_task_duration_seconds", "Run time of a task execution, whatever its outcome",
             ["service", "task"], buckets=TASK_BUCKETS)
+        self.poison_messages = Counter(
+            "celery_poison_messages", "Broker entries no task could run (not JSON, not a message, an "
+            "unknown task, ...), moved to the queue's dead-letter list, by queue and reason",
+            ["queue", "reason"])
         self.pipeline_resent = Counter(
             "pipeline_resent", "Pipeline messages sent again by a repair task because their answer "
             "(the next status, or an acknowledgement) did not come in time, by task name",
@@ -194,10 +200,23 @@ def _metrics_view():
 # --- Celery -----------------------------------------------------------------------------
 
 
+def dead_letter_queue(queue: str) -> str:
+    """The list where the entries of ``queue`` that no task can run are parked."""
+    return f"{queue}{DEAD_LETTER_SUFFIX}"
+
+
+def count_poison_message(queue: str, reason: str) -> None:
+    """One entry of ``queue`` parked in its dead-letter list, for ``reason`` (one of a few
+    fixed words, see diandian_common.celery_app)."""
+    _metrics().poison_messages.labels(queue, reason).inc()
+
+
 class QueueDepthCollector:
     """Messages waiting in Celery queues on a Redis broker, read when scraped.
 
-    ``celery_queue_length{queue}`` is LLEN of the queue's lists; ``celery_unacked_messages``
+    ``celery_queue_length{queue}`` is LLEN of the queue's lists; ``celery_dead_letters{queue}``
+    the entries parked in its dead-letter list (they stay until someone looks at them, where
+    the counter of parked entries starts again at each restart); ``celery_unacked_messages``
     counts messages handed to a worker and not yet acknowledged (all queues of the broker's
     database); ``celery_broker_up`` is 0 when Redis did not answer (no lengths then).
     """
@@ -209,10 +228,12 @@ class QueueDepthCollector:
     def collect(self):
         up = GaugeMetricFamily("celery_broker_up", "1 when the broker answered the queue-depth scrape")
         length = GaugeMetricFamily("celery_queue_length", "Messages waiting in the queue", labels=["queue"])
+        dead = GaugeMetricFamily("celery_dead_letters", "Entries parked in the queue's dead-letter list",
+                                 labels=["queue"])
         unacked = GaugeMetricFamily("celery_unacked_messages",
                                     "Messages delivered to a worker and not yet acknowledged")
         try:
-            depths, in_flight = self._read()
+            depths, parked, in_flight = self._read()
         except redis.RedisError as exc:
             log.warning("queue depth not read: %s", exc.__class__.__name__)
             up.add_metric([], 0)
@@ -221,10 +242,11 @@ class QueueDepthCollector:
         up.add_metric([], 1)
         for queue, depth in depths.items():
             length.add_metric([queue], depth)
+            dead.add_metric([queue], parked[queue])
         unacked.add_metric([], in_flight)
-        yield from (up, length, unacked)
+        yield from (up, length, dead, unacked)
 
-    def _read(self) -> tuple[dict[str, int], int]:
+    def _read(self) -> tuple[dict[str, int], dict[str, int], int]:
         client = redis.Redis.from_url(self.broker_url, socket_timeout=BROKER_TIMEOUT_S,
                                       socket_connect_timeout=BROKER_TIMEOUT_S)
         try:
@@ -233,14 +255,16 @@ class QueueDepthCollector:
                 pipe.llen(queue)
                 for step in KOMBU_PRIORITY_STEPS:
                     pipe.llen(f"{queue}{KOMBU_PRIORITY_SEPARATOR}{step}")
+                pipe.llen(dead_letter_queue(queue))
             pipe.hlen(KOMBU_UNACKED_KEY)
             replies = pipe.execute()
         finally:
             client.close()
-        per_queue = 1 + len(KOMBU_PRIORITY_STEPS)
-        depths = {queue: sum(replies[i * per_queue:(i + 1) * per_queue])
+        per_queue = 2 + len(KOMBU_PRIORITY_STEPS)
+        depths = {queue: sum(replies[i * per_queue:(i + 1) * per_queue - 1])
                   for i, queue in enumerate(self.queues)}
-        return depths, replies[-1]
+        parked = {queue: replies[(i + 1) * per_queue - 1] for i, queue in enumerate(self.queues)}
+        return depths, parked, replies[-1]
 
 
 def is_redis_url(url: str | None) -> bool:
@@ -252,7 +276,7 @@ def worker_exposition(celery_app, service: str) -> _Exposition:
     broker_url = celery_app.conf.broker_url
     collectors = [_process_metrics()]
     if is_redis_url(broker_url):
-        collectors.append(QueueDepthCollector(broker_url.split(";")[0], (service,)))
+        collectors.append(QueueDepthCollector(broker_url.split(";")[0], (config.celery_queue(service),)))
     return _Exposition(*collectors)
 
 

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .celery_app import publish, queue_for
+from .celery_app import owner_of, publish
 from .contracts import check
 from .db import Database
 
@@ -48,7 +48,9 @@ class OutboxMixin:
 def enqueue(session: Session, model, task_name: str, payload: dict) -> None:
     """Add ``task_name``'s message to the outbox (raises ``contracts.NoContract`` or
     ``contracts.InvalidMessage`` for a name or payload its contract refuses)."""
-    session.add(model(task_name=task_name, queue=queue_for(task_name),
+    # ``queue`` records the owner: its queue's name without CELERY_QUEUE_PREFIX, which is the
+    # deployment's (the relay sends to the prefix of the moment, by task name).
+    session.add(model(task_name=task_name, queue=owner_of(task_name),
                       payload=check(task_name, payload), attempts=0))
     session.info["outbox_enqueued"] = True
 

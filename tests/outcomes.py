@@ -15,11 +15,13 @@ from pathlib import Path
 import redis
 from celery import Celery
 
+from diandian_common.celery_app import queue_for
+from diandian_common.config import celery_queue
 from diandian_common.testing import Driver
 
 SCENE = "cdcn-forum-2021"          # seeded by `flask --app calculator.app seed-demo`
 PIPELINE_TASKS = ("orders.retire_credits", "certificates.render", "ranking.record", "orders.certificate_issued")
-QUEUES = ("orders", "certificates", "ranking")
+QUEUES = tuple(celery_queue(service) for service in ("orders", "certificates", "ranking"))
 PIPELINE_TIMEOUT_S = 90
 # A certificate worker's log lines about one render (a render received and not finished is under way).
 RENDER_RECEIVED = re.compile(r"certificates\.render\[([0-9a-f-]+)\] received")
@@ -35,7 +37,7 @@ def publish(broker_url: str, messages: list[tuple[str, dict]]) -> list[str]:
     publisher = Celery(broker=broker_url)
     try:
         with publisher.connection_for_write(broker_url) as connection:
-            return [publisher.send_task(name, args=[payload], queue=name.split(".")[0], connection=connection).id
+            return [publisher.send_task(name, args=[payload], queue=queue_for(name), connection=connection).id
                     for name, payload in messages]
     finally:
         publisher.close()

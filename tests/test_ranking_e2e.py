@@ -16,6 +16,7 @@ import uuid
 import celery
 import pytest
 
+from diandian_common.celery_app import queue_for
 from tests.outcomes import SCENE
 
 pytestmark = pytest.mark.integration
@@ -62,7 +63,7 @@ class WorkerReports:
 
     def send(self, task: str, payload: dict, timeout: float = 60) -> dict:
         """Send ``task`` to its queue and return what the worker's run of it returned."""
-        task_id = self.app.send_task(task, args=[payload], queue=task.split(".")[0]).id
+        task_id = self.app.send_task(task, args=[payload], queue=queue_for(task)).id
         deadline = time.monotonic() + timeout
         with self.changed:
             while task_id not in self.outcomes:

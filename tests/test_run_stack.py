@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from diandian_common.celery_app import queue_for
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,7 @@ def test_an_idle_stack_leaves_the_terminal_alone_but_shows_errors(tmp_path, monk
         # would override the broker given to the app.)
         monkeypatch.setenv("CELERY_BROKER_URL", quiet.redis_url)
         publisher = Celery(broker=quiet.redis_url)
-        publisher.send_task("orders.no_such_task", args=[{}], queue="orders")
+        publisher.send_task("orders.no_such_task", args=[{}], queue=queue_for("orders.no_such_task"))
         publisher.close()
         wait_for_line(quiet.log_path, "unregistered task of type 'orders.no_such_task'", timeout=30)
     finally:

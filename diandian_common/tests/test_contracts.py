@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from diandian_common import celery_app, contracts_markdown, outbox
+from diandian_common import celery_app, config, contracts_markdown, outbox
 from diandian_common.contracts import (CONTRACTS, Empty, InvalidMessage, NoContract, UnsupportedMessage, build,
                                        check, load)
 
@@ -171,7 +171,7 @@ class Recorder:
 def test_send_checks_the_platforms_messages():
     celery = Recorder()
     celery_app.send(celery, "orders.retire_credits", {"order_id": "o"})
-    assert celery.sent == [("orders.retire_credits", {"v": 1, "order_id": "o"}, "orders")]
+    assert celery.sent == [("orders.retire_credits", {"v": 1, "order_id": "o"}, config.celery_queue("orders"))]
     with pytest.raises(NoContract):
         celery_app.send(celery, "orders.retire_everything", {"order_id": "o"})
     with pytest.raises(InvalidMessage):

@@ -15,7 +15,7 @@ from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 
 from diandian_common import metrics
-from diandian_common.celery_app import make_celery
+from diandian_common.celery_app import make_celery, queue_for
 from diandian_common.testing import free_port, wait_for
 from diandian_common.tests.metrics_support import (
     PROBE_APP,
@@ -114,10 +114,13 @@ def test_queue_depth_is_read_from_redis_when_scraped(redis_url):
     client.rpush("certificates\x06\x166", "urgent")   # kombu's list for priority 6
     client.rpush("orders", "not ours")
     client.hset("unacked", mapping={"tag-1": "m", "tag-2": "m"})
+    client.lpush("certificates.dead", "not json", "[1, 2]")   # parked by the worker: not waiting
     collector = metrics.QueueDepthCollector(redis_url, ("certificates", "ranking"))
     samples = collected(collector)
     assert value(samples, "celery_broker_up") == 1
     assert value(samples, "celery_queue_length", queue="certificates") == 4
+    assert value(samples, "celery_dead_letters", queue="certificates") == 2
+    assert value(samples, "celery_dead_letters", queue="ranking") == 0
     assert value(samples, "celery_queue_length", queue="ranking") == 0
     assert total(samples, "celery_queue_length", queue="orders") == 0
     assert value(samples, "celery_unacked_messages") == 2
@@ -181,11 +184,12 @@ def test_prefork_children_are_summed_and_the_queue_depth_exposed(tmp_path, redis
     (tmp_path / "metrics_probe_tasks.py").write_text(textwrap.dedent(PROBE_TASKS))
     multiproc = tmp_path / "prometheus"
     sender = make_celery("probe-sender", broker_url=redis_url)
+    queue = queue_for("probe.square")
     for number in range(6):
-        sender.send_task("probe.square", args=[{"v": 1, "n": number}], queue="probe")
-    sender.send_task("probe.square", args=[{"v": 1, "fail": True}], queue="probe")
-    sender.send_task("probe.square", args=[{"v": 1, "retry_once": True, "n": 2}], queue="probe")
-    assert redis.Redis.from_url(redis_url).llen("probe") == 8
+        sender.send_task("probe.square", args=[{"v": 1, "n": number}], queue=queue)
+    sender.send_task("probe.square", args=[{"v": 1, "fail": True}], queue=queue)
+    sender.send_task("probe.square", args=[{"v": 1, "retry_once": True, "n": 2}], queue=queue)
+    assert redis.Redis.from_url(redis_url).llen(queue) == 8
 
     port = free_port()
     with (tmp_path / "worker.log").open("wb") as log:
@@ -206,4 +210,5 @@ def test_prefork_children_are_summed_and_the_queue_depth_exposed(tmp_path, redis
     # The main process received; its children ran: at least two writers, summed.
     assert len(writers) >= 2
     assert value(samples, "celery_broker_up") == 1
-    assert value(samples, "celery_queue_length", queue="probe") == 0
+    assert value(samples, "celery_queue_length", queue=queue) == 0
+    assert value(samples, "celery_dead_letters", queue=queue) == 0

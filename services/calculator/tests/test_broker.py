@@ -6,7 +6,7 @@ import json
 
 import redis
 
-from diandian_common.celery_app import make_celery
+from diandian_common.celery_app import make_celery, queue_for
 
 from calculator import tasks
 from calculator.wiring import wiring
@@ -19,7 +19,7 @@ def test_prerender_is_queued_by_name_on_the_calculator_queue(redis_url, monkeypa
     monkeypatch.setattr(wiring, "celery", make_celery("calculator", broker_url=redis_url))
     tasks.request_prerender("dujiangyan")
 
-    raw = redis.Redis.from_url(redis_url).lpop("calculator")
+    raw = redis.Redis.from_url(redis_url).lpop(queue_for("calculator.prerender_scene"))
     message = json.loads(raw)
     assert message["headers"]["task"] == "calculator.prerender_scene"
     args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from diandian_common.celery_app import make_celery
+from diandian_common.config import celery_queue
 from diandian_common.db import Database
 from diandian_common.testing import free_port, migrated_sqlite_url
 from diandian_common.uow import UnitOfWork
@@ -95,14 +96,14 @@ def storage_dir(env, tmp_path):
 
 @dataclass
 class MemoryBroker:
-    """An in-process broker standing in for Redis; ``published`` drains one queue."""
+    """An in-process broker standing in for Redis; ``published`` drains one service's queue."""
 
     celery: object
 
-    def published(self, queue: str) -> list[tuple[str, dict]]:
+    def published(self, service: str) -> list[tuple[str, dict]]:
         messages = []
         with self.celery.connection_for_read() as conn:
-            simple = conn.SimpleQueue(queue)
+            simple = conn.SimpleQueue(celery_queue(service))
             try:
                 while simple.qsize():
                     message = simple.get(timeout=1)
@@ -122,8 +123,8 @@ def broker(monkeypatch) -> MemoryBroker:
     celery = make_celery("certificates", broker_url="memory://")
     monkeypatch.setattr(wiring, "celery", celery)
     memory = MemoryBroker(celery)
-    for queue in ("orders", "ranking"):  # the memory transport is process-wide: start empty
-        memory.published(queue)
+    for service in ("orders", "ranking"):  # the memory transport is process-wide: start empty
+        memory.published(service)
     return memory
 
 
