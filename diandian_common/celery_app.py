@@ -255,6 +255,8 @@ def make_celery(service: str, **overrides) -> Celery:
                                    "interval_step": 0.5, "interval_max": 2},
         timezone="UTC",
         enable_utc=True,
+        # The scheduler writes its heartbeat, which /healthz reads (diandian_common.heartbeat).
+        beat_scheduler="diandian_common.heartbeat:HeartbeatScheduler",
     )
     app.conf.update(overrides)
 

@@ -119,6 +119,23 @@ def database_url(service: str) -> str:
     return f"sqlite:///{var_dir() / (service + '.db')}"
 
 
+def scheduler_heartbeat_seconds() -> float:
+    """How often each scheduler (``celery beat``) writes its heartbeat into Redis."""
+    seconds = env_float("SCHEDULER_HEARTBEAT_SECONDS", 10.0)
+    if seconds <= 0:
+        raise ValueError(f"SCHEDULER_HEARTBEAT_SECONDS must be positive, not {seconds}")
+    return seconds
+
+
+def scheduler_stale_seconds() -> float:
+    """Age past which ``/healthz`` calls a scheduler's heartbeat stale: three heartbeat
+    periods unless set, so one late tick on a busy machine is not an alarm."""
+    seconds = env_float("SCHEDULER_STALE_SECONDS", 3 * scheduler_heartbeat_seconds())
+    if seconds <= 0:
+        raise ValueError(f"SCHEDULER_STALE_SECONDS must be positive, not {seconds}")
+    return seconds
+
+
 def stack_exports() -> dict[str, str]:
     """The variables one local stack's processes share (used by scripts/start-stack.sh)."""
     values = {

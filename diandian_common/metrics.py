@@ -110,6 +110,10 @@ class _Metrics:
         self.task_duration = Histogram(
             "celery_task_duration_seconds", "Run time of a task execution, whatever its outcome",
             ["service", "task"], buckets=TASK_BUCKETS)
+        self.storage_unavailable = Counter(
+            "storage_unavailable", "Work put off because the file storage could not take a file "
+            "(checked before rendering, or refused when writing), by the work put off",
+            ["service", "operation"])
         self.poison_messages = Counter(
             "celery_poison_messages", "Broker entries no task could run (not JSON, not a message, an "
             "unknown task, ...), moved to the queue's dead-letter list, by queue and reason",
@@ -349,6 +353,12 @@ def count_pipeline_resent(service: str, task_name: str, count: int = 1) -> None:
     their transaction committed: a re-send rolled back is no re-send)."""
     if count:
         _metrics().pipeline_resent.labels(service, task_name).inc(count)
+
+
+def count_storage_unavailable(service: str, operation: str) -> None:
+    """One piece of work (``operation``: a task's name) put off because the storage could not
+    take its file (docs/operations.md, "Certificate storage cannot take a file")."""
+    _metrics().storage_unavailable.labels(service, operation).inc()
 
 
 class _QuietHandler(WSGIRequestHandler):

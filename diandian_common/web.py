@@ -14,15 +14,14 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import flask_smorest
-import redis
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from . import config, deployment, strict_json
+from . import config, deployment, health, strict_json
 from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
@@ -217,7 +216,9 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
     register_error_handlers(app)
     install_request_id(app)
     install_flask_metrics(app, service)
-    app.add_url_rule("/healthz", "healthz", healthz)
+    # Its scheduler's heartbeat counts where the service has a beat schedule (diandian_common.health).
+    health.install(app, service, scheduled=bool(wiring is not None and wiring.celery is not None
+                                                 and wiring.celery.conf.beat_schedule))
     return app, api
 
 
@@ -250,30 +251,3 @@ def install_request_id(app: Flask) -> None:
         token = g.pop("_rid_token", None)
         if token is not None:
             request_id_var.reset(token)
-
-
-def check_redis(url: str) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    finally:
-        client.close()
-
-
-def healthz():
-    """Same in every service: the database and Redis must answer."""
-    checks = {}
-    try:
-        db().ping()
-        checks["database"] = "ok"
-    except Exception as exc:  # report, don't raise: this is the health endpoint
-        checks["database"] = f"error: {exc.__class__.__name__}"
-    try:
-        check_redis(current_app.config["REDIS_URL"])
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"error: {exc.__class__.__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    body = {"status": "ok" if ok else "error", "service": current_app.config["SERVICE_NAME"],
-            "checks": checks}
-    return jsonify(body), (200 if ok else 503)

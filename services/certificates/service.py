@@ -26,6 +26,7 @@ other's row, so a message that races the certificate's issue is never lost.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
@@ -85,7 +86,22 @@ def content_of(cert: Certificate) -> CertificateContent:
 
 
 def render_pdf(cert: Certificate) -> bytes:
-    return render_certificate(content_of(cert), settings.display_timezone())
+    started = time.perf_counter()
+    pdf = render_certificate(content_of(cert), settings.display_timezone())
+    # One line per render: how many renders a certificate cost shows in the logs
+    # (docs/operations.md, "Certificate storage").
+    log.info("rendered the PDF of certificate %s in %.2f s", cert.id, time.perf_counter() - started)
+    return pdf
+
+
+def render_and_store(storage: Storage, cert: Certificate) -> bytes:
+    """Render the certificate's PDF and store it, once the storage says it can take it: a
+    storage that cannot raises :class:`~certificates.storage.StorageUnavailable` before the
+    render, which would be thrown away."""
+    storage.check_writable()
+    pdf = render_pdf(cert)
+    storage.put(pdf_key(cert.id), pdf)
+    return pdf
 
 
 def stored_pdf(storage: Storage, cert: Certificate) -> bytes:
@@ -93,8 +109,7 @@ def stored_pdf(storage: Storage, cert: Certificate) -> bytes:
     pdf = storage.get(pdf_key(cert.id))
     if pdf is None:
         log.warning("PDF of certificate %s is missing from storage; re-rendering it", cert.id)
-        pdf = render_pdf(cert)
-        storage.put(pdf_key(cert.id), pdf)
+        pdf = render_and_store(storage, cert)
     return pdf
 
 
@@ -121,7 +136,7 @@ def stored_preview(storage: Storage, cert: Certificate) -> bytes:
 
 def store_rendered(storage: Storage, cert: Certificate) -> None:
     """Render the PDF again and store it; the preview of the old PDF is dropped (made anew)."""
-    storage.put(pdf_key(cert.id), render_pdf(cert))
+    render_and_store(storage, cert)
     storage.delete(preview_key(cert.id))
 
 
@@ -269,7 +284,7 @@ def issue_certificate(unit_of_work: Callable[[], UnitOfWork], storage: Storage,
     while existing is None and attempt < CREATE_ATTEMPTS:
         attempt += 1
         cert = _new_certificate(facts, notice)
-        storage.put(pdf_key(cert.id), render_pdf(cert))
+        render_and_store(storage, cert)
         try:
             with unit_of_work() as uow:
                 record_new(uow, cert)

@@ -6,12 +6,17 @@ Ceph, OSS, COS, ...), with the standard AWS credentials (``AWS_ACCESS_KEY_ID``, 
 
 Keys are flat names such as ``cert_0123456789abcdef0123.pdf``; anything that could
 escape the storage (slashes, ``..``, hidden names) is refused.
+
+``check_writable()`` says, before a PDF is rendered, whether the storage can take a file
+now: a render costs far more than the check, and a storage that is down would otherwise
+cost a render on every retry of every certificate waiting for it (issue 20).
 """
 from __future__ import annotations
 
 import mimetypes
 import os
 import re
+import shutil
 import tempfile
 import threading
 from functools import lru_cache
@@ -39,7 +44,18 @@ class StorageUnavailable(OSError):
     """The storage could not be reached or answered with an error; worth another try."""
 
 
+def min_free_bytes() -> int:
+    """Free space below which a local storage takes no new file (``CERTIFICATES_STORAGE_MIN_FREE_MB``):
+    the databases, Redis's append-only file and the logs often share the disk, and must not
+    be the ones to find it full."""
+    megabytes = config.env_int("CERTIFICATES_STORAGE_MIN_FREE_MB", 64)
+    if megabytes < 0:
+        raise ValueError(f"CERTIFICATES_STORAGE_MIN_FREE_MB must not be negative, not {megabytes}")
+    return megabytes * 1024 * 1024
+
+
 class Storage(Protocol):
+    def check_writable(self) -> None: ...
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes | None: ...
     def exists(self, key: str) -> bool: ...
@@ -47,24 +63,54 @@ class Storage(Protocol):
 
 
 class LocalStorage:
-    """Files in one directory; writes are atomic (temporary file, then rename)."""
+    """Files in one directory; writes are atomic (temporary file, then rename). A write that
+    fails raises :class:`StorageUnavailable` saying where and why."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, min_free: int | None = None):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.min_free = min_free_bytes() if min_free is None else min_free
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._unavailable("cannot be created", exc) from exc
 
     def _path(self, key: str) -> Path:
         return self.directory / check_key(key)
 
+    def _unavailable(self, what: str, exc: OSError) -> StorageUnavailable:
+        return StorageUnavailable(f"certificate storage {self.directory} {what}: "
+                                  f"{exc.__class__.__name__}: {exc.strerror or exc}")
+
+    def check_writable(self) -> None:
+        """Raise :class:`StorageUnavailable` (saying why) unless the directory takes a new file
+        now and its filesystem has ``min_free`` bytes free."""
+        try:
+            fd, probe = tempfile.mkstemp(dir=self.directory, prefix=".probe-")
+            os.close(fd)
+            os.unlink(probe)
+            free = shutil.disk_usage(self.directory).free
+        except OSError as exc:
+            raise self._unavailable("cannot take a file", exc) from exc
+        if free < self.min_free:
+            raise StorageUnavailable(
+                f"certificate storage {self.directory} has {free / 1024 / 1024:.1f} MB free, less than "
+                f"CERTIFICATES_STORAGE_MIN_FREE_MB={self.min_free // (1024 * 1024)}")
+
     def put(self, key: str, data: bytes) -> None:
         target = self._path(key)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            raise self._unavailable(f"cannot take {key}", exc) from exc
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self._unavailable(f"did not take {key}", exc) from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -113,6 +159,19 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 {operation} of {key!r} in bucket {self.bucket!r} failed: "
                                      f"{exc}") from exc
+
+    def check_writable(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the bucket answers (endpoint up, bucket
+        there, credentials accepted): a HEAD, with no object written on every check. A bucket
+        that answers but refuses writes is found by the write itself."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise StorageUnavailable(f"S3 bucket {self.bucket!r} does not answer: "
+                                     f"{error.get('Code')} {error.get('Message', '')}".rstrip()) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 bucket {self.bucket!r} does not answer: {exc}") from exc
 
     def put(self, key: str, data: bytes) -> None:
         content_type = mimetypes.guess_type(check_key(key))[0] or "application/octet-stream"

@@ -6,16 +6,18 @@ schedule are in wiring.py (``celery`` is re-exported here for the worker and bea
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from diandian_common.contracts import load
+from diandian_common.metrics import count_storage_unavailable
 
 from . import fonts, service
 from . import render as pdf_renderer
-from .storage import storage_from_env
+from .storage import StorageUnavailable, storage_from_env
 from .wiring import celery, unit_of_work, wiring
 
 __all__ = ["celery", "relay_outbox", "render", "show_registry"]
@@ -42,6 +44,24 @@ def _prepare_renderer(**_kwargs):
     pdf_renderer.prepare()
 
 
+@contextmanager
+def storage_trouble_reported(task):
+    """A storage that cannot take the file (found before rendering, or when writing) puts the
+    task off: said at WARNING with the cause (ERROR on the last try, after which the order
+    waits for orders' stuck-order check), counted in ``storage_unavailable_total``, and
+    raised again for the task's retry with back-off. Celery's own retry line is only INFO."""
+    try:
+        yield
+    except StorageUnavailable as exc:
+        count_storage_unavailable("certificates", task.name)
+        retries, limit = task.request.retries, task.max_retries
+        last = limit is not None and retries >= limit
+        log.log(logging.ERROR if last else logging.WARNING,
+                "%s put off: %s (%s)", task.name, exc,
+                "no tries left" if last else f"try {retries + 1} of {(limit or 0) + 1}; tried again later")
+        raise
+
+
 @celery.task(name="certificates.render", bind=True, soft_time_limit=30, time_limit=45,
              autoretry_for=TRANSIENT_ERRORS, max_retries=6, retry_backoff=2, retry_backoff_max=300,
              retry_jitter=True)
@@ -49,7 +69,8 @@ def render(self, payload: dict) -> dict:
     """Issue the order's certificate (once) and announce it with ``orders.certificate_issued``.
     Several units of work (see ``service.issue_certificate``), each relayed after its commit."""
     facts = load("certificates.render", payload)
-    outcome = service.issue_certificate(unit_of_work, storage_from_env(), facts)
+    with storage_trouble_reported(self):
+        outcome = service.issue_certificate(unit_of_work, storage_from_env(), facts)
     return {"certificate_id": outcome.certificate_id, "created": outcome.created}
 
 
@@ -61,7 +82,8 @@ def show_registry(self, payload: dict) -> dict:
     if it is not issued yet) and render its PDF again. Several units of work (see
     ``service.show_registry``); a repeated or older message changes nothing."""
     message = load("certificates.show_registry", payload)
-    noted = service.show_registry(unit_of_work, storage_from_env(), message)
+    with storage_trouble_reported(self):
+        noted = service.show_registry(unit_of_work, storage_from_env(), message)
     return {"order_id": message.order_id, "noted": noted}
 
 
