@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Start one whole stack in the foreground: migrations (the services' and the gateway's),
 # the operator key, demo data, then Redis, the four APIs, the four workers, the schedulers
-# (one per service with periodic tasks) and the gateway under honcho (Procfile).
-# Expects the virtualenv from scripts/setup.sh. Ctrl-C (SIGINT/SIGTERM) stops everything.
+# (one per service with periodic tasks) and the gateway under supervisord (the Procfile's
+# lines; diandian_common/supervise.py). A process that dies is restarted (with a backoff when
+# it keeps dying) and the others run on. Expects the virtualenv from scripts/setup.sh.
+# Ctrl-C (SIGINT/SIGTERM) stops everything: the gateway, APIs, workers and schedulers first,
+# Redis last, so the messages the workers held go back to their queues.
 # The workers and schedulers write their logs to $DIANDIAN_LOG_DIR (default $VAR_DIR/log) and
 # show only warnings and errors here; DIANDIAN_LOG_DIR= (empty) keeps everything on the terminal.
 set -euo pipefail
@@ -15,6 +18,11 @@ export GUNICORN_OPTS=${GUNICORN_OPTS:---workers 2 --worker-class gthread --threa
 export CELERY_WORKER_OPTS=${CELERY_WORKER_OPTS:---concurrency 2 --loglevel INFO}
 export DIANDIAN_LOG_DIR=${DIANDIAN_LOG_DIR-$VAR_DIR/log}
 mkdir -p "$VAR_DIR/redis" ${DIANDIAN_LOG_DIR:+"$DIANDIAN_LOG_DIR"}
+
+if [ "$(id -u)" = 0 ]; then
+  # Everything below would run with root's rights: a bug in any process could then do anything.
+  echo "[stack] WARNING: running as root: every process of the stack gets root's rights; run make run as an ordinary user" >&2
+fi
 
 # The gateway signs operator assertions for the services with INTERNAL_API_SECRET. Unless
 # the caller set one, this stack gets its own, made once and kept with its data.
@@ -74,9 +82,9 @@ MSG
 
 # The start-up lines scroll that away, so a waiter says it again once the gateway's /healthz
 # answers 200 and every worker answers a ping, or says clearly that the stack did not come up
-# within DIANDIAN_START_TIMEOUT seconds. It ends then, or as soon as honcho (this script's pid
-# after the exec) is gone; Ctrl-C reaches it too. Started from a subshell, so that init, not
-# honcho, reaps it when it ends.
+# within DIANDIAN_START_TIMEOUT seconds. It ends then, or as soon as supervisord (this script's
+# pid after the exec) is gone; Ctrl-C reaches it too. Started from a subshell, so that init, not
+# supervisord, reaps it when it ends.
 DIANDIAN_START_TIMEOUT=${DIANDIAN_START_TIMEOUT:-120}
 case $GATEWAY_HOST in
   0.0.0.0|::|'') probe_host=127.0.0.1 ;;
@@ -98,7 +106,7 @@ base, log_dir = os.environ["PUBLIC_BASE_URL"], os.environ.get("DIANDIAN_LOG_DIR"
 def waiting() -> bool:
     try:
         os.kill(stack, 0)
-    except ProcessLookupError:   # honcho has exited: the stack is gone, nothing to announce
+    except ProcessLookupError:   # supervisord has exited: the stack is gone, nothing to announce
         sys.exit(0)
     return time.monotonic() < deadline
 
@@ -138,4 +146,4 @@ print(f"[stack] Diandian is up: {base}/  (API: {base}/api/v1/scenes{logs}; Ctrl-
       flush=True)
 WAITER
 )
-exec honcho start --no-colour -f Procfile "${processes[@]}" 2>&1
+exec python -m diandian_common.supervise run "${processes[@]}" 2>&1

@@ -7,9 +7,11 @@ gateway by ``stack.driver`` (:class:`diandian_common.testing.Driver`).
 Two ways to run the same stack, sharing the environment, the ports and the driver:
 
 - :class:`Stack` runs it the way ``make run`` does: ``scripts/start-stack.sh`` runs the
-  migrations and seeds, then honcho starts Redis, the APIs (gunicorn), the Celery workers,
-  the schedulers and the gateway (the session's ``stack`` of tests/conftest.py). Honcho
-  stops every process as soon as one exits, so it cannot take one away and bring it back.
+  migrations and seeds, then supervisord (diandian_common/supervise.py) starts Redis, the APIs
+  (gunicorn), the Celery workers, the schedulers and the gateway (the session's ``stack`` of
+  tests/conftest.py), and restarts any of them that dies while the others run on; stopping
+  the stack stops the others first and Redis last. Which process has which pid:
+  :meth:`Stack.pid`.
 - :class:`ProcessStack` prepares the same stack as ``scripts/start-stack.sh`` (the variables
   of ``python -m diandian_common.config``, the script's ``GUNICORN_OPTS`` /
   ``CELERY_WORKER_OPTS`` defaults, migrations, the operator key, the demo data) and then
@@ -110,12 +112,16 @@ class StackBase:
 
 
 class Stack(StackBase):
-    """The stack run by ``scripts/start-stack.sh`` under honcho, as ``make run`` runs it, with
-    :data:`E2E_ENV` (``extra_env`` overrides anything); every line in ``stack.log``."""
+    """The stack run by ``scripts/start-stack.sh`` under supervisord, as ``make run`` runs it,
+    with :data:`E2E_ENV` (``extra_env`` overrides anything); every line in ``stack.log``,
+    supervisord's own in :attr:`supervisor_log`."""
+
+    SPAWNED = re.compile(r" spawned: '([^']+)' with pid (\d+)$", re.MULTILINE)
 
     def __init__(self, var_dir: Path, extra_env: dict | None = None):
         super().__init__(var_dir, {**E2E_ENV, **(extra_env or {})})
         self.log_path = self.var_dir / "stack.log"
+        self.supervisor_log = self.var_dir / "supervisor" / "supervisord.log"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> None:
@@ -150,21 +156,56 @@ class Stack(StackBase):
     def worker_logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
-        self.driver.close()
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
+    def pid(self, name: str) -> int | None:
+        """The pid of the Procfile's process ``name`` as supervisord last started it, while it
+        lives (for a Celery worker: its main process, which forks the pool's children)."""
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # anything honcho left behind
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            spawned = self.SPAWNED.findall(self.supervisor_log.read_text(errors="replace"))
+        except OSError:
+            return None
+        pids = [int(pid) for spawned_name, pid in spawned if spawned_name == name]
+        return pids[-1] if pids and session_of(pids[-1]) == self.session else None
+
+    @property
+    def session(self) -> int | None:
+        """The stack's session: start-stack.sh starts it, every process of the stack is in it."""
+        return self.process.pid if self.process is not None else None
+
+    def stop(self, timeout: float = 90) -> None:
+        """As Ctrl-C: SIGTERM to supervisord, which stops the others, then Redis; whatever is
+        left of the stack after ``timeout`` is killed."""
+        self.driver.close()
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in session_members(self.session):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.process.wait(timeout=10)
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of a living ``pid``."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[3])
+
+
+def session_members(session: int) -> list[int]:
+    """Every living process of ``session`` (supervisord gives each process its own group,
+    so a group no longer holds a stack; its session does)."""
+    return [pid for pid in (int(e.name) for e in os.scandir("/proc") if e.name.isdigit())
+            if session_of(pid) == session]
 
 
 class ProcessStack(StackBase):
@@ -239,7 +280,7 @@ class ProcessStack(StackBase):
             raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{self.tail('setup')}")
 
     def prepare(self) -> None:
-        """What start-stack.sh does before honcho: migrations, operator key, demo data."""
+        """What start-stack.sh does before supervisord: migrations, operator key, demo data."""
         (self.var_dir / "redis").mkdir(exist_ok=True)
         self._run("python", "-m", "diandian_common.migrate", "upgrade")
         self._run("flask", "--app", "gateway.app", "keys", "ensure-operator")
@@ -270,7 +311,8 @@ class ProcessStack(StackBase):
             raise RuntimeError(f"{name} is already running")
         log_offset = self._log_size(name)
         with open(self.log_path(name), "ab") as log:
-            # bash expands the $VARS as honcho's shell would; exec keeps one process per line.
+            # bash expands the $VARS as start-stack.sh's supervisord does; exec keeps one process
+            # per line.
             self.processes[name] = subprocess.Popen(
                 ["bash", "-c", f"exec {self.types[name].command}"], cwd=ROOT, env=self.env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,10 +1,15 @@
 """``make run`` as a newcomer meets it: README's tables and hand-made order, the line saying
-the stack is up, and a terminal an idle stack leaves alone (scripts/start-stack.sh, Procfile)."""
+the stack is up, a terminal an idle stack leaves alone, and the supervisor that runs the
+Procfile's processes (scripts/start-stack.sh, Procfile, diandian_common/supervise.py).
+Killing one process of a whole stack is tests/test_faults_supervisor.py's."""
 from __future__ import annotations
 
+import io
 import json
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -12,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from supervisor.options import ServerOptions
 
+from diandian_common import supervise
 from diandian_common.celery_app import queue_for
 from tests.stack import Stack
 
@@ -156,3 +163,93 @@ def test_an_idle_stack_leaves_the_terminal_alone_but_shows_errors(tmp_path, monk
         wait_for_line(quiet.log_path, "unregistered task of type 'orders.no_such_task'", timeout=30)
     finally:
         quiet.stop()
+
+
+def realized(conf: str, tmp_path: Path) -> ServerOptions:
+    """supervisord's own reading of ``conf`` (its option expansion and command parsing)."""
+    path = tmp_path / "supervisord.conf"
+    path.write_text(conf)
+    options = ServerOptions()
+    options.realize(args=["--configuration", str(path)])
+    return options
+
+
+def test_the_supervisor_runs_each_procfile_line_as_written_and_stops_redis_after_the_rest(tmp_path):
+    commands = supervise.read_procfile()
+    names = list(commands)
+    options = realized(supervise.supervisord_conf(commands, names, tmp_path, tmp_path / "metrics"), tmp_path)
+    groups = {group.name: group for group in options.process_group_configs}
+    programs = {process.name: process for group in groups.values() for process in group.process_configs}
+    assert set(programs) == {*names, supervise.LISTENER}
+    for name in names:   # "%h" of the Celery node names arrives as written
+        assert shlex.split(programs[name].command) == ["bash", "-c", f"exec {commands[name]}"]
+        assert programs[name].autorestart and programs[name].killasgroup
+    # supervisord stops groups one after the other, highest priority first; its listener last.
+    order = sorted(groups.values(), key=lambda group: group.priority, reverse=True)
+    assert [{p.name for p in group.process_configs} for group in order] == [
+        set(names) - {"redis"}, {"redis"}, {supervise.LISTENER}]
+    metrics_dirs = {name: programs[name].environment.get("PROMETHEUS_MULTIPROC_DIR") for name in names}
+    assert metrics_dirs["gateway"] == str(tmp_path / "metrics" / "gateway")
+    assert metrics_dirs["orders-worker"] == str(tmp_path / "metrics" / "orders-worker")
+    assert metrics_dirs["redis"] is None and metrics_dirs["orders-beat"] is None
+
+
+def test_the_listener_prints_whole_lines_after_the_process_name():
+    out = io.StringIO()
+    terminal = supervise.Terminal(width=13, out=out)
+    terminal.output("orders-worker", "one\ntw")
+    terminal.output("redis", "ready\n")
+    terminal.output("orders-worker", "o\nthr")
+    terminal.flush("orders-worker")
+    lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
+    assert lines == ["orders-worker | one", "redis         | ready", "orders-worker | two",
+                     "orders-worker | thr"]
+
+
+def test_make_run_warns_when_it_runs_as_root():
+    script = (ROOT / "scripts" / "start-stack.sh").read_text()
+    check = script.index('if [ "$(id -u)" = 0 ]; then')
+    assert "WARNING: running as root" in script[check:script.index("fi", check)]
+    assert check < script.index("exec python -m diandian_common.supervise run")
+
+
+@pytest.mark.integration
+def test_a_process_that_keeps_dying_is_restarted_with_a_backoff_and_ctrl_c_stops_redis_last(tmp_path):
+    """supervisord with the make-run configuration, on stand-ins: one that exits at once
+    (restarted after 1 s, then 2 s), one that takes a second to stop, and "redis"."""
+    commands = {
+        "redis": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0)); "
+                 "print(\"up\", flush=True); time.sleep(600)'",
+        "slow-worker": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: "
+                       "(time.sleep(1), print(\"warm shutdown\", flush=True), exit(0))); time.sleep(600)'",
+        "crashing": "bash -c 'echo boom; exit 3'",
+    }
+    state = tmp_path / "supervisor"
+    state.mkdir()
+    conf = state / "supervisord.conf"
+    conf.write_text(supervise.supervisord_conf(commands, list(commands), state, tmp_path / "metrics"))
+    output = tmp_path / "terminal.log"
+    with open(output, "wb") as terminal:
+        supervisord = subprocess.Popen([str(Path(sys.executable).parent / "supervisord"), "-c", str(conf)],
+                                       cwd=ROOT, stdout=terminal, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+    try:
+        backoff = "restarting crashing (exit status 3 within 10 s of starting) in {} s"
+        wait_for_line(output, backoff.format(2), timeout=30)
+        lines = output.read_text().splitlines()
+        assert any(line.endswith("crashing    | boom") for line in lines), lines
+        assert any(backoff.format(1) in line for line in lines)
+        assert supervisord.poll() is None
+
+        supervisord.send_signal(signal.SIGINT)
+        supervisord.wait(timeout=60)
+    finally:
+        if supervisord.poll() is None:
+            supervisord.kill()
+    stopped = re.findall(r" stopped: (\S+) \(", (state / "supervisord.log").read_text())
+    # (A shutdown gives up on "crashing" if it is waiting to restart: no "stopped:" then.)
+    assert stopped[-2:] == ["redis", supervise.LISTENER] and "slow-worker" in stopped
+    said = output.read_text()
+    assert "redis stopped (exit status 0)" in said
+    assert said.index("warm shutdown") < said.index("slow-worker stopped (exit status 0)") \
+        < said.index("every process has stopped")

@@ -1,0 +1,139 @@
+"""Fault tests of ``make run``'s stack (issue 20): a process that dies is restarted while the
+others run on and the stack keeps serving; Ctrl-C stops the workers first and Redis last; and
+a scrape of a gunicorn process's metrics sums all its workers, whichever one answers.
+
+One :class:`~tests.stack.Stack` (scripts/start-stack.sh under supervisord, as ``make run``
+runs it, with make run's two gunicorn workers per API) serves the module; its last test stops
+it with SIGINT, as Ctrl-C would.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import pytest
+import requests
+
+from tests.stack import Stack, session_members
+from tests.stack_processes import read_procfile
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+UP_LINE = "[stack] Diandian is up: "
+# make run's default (scripts/start-stack.sh), with a shorter graceful stop.
+GUNICORN_OPTS = "--workers 2 --worker-class gthread --threads 4 --timeout 30 --graceful-timeout 5"
+
+
+@pytest.fixture(scope="module")
+def supervised(tmp_path_factory):
+    stack = Stack(tmp_path_factory.mktemp("supervised"), extra_env={"GUNICORN_OPTS": GUNICORN_OPTS})
+    try:
+        stack.start()
+        wait_for_line(stack, UP_LINE)   # every worker answered a ping
+        yield stack
+    finally:
+        stack.stop()
+
+
+def wait_for(predicate, what: str, stack: Stack, timeout: float = 90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {timeout} s:\n{stack.tail(40)}")
+
+
+def wait_for_line(stack: Stack, text: str, timeout: float = 120) -> str:
+    return wait_for(lambda: text in stack.log_path.read_text(errors="replace") and text,
+                    f"no {text!r} in {stack.log_path}", stack, timeout)
+
+
+def started(stack: Stack) -> list[str]:
+    """The Procfile's processes this stack runs."""
+    return [name for name in read_procfile() if stack.pid(name) is not None]
+
+
+def kill_and_wait_for_restart(stack: Stack, name: str) -> tuple[int, int]:
+    """SIGKILL the process (a crash: no clean-up of its own) and wait until supervisord has
+    started it again and says so; returns its old and new pids."""
+    old = stack.pid(name)
+    assert old is not None, f"{name} is not running:\n{stack.tail(40)}"
+    os.kill(old, signal.SIGKILL)
+    new = wait_for(lambda: (pid := stack.pid(name)) not in (None, old) and pid,
+                   f"{name} was not started again", stack)
+    wait_for_line(stack, f"restarting {name} (terminated by SIGKILL) in 0 s")
+    wait_for_line(stack, f"{name} is running again (pid {new})", timeout=60)
+    return old, new
+
+
+def test_a_killed_worker_main_process_is_restarted_and_the_stack_keeps_serving(supervised):
+    names = started(supervised)
+    assert {"redis", "gateway", "orders", "orders-worker", "orders-beat"} <= set(names), names
+    before = {name: supervised.pid(name) for name in names}
+
+    old, new = kill_and_wait_for_restart(supervised, "orders-worker")
+
+    assert supervised.process.poll() is None, "the supervisor exited"
+    assert old != new
+    others = {name: supervised.pid(name) for name in names if name != "orders-worker"}
+    assert others == {name: pid for name, pid in before.items() if name != "orders-worker"}, \
+        "a process other than the one killed was restarted"
+    # The restarted worker takes the order's payment through the whole pipeline.
+    placed = supervised.driver.place_and_pay_order(kg=3)
+    order = supervised.driver.wait_completed(placed["id"], timeout=120)
+    assert order["retirement"]["serial_ranges"] and order["certificate"]["pdf_url"]
+
+
+def test_a_killed_redis_is_restarted_and_the_stack_keeps_serving(supervised):
+    before = {name: supervised.pid(name) for name in started(supervised)}
+
+    old, new = kill_and_wait_for_restart(supervised, "redis")
+
+    assert supervised.process.poll() is None, "the supervisor exited"
+    others = {name: supervised.pid(name) for name in before if name != "redis"}
+    assert others == {name: pid for name, pid in before.items() if name != "redis"}, \
+        "a process other than Redis was restarted"
+    # The workers reconnect to the new Redis (its append-only file kept the queues).
+    placed = supervised.driver.place_and_pay_order(kg=4)
+    order = supervised.driver.wait_completed(placed["id"], timeout=180)
+    assert order["retirement"]["serial_ranges"] and order["certificate"]["pdf_url"]
+
+
+def request_count(stack: Stack, route: str) -> float:
+    """The gateway's ``http_requests_total`` for GET ``route`` answered 200, from one scrape."""
+    metrics = requests.get(f"{stack.url}/metrics", timeout=10)
+    assert metrics.status_code == 200, metrics.text
+    pattern = (r'^http_requests_total\{(?=[^}]*service="gateway")(?=[^}]*method="GET")'
+               rf'(?=[^}}]*route="{re.escape(route)}")(?=[^}}]*status="200")[^}}]*\}} (\S+)$')
+    return sum(float(value) for value in re.findall(pattern, metrics.text, re.MULTILINE))
+
+
+def test_a_scrape_sums_every_gunicorn_worker_of_the_gateway(supervised):
+    """Two gunicorn workers answer the gateway's requests and its scrapes: each scrape counts
+    the requests of both (PROMETHEUS_MULTIPROC_DIR), so the counter never jumps back."""
+    route = "/api/v1/<path:_rest>"   # the gateway's one rule for the API it forwards
+    before = max(request_count(supervised, route) for _ in range(10))
+    requests_made = 40
+    for _ in range(requests_made):
+        assert requests.get(f"{supervised.url}/api/v1/projects", timeout=10).status_code == 200
+    scrapes = [request_count(supervised, route) for _ in range(10)]
+    assert scrapes == [before + requests_made] * len(scrapes)
+
+
+def test_ctrl_c_stops_the_workers_first_and_redis_last(supervised):
+    names = started(supervised)
+    assert "redis" in names and len(names) > 1
+    supervisord = supervised.process
+
+    supervisord.send_signal(signal.SIGINT)
+
+    wait_for(lambda: supervisord.poll() is not None, "the stack did not stop", supervised, timeout=120)
+    assert session_members(supervised.session) == [], "processes of the stack outlived it"
+    stopped = re.findall(r" stopped: (\S+) \(", supervised.supervisor_log.read_text())
+    assert sorted(name for name in stopped if name in names) == sorted(names), stopped
+    assert [name for name in stopped if name in names][-1] == "redis", stopped
+    wait_for_line(supervised, "every process has stopped", timeout=10)
