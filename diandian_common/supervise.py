@@ -3,7 +3,7 @@ that dies instead of stopping the stack, and stops them in order on Ctrl-C.
 
 ``python -m diandian_common.supervise run NAME...`` (the last step of scripts/start-stack.sh)
 writes ``$VAR_DIR/supervisor/supervisord.conf`` from the Procfile, the one list of processes,
-and replaces itself with supervisord in the foreground:
+and runs supervisord with it in the foreground:
 
 - A process that exits is started again: at once if it had been up for :data:`START_SECONDS`,
   otherwise after 1 s, 2 s, 3 s … (supervisord's backoff), giving up after
@@ -154,10 +154,27 @@ def run(names: list[str]) -> None:
     (state_dir / "supervisord.log").unlink(missing_ok=True)
     conf = state_dir / "supervisord.conf"
     conf.write_text(supervisord_conf(commands, names, state_dir, metrics_dir))
-    supervisord = Path(sys.executable).parent / "supervisord"   # installed with this Python's packages
-    if not supervisord.exists():
-        supervisord = Path(shutil.which("supervisord") or "supervisord")
-    os.execv(supervisord, [str(supervisord), "--configuration", str(conf)])
+    serve(conf)
+
+
+def serve(conf: Path) -> None:
+    """supervisord with ``conf``, in this process, with one change: SIGHUP (the terminal was
+    closed) stops the stack as Ctrl-C does. supervisord's own meaning, reload, would start
+    every process again with nobody left to see it or to stop it."""
+    from supervisor.options import ServerOptions
+    from supervisor.supervisord import go
+
+    class Options(ServerOptions):
+        def setsignals(self):
+            super().setsignals()
+            hangup_stops = lambda _sig, frame: self.signal_receiver.receive(signal.SIGTERM, frame)  # noqa: E731
+            signal.signal(signal.SIGHUP, hangup_stops)
+
+    options = Options()
+    options.realize(["--configuration", str(conf)])
+    options.first, options.test = True, False   # what supervisord's main() sets before go()
+    go(options)
+    options.close_logger()
 
 
 class ExitCauses:

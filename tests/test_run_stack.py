@@ -213,26 +213,43 @@ def test_make_run_warns_when_it_runs_as_root():
     assert check < script.index("exec python -m diandian_common.supervise run")
 
 
-@pytest.mark.integration
-def test_a_process_that_keeps_dying_is_restarted_with_a_backoff_and_ctrl_c_stops_redis_last(tmp_path):
-    """supervisord with the make-run configuration, on stand-ins: one that exits at once
-    (restarted after 1 s, then 2 s), one that takes a second to stop, and "redis"."""
-    commands = {
-        "redis": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0)); "
-                 "print(\"up\", flush=True); time.sleep(600)'",
-        "slow-worker": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: "
-                       "(time.sleep(1), print(\"warm shutdown\", flush=True), exit(0))); time.sleep(600)'",
-        "crashing": "bash -c 'echo boom; exit 3'",
-    }
+# Stand-ins for make run's processes: "redis", one that takes a second to stop, one that
+# exits at once.
+STAND_INS = {
+    "redis": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: exit(0)); "
+             "print(\"up\", flush=True); time.sleep(600)'",
+    "slow-worker": "python3 -c 'import signal, time; signal.signal(signal.SIGTERM, lambda *_: "
+                   "(time.sleep(1), print(\"warm shutdown\", flush=True), exit(0))); time.sleep(600)'",
+    "crashing": "bash -c 'echo boom; exit 3'",
+}
+
+
+def stand_in_conf(tmp_path: Path, commands: dict[str, str]) -> Path:
     state = tmp_path / "supervisor"
     state.mkdir()
     conf = state / "supervisord.conf"
     conf.write_text(supervise.supervisord_conf(commands, list(commands), state, tmp_path / "metrics"))
-    output = tmp_path / "terminal.log"
+    return conf
+
+
+def serve(conf: Path, output: Path) -> subprocess.Popen:
+    """supervisord as ``python -m diandian_common.supervise run`` runs it, on ``conf``."""
     with open(output, "wb") as terminal:
-        supervisord = subprocess.Popen([str(Path(sys.executable).parent / "supervisord"), "-c", str(conf)],
-                                       cwd=ROOT, stdout=terminal, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", "import sys; from pathlib import Path; "
+             "from diandian_common.supervise import serve; serve(Path(sys.argv[1]))", str(conf)],
+            cwd=ROOT, stdout=terminal, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.mark.integration
+def test_a_process_that_keeps_dying_is_restarted_with_a_backoff_and_ctrl_c_stops_redis_last(tmp_path):
+    """The one that exits at once is restarted after 1 s, then 2 s; Ctrl-C stops the others,
+    then "redis"."""
+    commands = STAND_INS
+    conf = stand_in_conf(tmp_path, commands)
+    state = conf.parent
+    output = tmp_path / "terminal.log"
+    supervisord = serve(conf, output)
     try:
         backoff = "restarting crashing (exit status 3 within 10 s of starting) in {} s"
         wait_for_line(output, backoff.format(2), timeout=30)
@@ -253,3 +270,22 @@ def test_a_process_that_keeps_dying_is_restarted_with_a_backoff_and_ctrl_c_stops
     assert "redis stopped (exit status 0)" in said
     assert said.index("warm shutdown") < said.index("slow-worker stopped (exit status 0)") \
         < said.index("every process has stopped")
+
+
+@pytest.mark.integration
+def test_a_closed_terminal_stops_the_stack_as_ctrl_c_does(tmp_path):
+    """SIGHUP, which supervisord alone takes as "reload", stops everything: nobody is left to
+    see the stack or stop it."""
+    conf = stand_in_conf(tmp_path, {"redis": STAND_INS["redis"], "slow-worker": STAND_INS["slow-worker"]})
+    output = tmp_path / "terminal.log"
+    supervisord = serve(conf, output)
+    try:
+        wait_for_line(output, "redis       | up", timeout=30)
+        supervisord.send_signal(signal.SIGHUP)
+        supervisord.wait(timeout=60)
+    finally:
+        if supervisord.poll() is None:
+            supervisord.kill()
+    log = (conf.parent / "supervisord.log").read_text()
+    assert re.findall(r" stopped: (\S+) \(", log) == ["slow-worker", "redis", supervise.LISTENER]
+    assert log.count("spawned: 'redis'") == 1
