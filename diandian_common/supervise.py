@@ -9,10 +9,10 @@ and runs supervisord with it in the foreground:
   otherwise after 1 s, 2 s, 3 s … (supervisord's backoff), giving up after
   :data:`START_RETRIES` failed starts in a row. Each restart is said on the terminal:
   ``restarting orders-worker (terminated by SIGKILL) in 0 s``.
-- Ctrl-C (SIGINT) or SIGTERM to supervisord stops the gateway, the APIs, the workers (Celery's
-  warm shutdown: running tasks finish, prefetched messages go back to their queue) and the
-  schedulers together, and Redis only once they are all gone, so the messages they give
-  back reach it. Each is given :data:`STOP_WAIT_SECONDS`, then killed with its children.
+- Ctrl-C (SIGINT), SIGTERM or a closed terminal (SIGHUP) stops the gateway, the APIs, the
+  workers (Celery's warm shutdown: running tasks finish, prefetched messages go back to their
+  queue) and the schedulers together, and Redis only once they are all gone, so the messages
+  they give back reach it. Each is given :data:`STOP_WAIT_SECONDS`, then killed with its children.
 - Each process's output reaches the terminal through ``listen`` (supervisord's event
   listener), one line at a time after the time and the process's name, as honcho printed it.
   supervisord's own log is ``$VAR_DIR/supervisor/supervisord.log``.

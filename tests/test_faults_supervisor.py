@@ -1,5 +1,6 @@
 """Fault tests of ``make run``'s stack (issue 20): a process that dies is restarted while the
-others run on and the stack keeps serving; Ctrl-C stops the workers first and Redis last; and
+others run on and the stack keeps serving; Ctrl-C stops the workers first and Redis last, so
+the messages they held go back to their queues; and
 a scrape of a gunicorn process's metrics sums all its workers, whichever one answers.
 
 One :class:`~tests.stack.Stack` (scripts/start-stack.sh under supervisord, as ``make run``
@@ -8,14 +9,22 @@ it with SIGINT, as Ctrl-C would.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import redis
 import requests
+from celery import Celery
 
+from diandian_common.celery_app import queue_for
+from diandian_common.metrics import KOMBU_UNACKED_KEY
 from tests.stack import Stack, session_members
 from tests.stack_processes import read_procfile
 
@@ -124,10 +133,20 @@ def test_a_scrape_sums_every_gunicorn_worker_of_the_gateway(supervised):
     assert scrapes == [before + requests_made] * len(scrapes)
 
 
-def test_ctrl_c_stops_the_workers_first_and_redis_last(supervised):
+def test_ctrl_c_stops_the_workers_first_and_redis_last_so_no_message_stays_held(supervised, monkeypatch):
     names = started(supervised)
     assert "redis" in names and len(names) > 1
     supervisord = supervised.process
+    # Messages for the orders worker to hold when Ctrl-C comes: many cheap, idempotent relays.
+    # (The root conftest's CELERY_BROKER_URL=memory:// would override the broker given.)
+    monkeypatch.setenv("CELERY_BROKER_URL", supervised.redis_url)
+    publisher = Celery(broker=supervised.redis_url)
+    for _ in range(2000):
+        publisher.send_task("orders.relay_outbox", queue=queue_for("orders.relay_outbox"))
+    publisher.close()
+    broker = redis.Redis.from_url(supervised.redis_url)
+    wait_for(lambda: broker.hlen(KOMBU_UNACKED_KEY) > 0, "the worker took no message", supervised, 30)
+    broker.close()
 
     supervisord.send_signal(signal.SIGINT)
 
@@ -137,3 +156,33 @@ def test_ctrl_c_stops_the_workers_first_and_redis_last(supervised):
     assert sorted(name for name in stopped if name in names) == sorted(names), stopped
     assert [name for name in stopped if name in names][-1] == "redis", stopped
     wait_for_line(supervised, "every process has stopped", timeout=10)
+    # The workers gave back what they held while Redis was still there to take it.
+    with redis_on(supervised.var_dir / "redis") as data:
+        assert data.hlen(KOMBU_UNACKED_KEY) == 0
+
+
+@contextlib.contextmanager
+def redis_on(data_dir: Path):
+    """A Redis of its own on the stack's data (its append-only file), as the Procfile starts it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                               str(data_dir), "--appendonly", "yes", "--save", ""],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield client
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=30)
