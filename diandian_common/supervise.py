@@ -167,8 +167,10 @@ def serve(conf: Path) -> None:
     class Options(ServerOptions):
         def setsignals(self):
             super().setsignals()
-            hangup_stops = lambda _sig, frame: self.signal_receiver.receive(signal.SIGTERM, frame)  # noqa: E731
-            signal.signal(signal.SIGHUP, hangup_stops)
+            signal.signal(signal.SIGHUP, self.hangup)
+
+        def hangup(self, _sig, frame):
+            self.signal_receiver.receive(signal.SIGTERM, frame)
 
     options = Options()
     options.realize(["--configuration", str(conf)])
