@@ -64,8 +64,8 @@ def resend_stuck(payload: dict | None = None) -> int:
         count_pipeline_resent("orders", task_name, count)
     total = sum(resent.values())
     if total:
-        log.warning("re-sent the next step of %d stuck orders: %s", total,
-                    ", ".join(f"{count} × {name}" for name, count in resent.items() if count))
+        log.warning("re-sent the next step of %d stuck orders (%s)", total,
+                    ", ".join(f"{name}: {count}" for name, count in resent.items() if count))
     return total
 
 

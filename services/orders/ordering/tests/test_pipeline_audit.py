@@ -154,12 +154,14 @@ def test_the_audit_task_counts_and_says_what_it_re_sent(client, database, monkey
     assert len(sent(database, lost["id"], "ranking.record")) == 2
 
 
-def test_resend_stuck_counts_what_it_re_sent(client, database, monkeypatch):
+def test_resend_stuck_counts_and_says_what_it_re_sent(client, database, monkeypatch, caplog):
     monkeypatch.setenv("ORDERS_STUCK_AFTER_SECONDS", "0")
     pay_and_retire(client, database, kg=2)
     before = resent_total("certificates.render")
-    assert tasks.resend_stuck.run() == 1
+    with caplog.at_level(logging.WARNING, logger="orders.ordering.tasks"):
+        assert tasks.resend_stuck.run() == 1
     assert resent_total("certificates.render") == before + 1
+    assert "re-sent the next step of 1 stuck orders (certificates.render: 1)" in caplog.text
 
 
 def test_the_audit_is_scheduled_every_pipeline_audit_seconds():

@@ -1,0 +1,164 @@
+"""Fault tests of the pipeline's repair across services (issue 20): messages the broker loses
+(an unsynced AOF tail, a failover to a lagging replica) are sent again and applied once.
+
+The loss is made as the chaos round made it: the consuming worker is frozen (SIGSTOP, the
+whole process group) while a burst of orders is paid, the messages waiting for it are deleted
+from its queue in the stack's own Redis, and the worker resumes. Then
+
+- every ``ranking.record`` lost is sent again by orders' pipeline audit, which asks ranking
+  again about every retired order it has not acknowledged (``orders.contribution_recorded``):
+  every order ends on every board once;
+- every ``certificates.render`` lost is sent again by ``orders.resend_stuck`` (the order
+  stays ``retired`` without it): every order ends completed with one certificate.
+
+Each test prints ``placed / completed / duplicated / lost`` and how many messages it deleted.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+from diandian_common.celery_app import queue_for
+from tests.outcomes import SCENE, assert_exactly_once, outcome
+from tests.stack import ProcessStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+PIPELINE_ENV = {
+    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
+    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+    "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1",
+    # Production audits every 300 s and re-sends a stuck order's step after 300 s; tests
+    # can't wait that long.
+    "PIPELINE_AUDIT_SECONDS": "5",
+    "ORDERS_STUCK_AFTER_SECONDS": "10", "ORDERS_RECONCILE_SECONDS": "5",
+}
+BURST = 20
+# A few audit passes, each re-sent copy waiting twice as long as the one before it (the
+# copies sent while the worker was frozen were deleted too), and the burst's work.
+REPAIR_TIMEOUT_S = 240
+# Every board an order of the scene is counted on: global and the scene's, each period.
+BOARDS = [{"period": period, **scene} for scene in ({}, {"scene": SCENE})
+          for period in ("all", "day", "week", "month")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    with ProcessStack(tmp_path_factory.mktemp("faults-pipeline"), PIPELINE_ENV) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def every_process_running(stack):
+    """A process that died in one test is restarted for the next (see tests/test_faults.py)."""
+    yield
+    revived = stack.revive()
+    if revived:
+        print(f"\n[stack] restarted after the test: {revived}")
+
+
+@contextmanager
+def frozen(stack, name: str):
+    """The process (its whole group: Celery's children too) stopped, not killed: it keeps its
+    broker connection and takes nothing more from its queue until it resumes."""
+    stack.kill(name, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        stack.kill(name, signal.SIGCONT)
+
+
+def lose_queue(stack, task_name: str) -> int:
+    """Delete every message waiting in the queue of ``task_name``'s owner, as a broker that
+    lost its last writes would; how many there were."""
+    queue = queue_for(task_name)
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        with client.pipeline() as pipe:
+            lost, _ = pipe.llen(queue).delete(queue).execute()
+    finally:
+        client.close()
+    return lost
+
+
+def place_and_pay(driver, project: dict, participant: str) -> dict[str, int]:
+    """A burst of orders by one participant in the seeded scene, paid: order id → kg."""
+    def guest(i: int) -> dict:
+        return {"id": participant, "display_name": f"丢失 Lost {i}"}
+    placed = driver.place_orders(project["id"], BURST, guest, scene=SCENE)
+    driver.pay_all(placed)
+    return {order_id: order["quantity_kg"] for order_id, order in placed.items()}
+
+
+def acknowledged(var_dir: Path, order_ids) -> int:
+    """How many of the orders ranking has acknowledged, in the orders service's own database."""
+    order_ids = list(order_ids)
+    with sqlite3.connect(f"file:{Path(var_dir) / 'orders.db'}?mode=ro", uri=True) as db:
+        return db.execute(f"SELECT COUNT(*) FROM orders WHERE ranked_at IS NOT NULL AND id IN "
+                          f"({', '.join('?' * len(order_ids))})", order_ids).fetchone()[0]
+
+
+def log_text(stack, name: str, offset: int) -> str:
+    return stack.log_path(name).read_bytes()[offset:].decode(errors="replace")
+
+
+def test_lost_ranking_records_are_sent_again_and_counted_once_on_every_board(stack):
+    driver = stack.driver
+    project = driver.project("CDCER-CD-EBUS")
+    participant = f"fault-lost-record-{uuid.uuid4().hex[:6]}"
+    orders_log = stack.log_path("orders-worker").stat().st_size
+    with frozen(stack, "ranking-worker"):
+        placed = place_and_pay(driver, project, participant)
+        result = outcome(driver, stack.var_dir, "ranking.record lost", placed, project["id"])
+        lost = lose_queue(stack, "ranking.record")
+    total = sum(placed.values())
+    print(f"[ranking.record lost] {lost} messages deleted from {queue_for('ranking.record')}")
+    # A frozen worker may have taken one message off the queue just before it stopped (and
+    # runs it when it resumes); the others were waiting, and are gone.
+    assert lost >= BURST - 2, "the records were not waiting in the queue: the test proved nothing"
+
+    def on_every_board():
+        return [(board, (driver.standing(participant, **board) or {}).get("kg")) for board in BOARDS]
+    driver.wait_for(lambda: all(kg == total for _, kg in on_every_board()), timeout=REPAIR_TIMEOUT_S,
+                    interval=1, what=f"{total} kg on every board")
+    time.sleep(1)   # a record counted twice would show after the first
+    assert all(kg == total for _, kg in on_every_board()), on_every_board()
+    assert_exactly_once(driver, result, placed, {participant: total})
+
+    # Ranking acknowledged every order, so the audit stops asking; it said what it re-sent.
+    driver.wait_for(lambda: acknowledged(stack.var_dir, placed) == BURST, timeout=60, interval=1,
+                    what="every contribution acknowledged")
+    said = log_text(stack, "orders-worker", orders_log)
+    assert "without ranking's acknowledgement" in said and "ranking.record sent again" in said
+
+
+def test_lost_certificate_renders_are_sent_again_and_issue_one_certificate_each(stack):
+    driver = stack.driver
+    project = driver.project("CDCER-LQS-FOREST")
+    participant = f"fault-lost-render-{uuid.uuid4().hex[:6]}"
+    orders_log = stack.log_path("orders-worker").stat().st_size
+    with frozen(stack, "certificates-worker"):
+        placed = place_and_pay(driver, project, participant)
+        driver.wait_for(lambda: all(driver.order(o)["status"] == "retired" for o in placed), timeout=90,
+                        interval=0.5, what="every order retired, its render waiting")
+        lost = lose_queue(stack, "certificates.render")
+    print(f"[certificates.render lost] {lost} messages deleted from {queue_for('certificates.render')}")
+    assert lost >= BURST - 2, "the renders were not waiting in the queue: the test proved nothing"
+
+    result = outcome(driver, stack.var_dir, "certificates.render lost", placed, project["id"],
+                     timeout=REPAIR_TIMEOUT_S)
+    assert_exactly_once(driver, result, placed, {participant: sum(placed.values())})
+    assert re.search(r"re-sent the next step of \d+ stuck orders \(.*certificates\.render: \d+",
+                     log_text(stack, "orders-worker", orders_log))
