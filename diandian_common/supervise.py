@@ -31,6 +31,7 @@ import shutil
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +189,9 @@ class ExitCauses:
 
     def __init__(self, log: Path):
         self.log, self.offset = log, 0
-        self.causes: dict[str, str] = {}
+        # Each "exited:" line is one EXITED or BACKOFF event, in the same order; the listener
+        # may be a few events behind the log.
+        self.causes: dict[str, deque[str]] = {}
         self.stopped: dict[str, str] = {}   # in the order they stopped
 
     def read(self) -> None:
@@ -204,13 +207,17 @@ class ExitCauses:
                     match = self.REAPED.search(line.decode(errors="replace").rstrip("\n"))
                     if match:
                         verb, name, cause = match.groups()
-                        (self.stopped if verb == "stopped" else self.causes)[name] = cause
+                        if verb == "stopped":
+                            self.stopped[name] = cause
+                        else:
+                            self.causes.setdefault(name, deque()).append(cause)
         except OSError:
             pass
 
     def of(self, name: str) -> str:
         self.read()
-        return self.causes.pop(name, "cause not logged")
+        causes = self.causes.get(name)
+        return causes.popleft() if causes else "cause not logged"
 
 
 class Terminal:
@@ -242,27 +249,41 @@ class Terminal:
 def listen(log: Path, width: int) -> None:
     """supervisord's event listener: prints the processes' output, and says when a process
     exits and is restarted, is running again, is given up on, and when each one stops."""
-    from supervisor import childutils
-
     # supervisord counts an event's length in characters and sends it as UTF-8.
     events = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
-    terminal, causes = Terminal(width), ExitCauses(log)
-    restarted: set[str] = set()
+    terminal = Terminal(width)
     said_stopped: set[str] = set()
-    stopping = False
 
     def stopped(*_):
-        # supervisord stops its listener once every other process has stopped, and does not
-        # send it the events it still holds then (Redis's last ones): its log tells the rest.
-        causes.read()
-        for name, cause in causes.stopped.items():
-            if name != LISTENER and name not in said_stopped:
-                terminal.flush(name)
-                terminal.say(f"{name} stopped ({cause})")
-        terminal.say("every process has stopped")
-        sys.exit(0)
+        raise ListenerStopped
 
     signal.signal(signal.SIGTERM, stopped)
+    try:
+        _listen(events, terminal, ExitCauses(log), said_stopped)
+    except ListenerStopped:
+        pass
+    # supervisord stops its listener once every other process has stopped, and does not send
+    # it the events it still holds then (Redis's last ones): its log tells the rest, read
+    # again from the start, whatever the signal interrupted.
+    everything = ExitCauses(log)
+    everything.read()
+    for name, cause in everything.stopped.items():
+        if name != LISTENER and name not in said_stopped:
+            terminal.flush(name)
+            terminal.say(f"{name} stopped ({cause})")
+    terminal.say("every process has stopped")
+
+
+class ListenerStopped(Exception):
+    """supervisord asked its listener to stop (SIGTERM)."""
+
+
+def _listen(events, terminal: Terminal, causes: ExitCauses, said_stopped: set[str]) -> None:
+    """Handles supervisord's events until it stops the listener."""
+    from supervisor import childutils
+
+    restarted: set[str] = set()
+    stopping = False
     while True:
         headers, payload = childutils.listener.wait(events, sys.stdout)
         event = headers["eventname"]
