@@ -2,6 +2,8 @@
 recorder in place of the Celery broker (at the one wiring point, calculator/wiring.py)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from diandian_common.testing import free_port, migrated_sqlite_url
@@ -28,10 +30,12 @@ def database_url(env):
 
 
 class RecordingBroker:
-    """Stands in for the Celery app at the wiring point: keeps what would be sent."""
+    """Stands in for the Celery app at the wiring point: keeps what would be sent. Like the
+    calculator's Celery app it has no beat schedule, which the app's health check reads."""
 
     def __init__(self):
         self.messages: list[tuple[str, dict]] = []
+        self.conf = SimpleNamespace(beat_schedule={})
 
     def send_task(self, name, args=(), **_options):
         self.messages.append((name, args[0]))
