@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.stack import Stack
+from tests.stack import Stack, require_redis_server
 
 
 class _Starting:
@@ -62,8 +62,7 @@ def pytest_sessionfinish(session):
 def stack():
     """One real stack (Redis, 4 APIs, 4 workers, schedulers, gateway) for the session, run as
     ``make run`` runs it (tests/stack.py)."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the end-to-end tests (scripts/setup.sh installs it)")
+    require_redis_server()
     assert _starting is not None, "the session's stack was not started (tests/conftest.py)"
     return _starting.result()
 

@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +49,25 @@ from tests.stack_processes import (
 )
 
 OPERATOR_KEY = "test-operator-key"
+
+# Bursts from one test client: the limiter stays on (its own tests use tight limits and its
+# Redis outage path is part of what the fault tests exercise), its limits out of reach.
+UNLIMITED_RATES = {
+    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
+    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
+    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+}
+
+
+def require_redis_server() -> None:
+    """Every stack starts a redis-server of its own: without one the test fails, never skips."""
+    if shutil.which("redis-server") is None:
+        import pytest  # only the tests call this: the benchmarks use the module without pytest
+
+        pytest.fail("redis-server is required for the end-to-end and fault tests "
+                    "(scripts/setup.sh installs it)")
+
+
 VENV_BIN = Path(sys.executable).parent
 
 

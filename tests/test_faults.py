@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import time
 import uuid
@@ -33,16 +32,14 @@ from tests.outcomes import (
     certificate_rows,
     outcome,
 )
-from tests.stack import ProcessStack
+from tests.stack import UNLIMITED_RATES, ProcessStack, require_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 # The limiter stays on (its Redis outage path is part of what is tested), but bursts from
 # one test client must not be refused.
 FAULT_ENV = {
-    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
-    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
-    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+    **UNLIMITED_RATES,
     "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1",
     # Messages a worker held when Redis vanished come back only after the visibility
     # timeout (an hour); the stuck-order reconciler re-sends their step much sooner.
@@ -64,8 +61,7 @@ ANSWER_BOUND_S = 3.0
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     with ProcessStack(tmp_path_factory.mktemp("faults"), FAULT_ENV) as running:
         yield running
 
@@ -269,8 +265,7 @@ EMULATOR_NAMES = {"wechatpay": "wechat", "alipay": "alipay"}
 
 @pytest.fixture(scope="module")
 def paying_stack(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     with ProcessStack(tmp_path_factory.mktemp("faults-paying"), PAYING_ENV) as running:
         yield running
 

@@ -9,7 +9,6 @@ port of their own (``WORKER_METRICS_PORT``), where the test reads the count of p
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 
@@ -22,7 +21,7 @@ from diandian_common.metrics import dead_letter_queue
 from diandian_common.testing import free_port
 from diandian_common.tests.metrics_support import parse, value
 from tests.outcomes import SCENE, assert_exactly_once, outcome
-from tests.stack import ProcessStack
+from tests.stack import ProcessStack, require_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -54,8 +53,7 @@ class MeteredStack(ProcessStack):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     with MeteredStack(tmp_path_factory.mktemp("faults-broker"), BROKER_ENV) as running:
         yield running
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.outcomes import assert_exactly_once, outcome
-from tests.stack import ProcessStack
+from tests.stack import ProcessStack, require_redis_server
 from tests.test_faults import FAULT_ENV, assert_all_running, place_burst
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -39,8 +39,7 @@ PUT_OFF = "certificates.render put off: certificate storage "
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     with ProcessStack(tmp_path_factory.mktemp("faults-health"), HEALTH_ENV) as running:
         yield running
 

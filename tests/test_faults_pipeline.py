@@ -16,7 +16,6 @@ Each test prints ``placed / completed / duplicated / lost`` and how many message
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import sqlite3
 import time
@@ -29,14 +28,12 @@ import redis
 
 from diandian_common.celery_app import queue_for
 from tests.outcomes import SCENE, assert_exactly_once, outcome
-from tests.stack import ProcessStack
+from tests.stack import UNLIMITED_RATES, ProcessStack, require_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 PIPELINE_ENV = {
-    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
-    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
-    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+    **UNLIMITED_RATES,
     "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1",
     # Production audits every 300 s and re-sends a stuck order's step after 300 s; tests
     # can't wait that long.
@@ -54,8 +51,7 @@ BOARDS = [{"period": period, **scene} for scene in ({}, {"scene": SCENE})
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     with ProcessStack(tmp_path_factory.mktemp("faults-pipeline"), PIPELINE_ENV) as running:
         yield running
 

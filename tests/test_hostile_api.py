@@ -14,7 +14,6 @@ module's own. Runs are bounded by example counts, never by time.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,15 +21,13 @@ import pytest
 import requests
 
 from tests.outcomes import SCENE
-from tests.stack import OPERATOR_KEY, Stack
+from tests.stack import OPERATOR_KEY, UNLIMITED_RATES, Stack, require_redis_server
 
 pytestmark = pytest.mark.integration
 
 HOSTILE_ENV = {
     # Generated requests come in bursts from one address; the limiter's own tests are elsewhere.
-    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
-    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
-    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+    **UNLIMITED_RATES,
     # One generated guest places many orders, few of them paid: the unpaid caps would refuse
     # most of them, leaving the order routes' other answers unexercised.
     "ORDER_MAX_KG_GUEST": "100000000", "ORDER_MAX_UNPAID_KG_PER_PARTICIPANT": "1000000000000",
@@ -52,8 +49,7 @@ REQUEST_TIMEOUT_S = 30
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     """A stack of this module's own (named so that the session's shared stack is not started)."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the end-to-end tests (scripts/setup.sh installs it)")
+    require_redis_server()
     stack = Stack(tmp_path_factory.mktemp("hostile"), HOSTILE_ENV)
     try:
         stack.start()
