@@ -3,7 +3,11 @@
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` with 400 for unreadable
 JSON, 422 for invalid fields, 404 for unknown ids, 409 for conflicts, and never a bare 500.
 Werkzeug's own answers (405, 413, and the 308 of a URL with doubled slashes, which Flask
-never hands to error handlers) have the same shape.
+never hands to error handlers) have the same shape. A database fault that can heal
+(:data:`diandian_common.db.TRANSIENT_ERRORS`: a lost connection the request's re-run did
+not mend, a lock timeout, a server refusing connections) is 503 ``database_unavailable``
+with ``Retry-After``: the client sends the same request again (with the same
+Idempotency-Key), never a 500.
 """
 from __future__ import annotations
 
@@ -16,7 +20,13 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from .db import TRANSIENT_ERRORS
+
 log = logging.getLogger(__name__)
+
+# Seconds a client waits before sending a request the database could not serve again: a
+# lost connection is replaced at once, a restart or failover takes a few seconds.
+DATABASE_RETRY_AFTER_S = 2
 
 CODES = {
     308: "permanent_redirect",
@@ -145,8 +155,19 @@ def routing_redirect_as_json(response):
     return response
 
 
+def database_unavailable_response(exc: Exception):
+    """503 ``database_unavailable`` with ``Retry-After``, for a fault of TRANSIENT_ERRORS."""
+    log.warning("database unavailable, answered 503: %s: %s", exc.__class__.__name__,
+                getattr(exc, "orig", None) or exc)
+    return error_response(503, "database_unavailable",
+                          "the database is briefly unavailable; send the same request again shortly",
+                          headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+
+
 def register_error_handlers(app: Flask) -> None:
     app.after_request(routing_redirect_as_json)
+    for transient in TRANSIENT_ERRORS:
+        app.register_error_handler(transient, database_unavailable_response)
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):

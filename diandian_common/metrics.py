@@ -110,14 +110,20 @@ class _Metrics:
         self.task_duration = Histogram(
             "celery_task_duration_seconds", "Run time of a task execution, whatever its outcome",
             ["service", "task"], buckets=TASK_BUCKETS)
-        self.storage_unavailable = Counter(
-            "storage_unavailable", "Work put off because the file storage could not take a file "
-            "(checked before rendering, or refused when writing), by the work put off",
-            ["service", "operation"])
+        self.database_errors = Counter(
+            "database_errors", "Database faults reaching an entrypoint (diandian_common.uow), by "
+            "entrypoint (request, task) and outcome: rerun (a request that lost its connection, run "
+            "again), unavailable (answered 503), retried (a task, later), failed (a permanent error: "
+            "the task's message failed at once)",
+            ["service", "entrypoint", "outcome"])
         self.poison_messages = Counter(
             "celery_poison_messages", "Broker entries no task could run (not JSON, not a message, an "
             "unknown task, ...), moved to the queue's dead-letter list, by queue and reason",
             ["queue", "reason"])
+        self.storage_unavailable = Counter(
+            "storage_unavailable", "Work put off because the file storage could not take a file "
+            "(checked before rendering, or refused when writing), by the work put off",
+            ["service", "operation"])
         self.pipeline_resent = Counter(
             "pipeline_resent", "Pipeline messages sent again by a repair task because their answer "
             "(the next status, or an acknowledgement) did not come in time, by task name",
@@ -359,6 +365,16 @@ def count_storage_unavailable(service: str, operation: str) -> None:
     """One piece of work (``operation``: a task's name) put off because the storage could not
     take its file (docs/operations.md, "Certificate storage cannot take a file")."""
     _metrics().storage_unavailable.labels(service, operation).inc()
+
+
+DATABASE_ERROR_OUTCOMES = {"request": ("rerun", "unavailable"), "task": ("retried", "failed")}
+
+
+def count_database_error(service: str, entrypoint: str, outcome: str) -> None:
+    """One database fault handled by an entrypoint (see :data:`DATABASE_ERROR_OUTCOMES`)."""
+    if outcome not in DATABASE_ERROR_OUTCOMES.get(entrypoint, ()):
+        raise ValueError(f"no database error outcome {entrypoint}/{outcome}")
+    _metrics().database_errors.labels(service, entrypoint, outcome).inc()
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -26,6 +26,7 @@ from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
 from .logs import configure_logging, request_id_var
 from .metrics import install_flask_metrics
+from .uow import rerun_on_lost_connection
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,14 @@ class StrictJSONProvider(DefaultJSONProvider):
         return strict_json.loads(s)
 
 
+class ServiceFlask(Flask):
+    """A service's Flask app: each view runs under :func:`~diandian_common.uow.rerun_on_lost_connection`,
+    so a request whose transaction lost its database connection is run once more on a fresh one."""
+
+    def dispatch_request(self):
+        return rerun_on_lost_connection(super().dispatch_request, self.name)
+
+
 def create_service_app(service: str, *, title: str, database_url: str | None = None,
                        extra_config: dict | None = None, wiring=None) -> tuple[Flask, ServiceApi]:
     """The Flask app and its flask-smorest Api. With ``wiring`` (a service's
@@ -189,7 +198,7 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
     In production it refuses to build with public or missing secrets (diandian_common.deployment)."""
     configure_logging(service)
     deployment.check(service)
-    app = Flask(service)
+    app = ServiceFlask(service)
     app.config.update(
         API_TITLE=title,
         API_VERSION="v1",

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init
-from sqlalchemy.exc import InterfaceError, OperationalError
 
+from diandian_common import db
 from diandian_common.contracts import load
 from diandian_common.metrics import count_storage_unavailable
 
@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 # Failures worth another try: the database or the storage briefly unavailable, or a
 # render cut short by the soft time limit on an overloaded worker. A message that breaks
-# its contract (contracts.InvalidMessage) or has another version is never retried.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError, SoftTimeLimitExceeded)
+# its contract (contracts.InvalidMessage) or has another version is never retried, nor is
+# a permanent database error (diandian_common.db).
+TRANSIENT_ERRORS = (*db.TRANSIENT_ERRORS, OSError, SoftTimeLimitExceeded)
 
 
 @worker_init.connect(weak=False)

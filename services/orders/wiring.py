@@ -3,10 +3,9 @@ CLI commands reach its database and broker (``wiring.unit_of_work()``). ``create
 the database URL it was given; a worker uses ``ORDERS_DATABASE_URL``/``DATABASE_URL``."""
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
-
 from diandian_common import config
 from diandian_common.celery_app import make_celery
+from diandian_common.db import TRANSIENT_ERRORS
 from diandian_common.uow import ServiceWiring, UnitOfWork
 
 from .models import OutboxMessage
@@ -44,6 +43,7 @@ def unit_of_work() -> UnitOfWork:
 
 
 # Transient database trouble (a lock timeout, a lost connection) is retried with backoff;
-# the handlers are idempotent, so a retry after a partial failure is safe.
-RETRY = dict(autoretry_for=(DBAPIError,), retry_backoff=True, retry_backoff_max=30,
+# the handlers are idempotent, so a retry after a partial failure is safe. A permanent
+# database error (a programming error, bad data) fails the message at once (diandian_common.uow).
+RETRY = dict(autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_backoff_max=30,
              retry_jitter=True, max_retries=10)

@@ -20,10 +20,10 @@ from dataclasses import asdict
 
 import redis
 from kombu.exceptions import KombuError
-from sqlalchemy.exc import OperationalError
 
 from diandian_common.celery_app import send
 from diandian_common.contracts import build, load
+from diandian_common.db import TRANSIENT_ERRORS
 
 from . import reconcile as reconciliation
 from . import service, settings, store
@@ -33,7 +33,7 @@ __all__ = ["celery", "reconcile", "record", "revoke"]
 
 log = logging.getLogger(__name__)
 
-TEMPORARY_ERRORS = (redis.RedisError, OperationalError, service.RebuildInProgress)
+TEMPORARY_ERRORS = (redis.RedisError, *TRANSIENT_ERRORS, service.RebuildInProgress)
 MAX_RETRIES = 200          # with the delays below: about 1 h 40 min of trying
 UNKNOWN_ORDER_RETRIES = 20  # a revocation may overtake its record: wait ~10 min for it
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.timestamps import as_utc
+from diandian_common.uow import called_outside
 
 from ..models import Order, PaymentCheckout
 from ..ordering.domain import lifecycle
@@ -45,6 +46,7 @@ def start(order_id: str, method: str, provider_name: str | None, openid: str | N
             expires_at=as_utc(order.expires_at),
             client_ip=caller.address,
         )
+    called_outside(f"the payment provider {provider.name}")  # a lost connection below is not re-run
     try:
         opened = provider.checkout(facts, method, openid)
     except ProviderError as exc:

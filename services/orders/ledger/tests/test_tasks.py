@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
+from diandian_common.db import DatabaseUnavailable
 from diandian_common.testing import GuestClient
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
@@ -96,14 +96,14 @@ def test_retirement_that_exhausts_its_retries_fails_and_refunds(client, database
 
     def database_away(session, order_id):
         attempts.append(order_id)
-        raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        raise DatabaseUnavailable("SELECT 1", {}, Exception("could not connect to server"))
 
     monkeypatch.setattr(ledger_service, "retire", database_away)
     result = tasks.retire_credits.apply(args=[{"v": 1, "order_id": order["id"]}])  # retries run at once
     assert result.failed()
     assert len(attempts) == tasks.retire_credits.max_retries + 1
     view = client.get(f"/api/v1/orders/{order['id']}").get_json()
-    assert view["status"] == "failed" and "OperationalError" in view["failure_reason"]
+    assert view["status"] == "failed" and "DatabaseUnavailable" in view["failure_reason"]
     with UnitOfWork(database) as uow:
         session = uow.session
         refund = session.scalars(select(Refund)).one()
@@ -118,7 +118,7 @@ def test_a_retry_that_succeeds_does_not_fail_the_order(client, database, monkeyp
     def flaky(session, order_id):
         attempts.append(order_id)
         if len(attempts) < 3:
-            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+            raise DatabaseUnavailable("SELECT 1", {}, Exception("database is locked"))
         return real_retire(session, order_id)
 
     monkeypatch.setattr(ledger_service, "retire", flaky)
