@@ -15,7 +15,6 @@ SQLite file); the burst prints its answers, the connections terminated and the r
 from __future__ import annotations
 
 import secrets
-import shutil
 import threading
 import time
 import uuid
@@ -28,7 +27,7 @@ import requests
 
 from diandian_common.testing import POSTGRES_ADMIN_URL, postgres_available
 from tests.outcomes import SCENE, Outcome, assert_exactly_once
-from tests.stack import ProcessStack
+from tests.stack import UNLIMITED_RATES, ProcessStack, require_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -45,10 +44,7 @@ NO_ANSWER = "no answer"
 PIPELINE_TIMEOUT_S = 300
 
 DATABASE_FAULT_ENV = {
-    # The limiter stays on, but one test client's burst must not be refused.
-    "RATE_LIMIT_ORDERS": "100000/minute", "RATE_LIMIT_READS": "100000/minute",
-    "RATE_LIMIT_WRITES": "100000/minute", "RATE_LIMIT_PER_ADDRESS": "1000000/minute",
-    "RATE_LIMIT_ORDERS_PER_ADDRESS": "100000/minute",
+    **UNLIMITED_RATES,
     "ORDER_MAX_UNPAID_KG_PER_PARTICIPANT": "100000", "ORDER_MAX_UNPAID_KG_PER_ADDRESS": "100000",
     "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1",
 }
@@ -58,7 +54,8 @@ DATABASE_FAULT_ENV = {
 def databases():
     """service → a new, empty PostgreSQL database of this module (the stack migrates it)."""
     if not postgres_available():
-        pytest.fail(f"PostgreSQL is required for the database fault test (TEST_POSTGRES_URL, {POSTGRES_ADMIN_URL})")
+        pytest.fail("PostgreSQL is required for the database fault test "
+                    f"(TEST_POSTGRES_URL, {POSTGRES_ADMIN_URL})")
     names = {service: f"diandian_test_{service}_{secrets.token_hex(4)}" for service in SERVICES_ON_POSTGRES}
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         for name in names.values():
@@ -73,8 +70,7 @@ def databases():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, databases):
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for the fault tests (scripts/setup.sh installs it)")
+    require_redis_server()
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     env = {**DATABASE_FAULT_ENV,
            **{f"{service.upper()}_DATABASE_URL": f"{base}/{name}" for service, name in databases.items()}}
@@ -146,7 +142,8 @@ class Client:
 
 def certificate_rows(database_url: str, order_ids) -> dict[str, int]:
     with psycopg.connect(database_url) as conn:
-        counts = dict(conn.execute("SELECT order_id, COUNT(*) FROM certificates GROUP BY order_id").fetchall())
+        counts = dict(conn.execute("SELECT order_id, COUNT(*) FROM certificates GROUP BY order_id")
+                      .fetchall())
     return {order_id: counts.get(order_id, 0) for order_id in order_ids}
 
 
@@ -206,7 +203,8 @@ def test_postgresql_connections_terminated_mid_burst_give_no_5xx_and_lose_nothin
 
     answers = [answer for label in client.answers for answer in client.answers[label]]
     retried = {label: a for label, a in client.answers.items() if any(status == 503 for status, _ in a)}
-    unanswered = {label: a for label, a in client.answers.items() if any(status == NO_ANSWER for status, _ in a)}
+    unanswered = {label: a for label, a in client.answers.items()
+                  if any(status == NO_ANSWER for status, _ in a)}
     reruns = sum(stack.log_path(service).read_text(errors="replace").count("running the request again")
                  for service in SERVICES_ON_POSTGRES)
     task_retries = stack.worker_logs().count("Retry in")
@@ -216,7 +214,8 @@ def test_postgresql_connections_terminated_mid_burst_give_no_5xx_and_lose_nothin
           f"after a 503 {list(retried.items())[:5]}; {len(unanswered)} after a connection closed "
           f"{list(unanswered.items())[:3]}; {task_retries} task retries")
 
-    assert len(terminated) == 2 and all(terminated), f"the connections were not terminated twice: {terminated}"
+    assert len(terminated) == 2 and all(terminated), \
+        f"the connections were not terminated twice: {terminated}"
     # No 5xx, except 503 database_unavailable (with Retry-After) that the client sent again.
     for label, attempts in client.answers.items():
         *before, last = attempts
