@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 import requests
@@ -493,16 +494,32 @@ class Sources:
 
     def neutralised_orders(self, slug: str) -> list[dict]:
         """Every retired or completed order of the scene, all pages."""
-        found, after = [], None
-        for _ in range(MAX_ORDER_PAGES):
-            params = {"scene": slug, "limit": ORDER_PAGE, **({"after": after} if after else {})}
-            body = self.get("orders", "/api/v1/orders", params, as_operator=True)
-            found += [o for o in body.get("items") or [] if o.get("status") in NEUTRALISED]
-            after = body.get("next_after")
-            if not after:
-                return found
-        raise ApiError(503, "service_unavailable", f"the scene has more than {MAX_ORDER_PAGES * ORDER_PAGE} "
-                                                   "orders: too many for one report")
+        def read_page(params: dict) -> dict:
+            return self.get("orders", "/api/v1/orders", params, as_operator=True)
+
+        found, cut_short = neutralised_orders(read_page, slug, MAX_ORDER_PAGES)
+        if cut_short:
+            raise ApiError(503, "service_unavailable", f"the scene has more than "
+                                                       f"{MAX_ORDER_PAGES * ORDER_PAGE} orders: too many "
+                                                       "for one report")
+        return found
+
+
+def neutralised_orders(read_page: Callable[[dict], dict | None], slug: str,
+                       max_pages: int) -> tuple[list[dict], bool]:
+    """The scene's retired or completed orders over the pages of ``GET /api/v1/orders`` as
+    ``read_page(params)`` answers them (None: no answer, stop there), and whether
+    ``max_pages`` cut the list short. The report and the dashboard page through the same way."""
+    found, after = [], None
+    for _ in range(max_pages):
+        body = read_page({"scene": slug, "limit": ORDER_PAGE, **({"after": after} if after else {})})
+        if body is None:
+            return found, False
+        found += [o for o in body.get("items") or [] if o.get("status") in NEUTRALISED]
+        after = body.get("next_after")
+        if not after:
+            return found, False
+    return found, True
 
 
 def unavailable(service: str) -> ApiError:

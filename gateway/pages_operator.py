@@ -33,8 +33,8 @@ from diandian_common.auth import API_KEY_HEADER, Operator
 from diandian_common.db import Database
 
 from . import pages_render as render
+from . import event_report
 from .event_report import MEDIA_TYPES as REPORT_FORMATS
-from .event_report import NEUTRALISED
 from .keys import hash_key
 from .models import ApiKey, OperatorSession
 
@@ -42,7 +42,6 @@ COOKIE_NAME = "dd_operator"
 COOKIE_PATH = "/operator"
 MAX_KEY_LENGTH = 200
 MAX_TOKEN_LENGTH = 100
-ORDER_PAGE = 200
 MAX_ORDER_PAGES = 50   # a dashboard sums at most 10,000 orders per refresh
 SCENE_FIELDS = ("slug", "name", "name_en", "type", "location", "starts_on", "ends_on")
 # The organiser's inputs form: the scene's province (a PATCH of the scene) and the inputs (a PUT).
@@ -289,19 +288,15 @@ def field_errors(body: dict | None) -> dict[str, list[str]]:
 def neutralised_orders(operator: Operator, slug: str) -> tuple[list[dict], bool, int]:
     """The scene's retired or completed orders (paged through), whether the list was cut
     short, and the status of the last read."""
-    found, after = [], None
-    for _ in range(MAX_ORDER_PAGES):
-        params = {"scene": slug, "limit": ORDER_PAGE}
-        if after:
-            params["after"] = after
+    status = 200
+
+    def read_page(params: dict) -> dict | None:
+        nonlocal status
         status, body = through_gateway("GET", "/api/v1/orders", operator, params=params)
-        if status != 200 or body is None:
-            return found, False, status
-        found += [o for o in body.get("items", []) if o.get("status") in NEUTRALISED]
-        after = body.get("next_after")
-        if not after:
-            return found, False, 200
-    return found, True, 200
+        return body if status == 200 else None
+
+    found, cut_short = event_report.neutralised_orders(read_page, slug, MAX_ORDER_PAGES)
+    return found, cut_short, status
 
 
 def register(app: Flask) -> None:
