@@ -130,7 +130,8 @@ def compose(cert: dict, scene: dict | None, neutralisers: int, holder: str) -> C
     project_zh = clean(project.get("name"))
     project_en = clean(project.get("name_en"))
     return CardContent(
-        number=clean(cert.get("number"), 64), holder=clean(holder), organization=clean(cert.get("organization")),
+        number=clean(cert.get("number"), 64), holder=clean(holder),
+        organization=clean(cert.get("organization")),
         quantity_kg=max(0, int(cert.get("quantity_kg") or 0)),
         scene_zh=scene_zh, scene_en="" if scene_en == scene_zh else scene_en,
         project_zh=project_zh, project_en="" if project_en == project_zh else project_en,
@@ -463,8 +464,8 @@ def content_for(certificate_id: str) -> CardContent:
     holder = cert.get("holder") or ""
     if cert.get("holder_masked") and cert.get("verify_url"):
         # The holder chose to appear masked in public: the name as every verification shows it.
-        masked = _read("certificates", f"/api/v1/certificates/verify/{segment(_verify_code(cert['verify_url']))}",
-                       {"mask_holder": "true"})
+        code = segment(_verify_code(cert["verify_url"]))
+        masked = _read("certificates", f"/api/v1/certificates/verify/{code}", {"mask_holder": "true"})
         if not masked.ok:
             raise _unavailable("the certificates service")
         holder = (masked.body.get("certificate") or {}).get("holder") or ""

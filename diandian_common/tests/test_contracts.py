@@ -22,7 +22,8 @@ AS_SENT = {
         "order_id": "ord_7f3a9c2e", "holder": "张三丰", "organization": None, "quantity_kg": 12,
         "project": {"id": "prj_longquan", "code": "CDCER-0042", "name": "成都龙泉山林业碳汇项目",
                     "name_en": "Longquan Forestry", "registry": "CDCER", "vintage": 2023},
-        "serial_range": "CDCER-0042-2023:000001001-000001012", "scene": {"slug": "expo-2026", "name": "博览会", "name_en": "Expo"},
+        "serial_range": "CDCER-0042-2023:000001001-000001012",
+        "scene": {"slug": "expo-2026", "name": "博览会", "name_en": "Expo"},
         "issued_at": RETIRED_AT, "ledger_hash": "9f2c" * 16},
     "ranking.record": {
         "order_id": "ord_7f3a9c2e", "participant_id": "p_1", "display_name": "张三丰", "organization": None,

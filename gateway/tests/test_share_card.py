@@ -237,7 +237,8 @@ def test_a_new_count_is_a_new_card(client, services):
 
 
 def test_a_holder_who_chose_to_be_masked_is_masked(client, services):
-    services["certificates"].on("GET", "/api/v1/certificates/cert_1", (200, {**CERTIFICATE, "holder_masked": True}))
+    services["certificates"].on("GET", "/api/v1/certificates/cert_1",
+                                (200, {**CERTIFICATE, "holder_masked": True}))
     assert client.get(CARD).status_code == 200
     asked = [r for r in services["certificates"].requests if "/verify/" in r["path"]]
     assert asked and asked[-1]["path"] == "/api/v1/certificates/verify/CODE.sig"

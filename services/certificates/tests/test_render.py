@@ -410,8 +410,9 @@ class TestFramedCertificate:
                 if annotation.get_object()["/Subtype"] == "/Link" and "/A" in annotation.get_object()]
         assert VERIFY_URL in uris
 
-    @pytest.mark.parametrize("serials", ["CDCER-0042-2023:000001001-000013345",
-                                         ", ".join(f"CDCER-0042-2023:{n:09d}-{n + 9:09d}" for n in range(0, 120, 10))])
+    @pytest.mark.parametrize("serials", [
+        "CDCER-0042-2023:000001001-000013345",
+        ", ".join(f"CDCER-0042-2023:{n:09d}-{n + 9:09d}" for n in range(0, 120, 10))])
     def test_the_serial_range_label_keeps_clear_of_its_value(self, serials):
         pdf = render_certificate(content(serial_range=serials, scene=SCENE_BOTH), SHANGHAI)
         label = char_boxes(pdf, "Serial range")

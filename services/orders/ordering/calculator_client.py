@@ -44,7 +44,8 @@ def scene(slug: str) -> dict | None:
     body = _get(f"/api/v1/scenes/{requests.utils.quote(slug, safe='')}")
     if body is None:
         return None
-    return {"slug": body["slug"], "name": body.get("name") or body["slug"], "name_en": body.get("name_en") or None}
+    return {"slug": body["slug"], "name": body.get("name") or body["slug"],
+            "name_en": body.get("name_en") or None}
 
 
 def estimate(estimate_id: str) -> dict | None:
