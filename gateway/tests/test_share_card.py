@@ -172,6 +172,22 @@ def test_the_drawing_is_a_1080_by_1920_png_and_renders_in_reasonable_time():
     assert image.getpixel((WIDTH // 2, QR_TOP - 10)) == (255, 255, 255)
 
 
+def test_the_card_draws_its_chinese_with_the_cjk_font_the_certificate_finds():
+    """Whatever Chinese font fontconfig has (Droid Sans Fallback alone on a fresh machine)
+    covers every Chinese character the card prints; the gateway finds it as certificates does."""
+    from fontTools.ttLib import TTFont
+
+    from diandian_common import fontconfig
+
+    source = share_card.font_source()
+    if source is None:
+        pytest.skip("no Chinese font installed")
+    assert source == fontconfig.cjk_font()
+    covered = TTFont(source.path, fontNumber=source.index).getBestCmap()
+    printed = "点点碳中和荣誉证书已活动减排项目扫码验证真伪本场有人完成上张三"
+    assert [c for c in printed if ord(c) not in covered] == []
+
+
 def test_the_cache_renders_a_card_once_and_keeps_only_the_most_recent():
     cache = CardCache(size=2)
     first = cache.get(content())
