@@ -419,4 +419,19 @@
         .catch(function () { /* keep the last figures; the next tick tries again */ });
     }, seconds * 1000);
   });
+
+  // --- projector screen: the Fullscreen API, where the browser offers it ---------------------
+  document.querySelectorAll(".js-fullscreen").forEach(function (button) {
+    var root = document.documentElement;
+    if (!document.fullscreenEnabled || !root.requestFullscreen) { return; }  // the button stays hidden
+    function label() {
+      button.textContent = document.fullscreenElement ? button.dataset.leaveLabel : button.dataset.enterLabel;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var done = document.fullscreenElement ? document.exitFullscreen() : root.requestFullscreen();
+      if (done && done.catch) { done.catch(function () { /* refused (no user gesture, a policy): stay as is */ }); }
+    });
+    document.addEventListener("fullscreenchange", label);
+  });
 })();
