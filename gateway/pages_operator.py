@@ -33,7 +33,9 @@ from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER, Operator
 from diandian_common.db import Database
 
-from . import event_report, pages_figures as figures, pages_render as render
+from . import event_report
+from . import pages_figures as figures
+from . import pages_render as render
 from .event_report import MEDIA_TYPES as REPORT_FORMATS
 from .keys import hash_key
 from .models import ApiKey, OperatorSession

@@ -414,7 +414,11 @@
     window.setInterval(function () {
       if (document.hidden) { return; }
       fetch(panel.dataset.url, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (response) {
+          // Sent to the login (the session ended): show that page whole, not inside the panel.
+          if (response.redirected) { window.location.reload(); return null; }
+          return response.ok ? response.text() : null;
+        })
         .then(function (html) { if (html !== null) { panel.innerHTML = html; } })
         .catch(function () { /* keep the last figures; the next tick tries again */ });
     }, seconds * 1000);

@@ -7,13 +7,15 @@ import pytest
 from flask import Flask
 from flask_babel import Babel, force_locale
 
-from gateway import pages, pages_figures as figures
+from gateway import pages
+from gateway import pages_figures as figures
 
 
 @pytest.fixture(scope="module")
 def babel_app(tmp_path_factory):
     app = Flask(__name__)
-    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(pages.compile_translations(tmp_path_factory.mktemp("mo")))
+    compiled = pages.compile_translations(tmp_path_factory.mktemp("mo"))
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     Babel(app)
     with app.app_context():
         yield app
@@ -61,7 +63,8 @@ def test_coverage_is_capped_and_stated(babel_app, neutralised, estimated, state,
 @pytest.mark.parametrize("locale, neutralised, estimated, sentence", [
     ("zh", 2061, 1068, "抵消量超过估算的碳足迹（193%）"),
     ("en", 2061, 1068, "More than the estimated footprint was offset (193%)"),
-    ("zh", 3, 0, "有嘉宾未在本活动估算碳足迹就完成了中和（按固定数量，或用在别处做的估算），因此没有估算可供比较。"),
+    ("zh", 3, 0, "有嘉宾未在本活动估算碳足迹就完成了中和（按固定数量，或用在别处做的估算），"
+                 "因此没有估算可供比较。"),
     ("en", 3, 0, "Guests neutralised without estimating a footprint for this event (a fixed amount, or an "
                  "estimate made elsewhere), so there is no estimate to compare with."),
     ("zh", 534, 1068, "已中和估算碳足迹的 50%。"),

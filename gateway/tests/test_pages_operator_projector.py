@@ -84,7 +84,8 @@ def test_a_stray_theme_falls_back_to_the_dark_screen(client, theme, shown):
     assert f'class="projector theme-{shown}"' in html and "<b>x</b>" not in html
 
 
-@pytest.mark.parametrize("slug", ["nowhere", "%3Cscript%3E", "a" * 300, "%2E%2E", "%E4%B8%AD%E6%96%87", "forum%20x", "%00"])
+@pytest.mark.parametrize("slug", ["nowhere", "%3Cscript%3E", "a" * 300, "%2E%2E", "%E4%B8%AD%E6%96%87",
+                                  "forum%20x", "%00"])
 def test_hostile_slugs_get_the_not_found_page(client, slug):
     login(client)
     for path in (f"/operator/scenes/{slug}/projector", f"/operator/scenes/{slug}/projector/panel"):
@@ -95,7 +96,8 @@ def test_hostile_slugs_get_the_not_found_page(client, slug):
 
 def test_a_calculator_that_does_not_answer_is_unavailable_not_missing(client, services):
     login(client)
-    services["calculator"].on("GET", "/api/v1/scenes/forum", (503, {"error": {"code": "x", "message": "down"}}))
+    down = (503, {"error": {"code": "service_unavailable", "message": "down"}})
+    services["calculator"].on("GET", "/api/v1/scenes/forum", down)
     assert client.get(PROJECTOR).status_code == 503
     assert client.get("/operator/scenes/forum").status_code == 503
 

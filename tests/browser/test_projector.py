@@ -77,7 +77,8 @@ def test_projector_screen_fills_a_1920_by_1080_screen(chromium, stack, neutralis
         public = stack.driver.api("GET", "/api/v1/rankings", params={"scene": neutralised_scene}).json()
         names = [item["display_name"] for item in public["items"]]
         assert names[0] == "王小明" and names[2].startswith("张") and "三丰" not in names[2]  # masked
-        expect(page.locator(".projector-board li .name")).to_have_text(names)   # as the public board shows them
+        # Names as the public board shows them.
+        expect(page.locator(".projector-board li .name")).to_have_text(names)
         qr = page.locator("img.projector-qr")
         expect(qr).to_have_js_property("complete", True)
         assert qr.evaluate("img => img.naturalWidth") > 0
@@ -91,8 +92,8 @@ def test_projector_screen_fills_a_1920_by_1080_screen(chromium, stack, neutralis
         page.screenshot(path=DOCS_SCREENSHOT)
         # Live: a new order shows without a reload, on the next refresh.
         driver = stack.driver
-        driver.place_and_pay_order(kg=20, scene=neutralised_scene, complete=True, participant=driver.new_participant(
-            "projector", display_name="Late Guest"))
+        driver.place_and_pay_order(kg=20, scene=neutralised_scene, complete=True,
+                                   participant=driver.new_participant("projector", display_name="Late Guest"))
         expect(counters.first).to_have_text(str(len(GUESTS) + 1), timeout=60_000)
         page.get_by_role("link", name="浅色背景").click()
         expect(page.locator("body")).to_have_class(re.compile("theme-light"))
