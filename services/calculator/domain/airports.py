@@ -11,10 +11,11 @@ Chinese list names) comes before a small field, a whole-field match before a par
 and then the IATA code decides, so the same query always answers in the same order."""
 from __future__ import annotations
 
+import bisect
 import enum
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 MAX_QUERY_LENGTH = 64
@@ -80,76 +81,102 @@ def has_control_characters(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in text)
 
 
-@dataclass(frozen=True)
-class _Indexed:
-    entry: AirportEntry
-    code: str          # lower case
-    city: str          # folded
-    name: str          # folded
-    city_zh: str       # folded, "" when unknown
-    name_zh: str
-
-
-def _starts_a_word(field: str, query: str) -> bool:
-    return field.startswith(query) or f" {query}" in field
-
-
-def _whole(field: str, query: str) -> bool:
-    return field == query
-
-
 class AirportIndex:
-    """Every airport with an IATA code, folded once; :meth:`search` ranks them for a query."""
+    """Every airport with an IATA code, folded once; :meth:`search` ranks them for a query.
+
+    Built for typing: each English word start of every city and name is kept in one sorted
+    list, so the airports whose city or name has a word starting with the query are a range
+    of it (a bisection, not a scan of the 8,000 airports), and the weaker tiers are looked at
+    only while the better ones have not yet filled ``limit``."""
 
     def __init__(self, entries: Iterable[AirportEntry]):
-        self._items = tuple(
-            _Indexed(entry, entry.iata.lower(), fold(entry.city), fold(entry.name),
-                     fold(entry.city_zh or ""), fold(entry.name_zh or ""))
-            for entry in sorted(entries, key=lambda e: e.iata))
+        self._entries = tuple(sorted(entries, key=lambda e: e.iata))
+        self._codes = [entry.iata.lower() for entry in self._entries]
+        self._by_code = {code: i for i, code in enumerate(self._codes)}
+        self._cities = [fold(entry.city) for entry in self._entries]
+        self._names = [fold(entry.name) for entry in self._entries]
+        self._city_words = _word_starts(self._cities)
+        self._name_words = _word_starts(self._names)
+        # Cities and names end to end, for the substring tier: one find() scan in C.
+        self._offsets, blob = [], []
+        position = 0
+        for city, name in zip(self._cities, self._names):
+            self._offsets.append(position)
+            text = f"{city}\x01{name}\x00"
+            blob.append(text)
+            position += len(text)
+        self._blob = "".join(blob)
+        self._chinese = [(i, fold(entry.city_zh or ""), fold(entry.name_zh or ""))
+                         for i, entry in enumerate(self._entries) if entry.city_zh or entry.name_zh]
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._entries)
 
     def search(self, query: str, limit: int = DEFAULT_LIMIT) -> list[AirportEntry]:
         """The airports matching ``query``, best first, at most ``limit``."""
         folded = fold(query)
         if not folded or limit < 1:
             return []
-        ranked = []
-        for item in self._items:
-            rank = _rank(item, folded)
-            if rank is not None:
-                ranked.append((rank, item.entry.iata, item.entry))
-        ranked.sort(key=lambda r: (r[0], r[1]))
-        return [entry for _rank_, _code, entry in ranked[:limit]]
+        ranks: dict[int, tuple[int, int, int]] = {}
+
+        def found(i: int, tier: Tier, whole: bool) -> None:
+            # Tiers are visited best first, so an airport keeps the first (best) rank it gets.
+            if i not in ranks:
+                ranks[i] = (int(tier), 0 if self._entries[i].scheduled else 1, 0 if whole else 1)
+
+        if folded in self._by_code:
+            found(self._by_code[folded], Tier.CODE, True)
+        if _CJK.search(folded):
+            # Chinese has no spaces between words: any part of the city or the name matches.
+            for i, city_zh, name_zh in self._chinese:
+                if folded in city_zh:
+                    found(i, Tier.CITY, city_zh == folded)
+                elif folded in name_zh:
+                    found(i, Tier.NAME, name_zh == folded)
+        else:
+            for i in _starting_with(self._city_words, folded):
+                found(i, Tier.CITY, self._cities[i] == folded)
+            if len(ranks) < limit:
+                for i in _starting_with(self._name_words, folded):
+                    found(i, Tier.NAME, self._names[i] == folded)
+            if len(ranks) < limit:
+                for i in self._weak_matches(folded):
+                    found(i, Tier.SUBSTRING, False)
+        best = sorted(ranks, key=lambda i: (ranks[i], self._codes[i]))[:limit]
+        return [self._entries[i] for i in best]
+
+    def _weak_matches(self, query: str) -> Iterator[int]:
+        """One or two letters: the codes they start; three characters or more: the airports
+        with them anywhere in the city or name."""
+        if len(query) < 3:
+            if query.isascii() and query.isalpha():
+                start = bisect.bisect_left(self._codes, query)
+                while start < len(self._codes) and self._codes[start].startswith(query):
+                    yield start
+                    start += 1
+            return
+        position = self._blob.find(query)
+        while position != -1:
+            yield bisect.bisect_right(self._offsets, position) - 1
+            position = self._blob.find(query, position + 1)
 
 
-def _rank(item: _Indexed, query: str) -> tuple[int, int, int] | None:
-    """(tier, 0 for scheduled service else 1, 0 for a whole-field match else 1), or None."""
-    match = _match(item, query)
-    if match is None:
-        return None
-    tier, whole = match
-    return (int(tier), 0 if item.entry.scheduled else 1, 0 if whole else 1)
+def _word_starts(fields: list[str]) -> list[tuple[str, int]]:
+    """Each field from each of its word starts on, with the field's index, sorted."""
+    starts = []
+    for i, field in enumerate(fields):
+        position = 0
+        while position != -1:
+            starts.append((field[position:], i))
+            position = field.find(" ", position)
+            if position != -1:
+                position += 1
+    starts.sort()
+    return starts
 
 
-def _match(item: _Indexed, query: str) -> tuple[Tier, bool] | None:
-    if query == item.code:
-        return Tier.CODE, True
-    chinese = bool(_CJK.search(query))
-    if chinese:
-        # Chinese has no spaces between words: any part of the name is a match.
-        if item.city_zh and query in item.city_zh:
-            return Tier.CITY, _whole(item.city_zh, query)
-        if item.name_zh and query in item.name_zh:
-            return Tier.NAME, _whole(item.name_zh, query)
-        return None
-    if _starts_a_word(item.city, query):
-        return Tier.CITY, _whole(item.city, query)
-    if _starts_a_word(item.name, query):
-        return Tier.NAME, _whole(item.name, query)
-    if len(query) < 3 and query.isascii() and query.isalpha() and item.code.startswith(query):
-        return Tier.SUBSTRING, False
-    if len(query) >= 3 and (query in item.city or query in item.name):
-        return Tier.SUBSTRING, False
-    return None
+def _starting_with(words: list[tuple[str, int]], prefix: str) -> Iterator[int]:
+    start = bisect.bisect_left(words, (prefix,))
+    while start < len(words) and words[start][0].startswith(prefix):
+        yield words[start][1]
+        start += 1
