@@ -3,6 +3,8 @@ and on the real one (airportsdata with the shipped Chinese names)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calculator.airports import airport_index
 from calculator.domain.airports import (
@@ -162,3 +164,27 @@ def test_the_shipped_index_holds_every_airport_with_an_iata_code_only():
     assert len(index) > 7000
     assert codes(index, "PEK")[0] == "PEK"
     assert all(len(a.iata) == 3 for a in index.search("international", 20))
+
+
+# --- properties -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["a", "pa", "lon", "international", "成", "机场", "chengdu", "ianf", "zz"])
+def test_a_smaller_limit_answers_the_first_airports_of_a_larger_one(query):
+    index = airport_index()
+    full = codes(index, query, 20)
+    for limit in range(1, 9):
+        assert codes(index, query, limit) == full[:limit]
+
+
+def test_a_city_match_beats_a_scheduled_airport_name_match_even_when_the_limit_is_one():
+    index = AirportIndex([entry("AAA", "Rome Ciampino Airport", "Ciampino"),
+                          entry("ZZZ", "Airstrip", "Rome", scheduled=False)])
+    assert codes(index, "rome", 1) == ["ZZZ"]
+    assert codes(index, "rome", 2) == ["ZZZ", "AAA"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(query=st.text(max_size=64), limit=st.integers(min_value=1, max_value=20))
+def test_any_text_answers_at_most_limit_distinct_airports_without_failing(query, limit):
+    found = codes(airport_index(), query, limit)
+    assert len(found) <= limit and len(found) == len(set(found))
