@@ -103,3 +103,16 @@ def test_the_search_is_documented_in_the_openapi_document(client):
     schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema["type"] == "array"
     assert set(spec["components"]["schemas"]["Airport"]["properties"]) == FIELDS
+
+
+@pytest.mark.parametrize("raw, status", [
+    ("q=%ED%A0%80", 200), ("q=%FF%FE", 200), ("q=%F0%9F%9B%AB", 200),  # a lone surrogate, not UTF-8, an emoji
+    ("q=%EF%BF%BF", 422), ("q=%C2%A0", 422), ("q=ctu&limit=%00", 422),  # a noncharacter, a no-break space
+])
+def test_odd_bytes_in_the_query_find_nothing_or_are_422(client, raw, status):
+    response = client.get(f"/api/v1/airports?{raw}")
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_json() == []
+    else:
+        assert list(response.get_json()["error"]["fields"]) in (["q"], ["limit"])
