@@ -33,6 +33,7 @@ blp = Blueprint("calculator", __name__, url_prefix="/api/v1",
                 description="Scenes, emission factors and footprint estimates")
 
 OPERATOR = {"security": [{"ApiKeyAuth": []}]}
+AIRPORTS_CACHE_CONTROL = "public, max-age=3600"
 
 
 def _binary(content_type: str, description: str) -> dict:
@@ -204,4 +205,6 @@ def search_airports(query):
     first: the exact code, then city matches, then airport-name matches, then weaker ones;
     airports with scheduled passenger service before small fields. No database: the index
     is built once per process."""
-    return airports.search(query["q"], query["limit"])
+    # The same query answers the same airports until the next release: a phone typing 成, 成都
+    # again need not ask twice.
+    return airports.search(query["q"], query["limit"]), 200, {"Cache-Control": AIRPORTS_CACHE_CONTROL}

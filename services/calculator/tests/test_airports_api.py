@@ -27,6 +27,7 @@ def test_answers_an_array_of_airports_in_the_contracts_shape(client):
     assert body[0] == {"iata": "CTU", "name": "Chengdu Shuangliu International Airport", "city": "Chengdu",
                        "name_zh": "成都双流国际机场", "city_zh": "成都", "country": "CN"}
     assert all(set(airport) == FIELDS for airport in body)
+    assert response.headers["Cache-Control"] == "public, max-age=3600"  # reference data, same all day
 
 
 def test_an_airport_without_a_chinese_name_has_nulls(client):
