@@ -2,14 +2,14 @@
 languages: the calculator's ``name_en`` when the order was placed, sent in certificates.render.
 Orders placed before have none; their certificates print the one name they have.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
