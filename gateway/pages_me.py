@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import participants
 from .limits import address_key, limit_from_env
 from .pages import error_page, lang, public_url, reader
-from .pages_render import qr_svg, scene_name
+from .pages_render import parse_time, qr_svg, scene_name
 from .transfers import MAX_CODE_INPUT, Transfers, grouped
 from .transfers import TRANSFER_TTL as TTL
 
@@ -53,7 +53,8 @@ def transfers() -> Transfers:
 # --- CSRF ---------------------------------------------------------------------------------
 
 def _csrf_mac(nonce: str) -> str:
-    return hmac.new(participants.secret_key().encode(), f"me-form:{nonce}".encode(), hashlib.sha256).hexdigest()
+    key = participants.secret_key().encode()
+    return hmac.new(key, f"me-form:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
 def csrf_token() -> str:
@@ -107,8 +108,10 @@ def order_rows(orders: list[dict], now: datetime) -> tuple[list[dict], list[dict
     for order in orders:
         if order.get("certificate"):
             certificates.append(order)
-        elif order.get("status") == PENDING_PAYMENT and (order.get("expires_at") or "") > now.isoformat():
-            unpaid.append(order)
+        elif order.get("status") == PENDING_PAYMENT:
+            expires_at = parse_time(order.get("expires_at"))
+            if expires_at is not None and expires_at.tzinfo is not None and expires_at > now:
+                unpaid.append(order)
         elif order.get("status") not in ("cancelled", "failed", COMPLETED):
             underway.append(order)
     return certificates, unpaid, underway

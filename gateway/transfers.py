@@ -56,7 +56,8 @@ def normalized_code(typed: str) -> str | None:
 
 
 def plausible_token(token: str) -> bool:
-    return 0 < len(token) <= MAX_TOKEN_LENGTH and all(c.isascii() and (c.isalnum() or c in "-_") for c in token)
+    return 0 < len(token) <= MAX_TOKEN_LENGTH and all(
+        c.isascii() and (c.isalnum() or c in "-_") for c in token)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,22 @@ from sqlalchemy import select
 from gateway import participants
 from gateway.app import create_app
 from gateway.models import DeviceTransfer
-from gateway.tests.pages_support import COMPLETED_ORDER, ESTIMATE, LIFE_ESTIMATE, ME, ORDER, Markup, as_me, page
+from gateway.tests.pages_support import (
+    COMPLETED_ORDER,
+    ESTIMATE,
+    LIFE_ESTIMATE,
+    ME,
+    ORDER,
+    Markup,
+    as_me,
+    page,
+)
 from gateway.transfers import CODE_ALPHABET, Transfers, grouped, normalized_code
 
 FUTURE = (datetime.now(UTC) + timedelta(minutes=20)).isoformat()
 UNPAID = {**ORDER, "expires_at": FUTURE, "created_at": "2025-09-07T01:00:00+00:00"}
-DONE = {**COMPLETED_ORDER, "completed_at": "2025-09-07T02:00:00+00:00", "created_at": "2025-09-07T01:00:00+00:00"}
+DONE = {**COMPLETED_ORDER, "completed_at": "2025-09-07T02:00:00+00:00",
+        "created_at": "2025-09-07T01:00:00+00:00"}
 MY_ESTIMATES = {"items": [
     {"id": ESTIMATE["id"], "kind": "trip", "scene": "forum", "total_kg": 533.853, "factor_set": "2025.2",
      "created_at": "2025-09-07T00:30:00+00:00"},
@@ -38,7 +48,8 @@ def mine(services):
                 return 401, {"error": {"code": "unauthorized", "message": "no guest", "fields": {}}}
             return 200, body if guest.participant_id == ME else {"items": [], "next_before": None}
         return answer
-    services["orders"].on("GET", "/api/v1/my-orders", only_me({"items": [UNPAID, DONE], "next_before": "ord_done"}))
+    services["orders"].on("GET", "/api/v1/my-orders",
+                          only_me({"items": [UNPAID, DONE], "next_before": "ord_done"}))
     services["calculator"].on("GET", "/api/v1/my-estimates", only_me(MY_ESTIMATES))
     services["ranking"].on("GET", "/api/v1/my-standings", only_me(MY_STANDINGS))
     return services
@@ -94,7 +105,8 @@ def test_a_new_guest_with_nothing_sees_the_empty_state(client, mine):
 
 
 def test_a_service_down_leaves_the_rest_showing(client, mine):
-    mine["orders"].on("GET", "/api/v1/my-orders", (503, {"error": {"code": "down", "message": "", "fields": {}}}))
+    down = {"error": {"code": "down", "message": "", "fields": {}}}
+    mine["orders"].on("GET", "/api/v1/my-orders", (503, down))
     html = page(as_me(client), "/me", lang="en")
     assert "Your certificates and orders cannot be shown right now" in html
     assert 'href="/e/est-1"' in html and "42" in html
@@ -137,7 +149,8 @@ def test_a_code_moves_the_list_to_another_device(app, mine):
     assert re.fullmatch(rf"[{CODE_ALPHABET}]{{4}}-[{CODE_ALPHABET}]{{4}}", code)
     second = app.test_client()
     assert "Nothing here yet" in page(second, "/me", lang="en")
-    claimed = second.post("/me/claim", data={"csrf": csrf_from(second), "code": code.lower().replace("-", " ")})
+    typed = code.lower().replace("-", " ")
+    claimed = second.post("/me/claim", data={"csrf": csrf_from(second), "code": typed})
     assert claimed.status_code == 303 and claimed.headers["Location"].endswith("/me")
     assert cookie_of(claimed) == ME
     assert 'href="/c/cert_1"' in page(second, "/me")
@@ -182,8 +195,8 @@ def test_an_expired_move_cannot_be_claimed(app, mine):
     assert moves.claim_token(made.token) is None
 
 
-@pytest.mark.parametrize("code", ["", "WRONG123", "ABCD-EFGH", "0OIL1" * 2, "\x00\x01" * 4, "码" * 8, "A" * 5000,
-                                  "\u202eABCDEFGH"])
+@pytest.mark.parametrize("code", ["", "WRONG123", "ABCD-EFGH", "0OIL1" * 2, "\x00\x01" * 4, "码" * 8,
+                                  "A" * 5000, "\u202eABCDEFGH"])
 def test_a_wrong_or_hostile_code_is_refused_on_the_page(app, mine, code):
     client = app.test_client()
     refused = client.post("/me/claim", data={"csrf": csrf_from(client), "code": code})
@@ -256,3 +269,11 @@ def test_codes_read_as_typed():
     assert normalized_code("ABCD-234") is None and normalized_code("ABCD-2340") is None  # 0 is no code letter
     assert normalized_code("A" * 100) is None and normalized_code(None) is None
     assert grouped("ABCD2345") == "ABCD-2345"
+
+
+def test_an_expired_unpaid_order_is_not_offered_for_payment(client, mine):
+    expired = {**UNPAID, "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    for expires_at in (expired["expires_at"], "not a time", None):
+        mine["orders"].on("GET", "/api/v1/my-orders", (200, {"items": [{**UNPAID, "expires_at": expires_at}],
+                                                             "next_before": None}))
+        assert 'href="/pay/ord_1"' not in page(as_me(client), "/me")

@@ -189,7 +189,8 @@ def my_estimates(query):
     cookie): 401 without one."""
     guest = request_guest()
     if guest is None:
-        raise ApiError(401, "unauthorized", "your estimates need the guest's participant cookie (through the gateway)")
+        raise ApiError(401, "unauthorized",
+                       "your estimates need the guest's participant cookie (through the gateway)")
     with unit_of_work() as uow:
         return service.participant_estimates(uow, guest.participant_id, **query)
 

@@ -104,7 +104,8 @@ def my_standings(query):
     without one."""
     guest = request_guest()
     if guest is None:
-        raise ApiError(401, "unauthorized", "your ranks need the guest's participant cookie (through the gateway)")
+        raise ApiError(401, "unauthorized",
+                       "your ranks need the guest's participant cookie (through the gateway)")
     with unit_of_work() as uow:
         scenes, more = service.participant_scenes(uow, guest.participant_id, query["limit"])
     client = store.reader()

@@ -175,6 +175,8 @@ def participant_scenes(uow: UnitOfWork, participant_id: str, limit: int) -> tupl
     latest = func.max(ContributionRow.occurred_at)
     rows = uow.session.execute(
         select(ContributionRow.scene, latest)
-        .where(ContributionRow.participant_id == participant_id, ContributionRow.scene.is_not(None), NOT_REVOKED)
-        .group_by(ContributionRow.scene).order_by(latest.desc(), ContributionRow.scene).limit(limit + 1)).all()
+        .where(ContributionRow.participant_id == participant_id, ContributionRow.scene.is_not(None),
+               NOT_REVOKED)
+        .group_by(ContributionRow.scene).order_by(latest.desc(), ContributionRow.scene)
+        .limit(limit + 1)).all()
     return [scene for scene, _ in rows[:limit]], len(rows) > limit

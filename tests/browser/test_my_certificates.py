@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 ME_TEXTS = {
     "zh-CN": {"me": "我的证书", "move": "转移到另一台设备", "empty": "这里还没有内容", "code": "代码",
-              "use": "使用代码", "keeps": "这台设备仍保留访问权限", "ranks": "我的排名", "footprints": "我的碳足迹"},
+              "use": "使用代码", "keeps": "这台设备仍保留访问权限", "ranks": "我的排名",
+              "footprints": "我的碳足迹"},
     "en-US": {"me": "My certificates", "move": "Move to another device", "empty": "Nothing here yet",
               "code": "Code", "use": "Use the code", "keeps": "This device keeps its access",
               "ranks": "My ranks", "footprints": "My footprints"},
@@ -57,7 +58,8 @@ def test_me_lists_the_certificate_on_a_later_visit_and_moves_to_a_second_phone(p
     listed = page.locator(f"[data-certificate='{certificate_id}']")
     expect(listed).to_be_visible()
     expect(listed.get_by_role("link").first).to_have_attribute("href", f"/c/{certificate_id}")
-    expect(listed.locator("a[download]")).to_have_attribute("href", f"/api/v1/certificates/{certificate_id}/pdf")
+    pdf = f"/api/v1/certificates/{certificate_id}/pdf"
+    expect(listed.locator("a[download]")).to_have_attribute("href", pdf)
     expect(page.locator("#ranks-title")).to_have_text(m["ranks"])
     expect(page.locator(".rank-card .rank-sentence")).to_be_visible()
     expect(page.locator(".mine-footprints li a").first).to_have_attribute("href", re.compile(r"^/e/"))

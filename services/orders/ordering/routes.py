@@ -102,6 +102,7 @@ class MyOrders(MethodView):
         vouches for (their cookie): 401 without one."""
         caller = identity.current_caller()
         if caller.participant_id is None:
-            raise ApiError(401, "unauthorized", "your orders need the guest's participant cookie (through the gateway)")
+            raise ApiError(401, "unauthorized",
+                           "your orders need the guest's participant cookie (through the gateway)")
         with unit_of_work() as uow:
             return views.participant_orders(uow.session, caller.participant_id, **args)

@@ -35,7 +35,8 @@ def test_pages_with_next_before(client):
     guest = GuestClient(client, "p-pages")
     first = guest.get("/api/v1/my-orders", query_string={"limit": 2}).get_json()
     assert [o["id"] for o in first["items"]] == [mine[2], mine[1]]
-    second = guest.get("/api/v1/my-orders", query_string={"limit": 2, "before": first["next_before"]}).get_json()
+    second = guest.get("/api/v1/my-orders",
+                       query_string={"limit": 2, "before": first["next_before"]}).get_json()
     assert [o["id"] for o in second["items"]] == [mine[0]] and second["next_before"] is None
 
 
