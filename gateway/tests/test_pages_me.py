@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from diandian_common.db import Database
+from diandian_common.testing import migrated_sqlite_url, postgres_available, temporary_postgres_database
 from gateway import participants
 from gateway.app import create_app
 from gateway.models import DeviceTransfer
@@ -245,15 +247,31 @@ def test_guessing_codes_is_stopped_with_429(services, mine, monkeypatch):
     assert app.test_client().post("/me/claim", data={"csrf": csrf, "code": "ZZZZ3333"}).status_code == 429
 
 
-def test_two_claims_at_once_only_one_wins(app):
-    moves: Transfers = app.extensions["device_transfers"]
+@pytest.fixture(params=["sqlite", "postgresql"])
+def moves(request, tmp_path):
+    """The gateway's transfers on a migrated SQLite database, or a temporary PostgreSQL one."""
+    if request.param == "sqlite":
+        database = Database(migrated_sqlite_url("gateway", tmp_path))
+        yield Transfers(database, "test-secret")
+        database.dispose()
+        return
+    if not postgres_available():
+        pytest.skip("no PostgreSQL server reachable")
+    with temporary_postgres_database("gateway") as url:
+        database = Database(url)
+        yield Transfers(database, "test-secret")
+        database.dispose()
+
+
+@pytest.mark.parametrize("by", ["token", "code"])
+def test_two_claims_at_once_only_one_wins(moves, by):
     for _ in range(5):
         made = moves.create(ME)
         barrier, results = threading.Barrier(2), []
 
         def claim(made=made, barrier=barrier, results=results):
             barrier.wait()
-            results.append(moves.claim_token(made.token))
+            results.append(moves.claim_token(made.token) if by == "token" else moves.claim_code(made.code))
 
         threads = [threading.Thread(target=claim) for _ in range(2)]
         for thread in threads:
@@ -261,6 +279,13 @@ def test_two_claims_at_once_only_one_wins(app):
         for thread in threads:
             thread.join()
         assert sorted(results, key=str) == [None, ME]
+
+
+def test_a_move_expires_after_ten_minutes(moves):
+    made = moves.create(ME, now=datetime.now(UTC) - timedelta(minutes=10, seconds=1))
+    assert moves.claim_code(made.code) is None and moves.claim_token(made.token) is None
+    fresh = moves.create(ME, now=datetime.now(UTC) - timedelta(minutes=9))
+    assert moves.claim_code(fresh.code) == ME
 
 
 def test_codes_read_as_typed():
