@@ -147,7 +147,9 @@ def page(participant_id: str | None, *, transfer=None, code_error=None, status: 
         orders_more=(parts["orders"] or {}).get("next_before"),
         estimates_more=(parts["estimates"] or {}).get("next_before"),
         overall=standings.get("overall"), scene_standings=standings.get("scenes", []),
-        scene_label=lambda slug: scene_name(names[slug], lang()) if slug in names else slug,
+        # The scene in the page's language when the calculator knows it, else as recorded.
+        scene_label=lambda slug, recorded=None: scene_name(names[slug], lang()) if slug in names
+        else (recorded or slug),
         transfer=transfer, code_error=code_error, csrf=csrf_token(), code_max=MAX_CODE_INPUT,
         ttl_minutes=int(TTL.total_seconds() // 60))
     return no_store(body, status)

@@ -67,6 +67,7 @@ def test_lists_certificates_ranks_and_footprints_by_the_cookie(client, mine, lan
     html = page(as_me(client), "/me", lang=lang)
     markup = Markup(html)
     assert heading in html and pay in html
+    assert ("Green Forum" if lang == "en" else "绿色论坛") in html     # the scene in the page's language
     assert markup.find("a", href="/c/cert_1") and markup.find("a", href="/api/v1/certificates/cert_1/pdf")
     assert markup.find("a", href="/pay/ord_1")                      # the unpaid order: continue paying
     assert markup.find("a", href="/e/est-1") and markup.find("a", href="/e/est-life")
