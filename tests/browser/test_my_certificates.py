@@ -10,7 +10,6 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ROOT
 from tests.browser.test_guest_flow import SCENE, TEXTS, pay_and_open_certificate
 
 pytestmark = pytest.mark.integration
@@ -63,9 +62,7 @@ def test_me_lists_the_certificate_on_a_later_visit_and_moves_to_a_second_phone(p
     expect(page.locator("#ranks-title")).to_have_text(m["ranks"])
     expect(page.locator(".rank-card .rank-sentence")).to_be_visible()
     expect(page.locator(".mine-footprints li a").first).to_have_attribute("href", re.compile(r"^/e/"))
-    first.shot("01-me")
-    if locale == "zh-CN":
-        page.screenshot(path=ROOT / "docs" / "screenshots" / "me-zh.png", full_page=True)
+    first.shot("01-me")  # test-artifacts/screenshots/me-zh-01-me.png: docs/screenshots/me-zh.png's source
 
     page.get_by_role("button", name=m["move"]).click()
     code = page.locator("[data-transfer-code]")
