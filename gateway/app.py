@@ -13,7 +13,7 @@ from diandian_common.logs import configure_logging
 from diandian_common.metrics import install_flask_metrics
 from diandian_common.web import install_request_id
 
-from . import apidocs, cli, event_report, health, limits, pages, participants, security, share_card
+from . import apidocs, cli, event_report, health, limits, pages, pages_me, participants, security, share_card
 from .keys import KeyStore, authorize_request
 from .openapi import MergedDocument
 from .proxy import Upstreams
@@ -40,7 +40,7 @@ def create_app(database_url: str | None = None) -> Flask:
     security.install_request_guard(app)
     security.install_cors(app, security.cors_origins())
     app.extensions["keys"] = KeyStore(Database(database_url or config.database_url("gateway")))
-    limits.install(app)
+    limiter = limits.install(app)
     security.install_security_headers(app)
     upstreams = Upstreams()
     app.extensions["upstreams"] = upstreams
@@ -67,6 +67,7 @@ def create_app(database_url: str | None = None) -> Flask:
     share_card.register(app)    # likewise; every other /api/v1/certificates path is proxied
     app.register_blueprint(apidocs.blp)
     pages.register(app, upstreams)
+    pages_me.register(app, limiter)
     app.after_request(participants.set_cookie)
     cli.register(app)
     return app

@@ -1,5 +1,6 @@
-"""The gateway's own database: operator API keys (hashes only, never the keys) and the
-operator pages' sessions (hashes of their tokens, never the tokens)."""
+"""The gateway's own database: operator API keys (hashes only, never the keys), the
+operator pages' sessions (hashes of their tokens, never the tokens) and guests' one-time
+moves to another device (keyed hashes of their codes and links, never those)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -46,3 +47,19 @@ class OperatorSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class DeviceTransfer(Base):
+    """A guest's one-time move of their participant cookie to another device (the /me page).
+    ``id`` and ``code_hash`` are keyed hashes (HMAC with the gateway's secret) of the link's
+    token and of the short code, so a copy of the table gives neither, nor lets anyone try
+    codes offline. Claimed once: ``used_at`` is set by the one UPDATE that may set it."""
+
+    __tablename__ = "device_transfers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    participant_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -61,9 +61,16 @@ def request_guest() -> Guest | None:
     return Guest(participant_id, request.remote_addr or "") if participant_id else None
 
 
+def give_cookie(response: Response, participant_id: str) -> Response:
+    """``response`` makes its browser the guest ``participant_id`` (a new guest, or one
+    moving to this device from /me)."""
+    response.set_cookie(COOKIE_NAME, _serializer().dumps(participant_id), max_age=COOKIE_MAX_AGE,
+                        httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
+
+
 def set_cookie(response: Response) -> Response:
     """After-request hook: persist a freshly minted participant id."""
     if g.get("participant_is_new"):
-        response.set_cookie(COOKIE_NAME, _serializer().dumps(g.participant_id), max_age=COOKIE_MAX_AGE,
-                            httponly=True, samesite="Lax", secure=request.is_secure)
+        give_cookie(response, g.participant_id)
     return response

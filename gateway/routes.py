@@ -22,6 +22,11 @@ OWNERS = {
     "webhooks": "orders",
     "certificates": "certificates",
     "rankings": "ranking",
+    # A guest's own things (the /me page), each from its service; not under /orders or
+    # /estimates, where the next segment is an id.
+    "my-orders": "orders",
+    "my-estimates": "calculator",
+    "my-standings": "ranking",
 }
 
 READS = frozenset({"GET", "HEAD"})

@@ -6,8 +6,8 @@ import io
 from flask import current_app, send_file
 
 from diandian_common import config
-from diandian_common.auth import acting_participant_id, operator_required
-from diandian_common.errors import NotFound
+from diandian_common.auth import acting_participant_id, operator_required, request_guest
+from diandian_common.errors import ApiError, NotFound
 from diandian_common.web import Blueprint
 
 from . import airports, factor_sets, organiser, service, tasks
@@ -21,6 +21,8 @@ from .schemas import (
     FactorSetSchema,
     FactorsQuerySchema,
     FootprintSchema,
+    MyEstimatesPageSchema,
+    MyEstimatesQuerySchema,
     SceneCreateSchema,
     SceneListQuerySchema,
     SceneListSchema,
@@ -177,6 +179,23 @@ def get_estimate(estimate_id):
     """A stored estimate, exactly as computed (with the factor set it used)."""
     with unit_of_work() as uow:
         return service.get_estimate(uow, estimate_id)
+
+
+# Not under /estimates: /estimates/<id> is one estimate, so /estimates/mine would name one.
+@blp.route("/my-estimates", methods=["GET"])
+@blp.arguments(MyEstimatesQuerySchema, location="query")
+@blp.response(200, MyEstimatesPageSchema)
+@blp.alt_response(401, description="no guest: only the gateway, for a browser's cookie, names one")
+def my_estimates(query):
+    """The guest's own trip and life footprints, newest first; pass ``next_before`` as
+    ``before`` for the next page. Only for the participant the gateway vouches for (their
+    cookie): 401 without one."""
+    guest = request_guest()
+    if guest is None:
+        raise ApiError(401, "unauthorized",
+                       "your estimates need the guest's participant cookie (through the gateway)")
+    with unit_of_work() as uow:
+        return service.participant_estimates(uow, guest.participant_id, **query)
 
 
 # --- factors ----------------------------------------------------------------------------

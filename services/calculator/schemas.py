@@ -343,6 +343,30 @@ class EstimateSchema(Schema):
     created_at = fields.DateTime()
 
 
+# A guest's own estimates (GET /api/v1/my-estimates): a phone shows a few at a time.
+MY_ESTIMATES_MAX_LIMIT = 50
+
+
+class MyEstimatesQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MY_ESTIMATES_MAX_LIMIT))
+    before = fields.String(validate=validate.Length(min=1, max=36),
+                           metadata={"description": "next_before of the previous page"})
+
+
+class MyEstimateSchema(Schema):
+    id = fields.String()
+    kind = fields.String(metadata={"description": "trip or life"})
+    scene = fields.String(allow_none=True)
+    total_kg = fields.Float()
+    factor_set = fields.String()
+    created_at = fields.DateTime()
+
+
+class MyEstimatesPageSchema(Schema):
+    items = fields.List(fields.Nested(MyEstimateSchema), metadata={"description": "newest first"})
+    next_before = fields.String(allow_none=True, metadata={"description": "null: this is the last page"})
+
+
 class FootprintSchema(Schema):
     scene = fields.String()
     participants = fields.Integer(metadata={"description": "distinct participants who estimated "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -202,6 +202,28 @@ def get_estimate(uow: UnitOfWork, estimate_id: str) -> dict:
     if row is None:
         raise NotFound("estimate", estimate_id)
     return estimate_json(row)
+
+
+def participant_estimates(uow: UnitOfWork, participant_id: str, *, limit: int = 20,
+                          before: str | None = None) -> dict:
+    """``participant_id``'s estimates newest first, ``limit`` a page; ``before`` is the last id
+    of the previous page and must be one of theirs."""
+    session = uow.session
+    query = (select(Estimate).where(Estimate.participant_id == participant_id)
+             .order_by(Estimate.created_at.desc(), Estimate.id.desc()))
+    if before:
+        anchor = session.get(Estimate, before)
+        if anchor is None or anchor.participant_id != participant_id:
+            raise ApiError(422, "validation_error", "some fields are invalid",
+                           {"before": [f"not one of your estimates: {before}"]})
+        query = query.where(or_(Estimate.created_at < anchor.created_at,
+                                and_(Estimate.created_at == anchor.created_at, Estimate.id < anchor.id)))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    page = rows[:limit]
+    return {"items": [{"id": row.id, "kind": row.kind, "scene": row.scene_slug,
+                       "total_kg": float(grams_to_kg(row.total_g)), "factor_set": row.factor_set_version,
+                       "created_at": as_utc(row.created_at)} for row in page],
+            "next_before": page[-1].id if len(rows) > limit else None}
 
 
 def estimate_json(row: Estimate) -> dict:

@@ -6,15 +6,25 @@ import logging
 import redis
 from flask import Response, jsonify
 
+from diandian_common.auth import request_guest
 from diandian_common.errors import ApiError
 from diandian_common.web import Blueprint
 
-from . import settings, store
+from . import service, settings, store
 from .domain.boards import Board, Kind, current_board
 from .domain.card import Card, render_card
 from .domain.contribution import MAX_ID_LENGTH, grams_to_kg
 from .domain.periods import Period
-from .schemas import BoardPage, BoardQuery, CardQuery, ParticipantQuery, ParticipantStanding
+from .schemas import (
+    BoardPage,
+    BoardQuery,
+    CardQuery,
+    MyStandings,
+    MyStandingsQuery,
+    ParticipantQuery,
+    ParticipantStanding,
+)
+from .wiring import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +32,7 @@ blp = Blueprint("ranking", __name__, url_prefix="/api/v1", description="Leaderbo
 
 # Instances, not classes: given a class, webargs builds a new schema on every request.
 BOARD_QUERY, PARTICIPANT_QUERY, CARD_QUERY = BoardQuery(), ParticipantQuery(), CardQuery()
+MY_STANDINGS_QUERY = MyStandingsQuery()
 
 
 def _board(kind: str, scene: str | None, period: str) -> Board:
@@ -81,6 +92,38 @@ def participant_standing(query, participant_id):
                     "rank": own["rank"], "kg": own["kg"], "total": found.total,
                     "display_name": own["display_name"],
                     "neighbours": [_item(e, Kind.INDIVIDUAL) for e in found.neighbours]})
+
+
+@blp.get("/my-standings")
+@blp.arguments(MY_STANDINGS_QUERY, location="query")
+@blp.response(200, MyStandings)
+@blp.alt_response(401, description="no guest: only the gateway, for a browser's cookie, names one")
+def my_standings(query):
+    """The guest's own ranks, all time: overall and on each scene they took part in (most
+    recent first). Only for the participant the gateway vouches for (their cookie): 401
+    without one."""
+    guest = request_guest()
+    if guest is None:
+        raise ApiError(401, "unauthorized",
+                       "your ranks need the guest's participant cookie (through the gateway)")
+    with unit_of_work() as uow:
+        scenes, more = service.participant_scenes(uow, guest.participant_id, query["limit"])
+    client = store.reader()
+
+    def own(scene: str | None) -> dict | None:
+        found = store.standing(client, _board(Kind.INDIVIDUAL, scene, Period.ALL.value), guest.participant_id,
+                               around=0)
+        if found is None:
+            return None
+        return {"scene": scene, "rank": found.entry.rank, "kg": grams_to_kg(found.entry.grams),
+                "total": found.total}
+
+    try:
+        overall = own(None)
+        standings = [found for found in map(own, scenes) if found is not None]
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from exc
+    return {"overall": overall, "scenes": standings, "more_scenes": more}
 
 
 # The card is an image a page embeds or a guest downloads; it carries no script, and the

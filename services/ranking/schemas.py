@@ -69,3 +69,27 @@ class ParticipantStanding(Schema):
     display_name = fields.String(required=True, metadata={"description": "masked when the participant chose so"})
     neighbours = fields.List(fields.Nested(RankingItem), required=True,
                              metadata={"description": "up to two above and two below"})
+
+
+# The scenes of a guest's own standings (GET /api/v1/my-standings), most recent first.
+MAX_MY_SCENES = 50
+
+
+class MyStandingsQuery(_Query):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_MY_SCENES),
+                           metadata={"description": "at most this many scenes"})
+
+
+class MyStanding(Schema):
+    scene = fields.String(required=True, allow_none=True, metadata={"description": "null: the global board"})
+    rank = fields.Integer(required=True, metadata={"description": "1 is the top"})
+    kg = fields.Float(required=True)
+    total = fields.Integer(required=True, metadata={"description": "participants on the board"})
+
+
+class MyStandings(Schema):
+    overall = fields.Nested(MyStanding, required=True, allow_none=True,
+                            metadata={"description": "the global all-time board; null: not on it"})
+    scenes = fields.List(fields.Nested(MyStanding), required=True, metadata={
+        "description": "each scene's all-time board the guest took part in, most recent first"})
+    more_scenes = fields.Boolean(required=True, metadata={"description": "more scenes than ``limit``"})

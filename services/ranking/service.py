@@ -167,3 +167,16 @@ def apply_row(unit_of_work: UnitsOfWork, client: redis.Redis, row: ContributionR
     if row.revoked_at is None:
         return _apply_record(client, row, now)
     return _apply_revoke(unit_of_work, client, row, now)
+
+
+def participant_scenes(uow: UnitOfWork, participant_id: str, limit: int) -> tuple[list[str], bool]:
+    """The scenes ``participant_id`` has unrevoked contributions on, most recent first (at
+    most ``limit``), and whether there are more."""
+    latest = func.max(ContributionRow.occurred_at)
+    rows = uow.session.execute(
+        select(ContributionRow.scene, latest)
+        .where(ContributionRow.participant_id == participant_id, ContributionRow.scene.is_not(None),
+               NOT_REVOKED)
+        .group_by(ContributionRow.scene).order_by(latest.desc(), ContributionRow.scene)
+        .limit(limit + 1)).all()
+    return [scene for scene, _ in rows[:limit]], len(rows) > limit

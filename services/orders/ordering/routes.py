@@ -12,6 +12,8 @@ from . import calculator_client, idempotency, identity, service, views
 from .domain.idempotency import request_fingerprint
 from .schemas import (
     IdempotencyKeyHeaderSchema,
+    MyOrdersPageSchema,
+    MyOrdersQuerySchema,
     OrderCreatedSchema,
     OrderCreateSchema,
     OrderListQuerySchema,
@@ -86,3 +88,21 @@ class OrderResource(MethodView):
         caller = identity.current_caller()
         with unit_of_work() as uow:
             return views.get_order_view(uow.session, order_id, caller.owns)
+
+
+# Not under /orders: /orders/<id> is one order, so /orders/mine would name an order.
+@blp.route("/my-orders")
+class MyOrders(MethodView):
+    @blp.arguments(MyOrdersQuerySchema, location="query")
+    @blp.response(200, MyOrdersPageSchema)
+    @blp.alt_response(401, description="no guest: only the gateway, for a browser's cookie, names one")
+    def get(self, args):
+        """The guest's own orders, newest first, each with its certificate once issued; pass
+        ``next_before`` as ``before`` for the next page. Only for the participant the gateway
+        vouches for (their cookie): 401 without one."""
+        caller = identity.current_caller()
+        if caller.participant_id is None:
+            raise ApiError(401, "unauthorized",
+                           "your orders need the guest's participant cookie (through the gateway)")
+        with unit_of_work() as uow:
+            return views.participant_orders(uow.session, caller.participant_id, **args)

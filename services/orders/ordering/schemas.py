@@ -159,3 +159,17 @@ class OrderListQuerySchema(Schema):
 class OrderPageSchema(Schema):
     items = fields.List(fields.Nested(OrderSchema))
     next_after = fields.String(allow_none=True)
+
+
+# A guest's own orders (GET /api/v1/my-orders): a phone shows a few at a time.
+MY_ORDERS_MAX_LIMIT = 50
+
+
+class MyOrdersQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MY_ORDERS_MAX_LIMIT))
+    before = fields.String(validate=ID, metadata={"description": "next_before of the previous page"})
+
+
+class MyOrdersPageSchema(Schema):
+    items = fields.List(fields.Nested(OrderSchema), metadata={"description": "newest first"})
+    next_before = fields.String(allow_none=True, metadata={"description": "null: this is the last page"})

@@ -143,3 +143,26 @@ def list_orders(session: Session, *, status: str | None = None, project: str | N
     anchors = registry.coverage_by_order(session, [r for o in page for r in o.retirements])
     return {"items": [order_view(session, o, hashes, anchors) for o in page],
             "next_after": page[-1].id if len(rows) > limit else None}
+
+
+def participant_orders(session: Session, participant_id: str, *, limit: int = 20,
+                       before: str | None = None) -> dict:
+    """``participant_id``'s orders newest first, ``limit`` a page; ``before`` is the last id of
+    the previous page, and must be one of theirs (another's id reveals nothing of it)."""
+    query = (select(Order).options(selectinload(Order.project), selectinload(Order.retirements))
+             .where(Order.participant_id == participant_id)
+             .order_by(Order.created_at.desc(), Order.id.desc()))
+    if before:
+        anchor = session.get(Order, before)
+        if anchor is None or anchor.participant_id != participant_id:
+            raise ApiError(422, "validation_error", "some fields are invalid",
+                           {"before": [f"not one of your orders: {before}"]})
+        query = query.where(or_(Order.created_at < anchor.created_at,
+                                and_(Order.created_at == anchor.created_at, Order.id < anchor.id)))
+    rows = session.scalars(query.limit(limit + 1)).all()
+    page = rows[:limit]
+    hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
+                                  .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
+    anchors = registry.coverage_by_order(session, [r for o in page for r in o.retirements])
+    return {"items": [order_view(session, o, hashes, anchors) for o in page],
+            "next_before": page[-1].id if len(rows) > limit else None}
