@@ -413,3 +413,41 @@ class Driver:
         if expect is not None:
             assert response.status_code in expect, response.text
         return response.json() if response.status_code == 200 else None
+
+
+# --- the language of error messages (diandian_common.i18n) ---------------------------------
+
+def has_chinese(text: str) -> bool:
+    """Whether ``text`` holds a CJK ideograph (a message translated into Chinese does)."""
+    return any("\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" for char in text)
+
+
+def error_messages(body: dict) -> list[str]:
+    """``error.message`` and every message inside ``error.fields`` of an error body."""
+    from .i18n import iter_messages
+
+    error = body["error"]
+    return [error["message"], *iter_messages(error.get("fields"))]
+
+
+def untranslated_messages(body: dict) -> list[str]:
+    """The messages of an error body with no Chinese in them: empty when all are translated."""
+    return [message for message in error_messages(body) if not has_chinese(message)]
+
+
+def assert_error_language(response, language: str) -> None:
+    """An error response (a Flask test client's or ``requests``') answered in ``language``:
+    ``zh``: every message has Chinese, naming those that have none (add them to the catalogue
+    of the service that raises them, see README "Error messages in Chinese"); ``en``: none has.
+    Both: ``Content-Language`` and ``Vary: Accept-Language``."""
+    status = getattr(response, "status_code", None)
+    assert status is not None and (status >= 400 or status == 308), status
+    body = response.json() if callable(getattr(response, "json", None)) else response.get_json()
+    if language == "zh":
+        missing = untranslated_messages(body)
+        assert not missing, f"untranslated error messages (status {status}): {missing}"
+    else:
+        translated = [message for message in error_messages(body) if has_chinese(message)]
+        assert not translated, f"messages not in English (status {status}): {translated}"
+    assert response.headers.get("Content-Language") == language, response.headers.get("Content-Language")
+    assert "accept-language" in response.headers.get("Vary", "").lower(), response.headers.get("Vary")
