@@ -451,3 +451,27 @@ def assert_error_language(response, language: str) -> None:
         assert not translated, f"messages not in English (status {status}): {translated}"
     assert response.headers.get("Content-Language") == language, response.headers.get("Content-Language")
     assert "accept-language" in response.headers.get("Vary", "").lower(), response.headers.get("Vary")
+
+
+ACCEPT_LANGUAGE = {"zh": "zh-CN,zh;q=0.9,en;q=0.5", "en": "en-GB,en;q=0.9"}
+
+
+def assert_errors_in_language(client, requests_: list[tuple], language: str) -> None:
+    """Send every ``(method, path, kwargs)`` of a battery of refused requests through
+    ``client`` (a Flask test client, a :class:`GuestClient` or a ``requests.Session``) with
+    Accept-Language asking for ``language``, and fail naming each request whose error is
+    not in that language (:func:`assert_error_language`). A new route adds its refusals to
+    its service's battery (tests/test_error_language.py)."""
+    failures = []
+    for method, path, kwargs in requests_:
+        kwargs = dict(kwargs)
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Accept-Language": ACCEPT_LANGUAGE[language]}
+        if hasattr(client, "open"):  # a Flask test client or a GuestClient
+            response = client.open(path, method=method, **kwargs)
+        else:
+            response = client.request(method, path, **kwargs)
+        try:
+            assert_error_language(response, language)
+        except AssertionError as exc:
+            failures.append(f"{method} {path}: {exc}")
+    assert not failures, "\n".join(failures)
