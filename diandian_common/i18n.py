@@ -68,8 +68,8 @@ def _pattern(template: str) -> re.Pattern:
 
 class Catalogue:
     """English templates → Chinese templates. A template without parameters is looked up
-    exactly; one with parameters matches a whole message, tried in the catalogue's order
-    (put the more specific of two overlapping templates first). The values a template
+    exactly; one with parameters matches a whole message, the most specific template (the
+    most text besides its parameters) first. The values a template
     matched are themselves looked up as whole messages, so a status or a reason named in a
     sentence is translated when the catalogue knows it, and kept (an id, a code) when not."""
 
@@ -80,8 +80,11 @@ class Catalogue:
                 self.entries.setdefault(english, chinese)
         self._exact = {english: chinese for english, chinese in self.entries.items()
                        if not placeholders(english)}
-        self._templates = [(_pattern(english), chinese) for english, chinese in self.entries.items()
-                           if placeholders(english)]
+        # The template with more text of its own is the more specific: "Length must be between
+        # {min} and {max}." is tried before "Length must be {equal}.", which would match it too.
+        templates = sorted((english for english in self.entries if placeholders(english)),
+                           key=lambda english: -len(_PLACEHOLDER.sub("", english)))
+        self._templates = [(_pattern(english), self.entries[english]) for english in templates]
 
     def __add__(self, other: Catalogue) -> Catalogue:
         return Catalogue(self.entries, other)
@@ -241,7 +244,6 @@ GENERIC = Catalogue({
     "Not a valid mapping type.": "不是有效的映射类型。",
     "Not a valid list.": "不是有效的列表。",
     "Not a valid tuple.": "不是有效的元组。",
-    "Length must be {length}.": "长度必须为 {length}。",
     "Not a valid UUID.": "不是有效的 UUID。",
     "Not a valid URL.": "不是有效的 URL。",
     "Not a valid email address.": "不是有效的电子邮件地址。",

@@ -37,8 +37,11 @@ def test_language_of_an_accept_language_header(header, language):
 
 CATALOGUE = i18n.Catalogue({
     "cancelled": "已取消",
-    "order {order_id} is paid through {provider}": "订单 {order_id} 通过 {provider} 支付",
+    # the less specific first on purpose: the catalogue tries the more specific first anyway
     "order {order_id} is {status}": "订单 {order_id} {status}",
+    "order {order_id} is paid through {provider}": "订单 {order_id} 通过 {provider} 支付",
+    "Length must be {equal}.": "长度必须为 {equal}。",
+    "Length must be between {min} and {max}.": "长度必须在 {min} 到 {max} 之间。",
     "unknown IATA airport code {code}": "未知的 IATA 机场代码 {code}",
     "the request body is not valid JSON: {reason}": "请求正文不是有效的 JSON：{reason}",
     "a number longer than {max_chars} characters": "数字长度超过 {max_chars} 个字符",
@@ -50,6 +53,8 @@ CATALOGUE = i18n.Catalogue({
 @pytest.mark.parametrize("english, chinese", [
     ("unknown IATA airport code 'XXX'", "未知的 IATA 机场代码 'XXX'"),
     ("Longer than maximum length 64.", "超过最大长度 64。"),
+    ("Length must be between 1 and 48.", "长度必须在 1 到 48 之间。"),
+    ("Length must be 3.", "长度必须为 3。"),
     ("order ord_1 is paid through alipay", "订单 ord_1 通过 alipay 支付"),   # the more specific first
     ("order ord_1 is cancelled", "订单 ord_1 已取消"),                        # a known value is translated
     ("order ord_1 is ord 2 is odd", "订单 ord_1 ord 2 is odd"),              # an unknown one is kept

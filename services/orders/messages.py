@@ -1,6 +1,5 @@
 """The orders service's own error messages in Chinese (diandian_common.i18n): English
-templates as they are raised in its packages, with their parameters named. Of two templates
-that could match one message, the more specific comes first."""
+templates as they are raised in its packages, with their parameters named."""
 from diandian_common.i18n import Catalogue
 
 MESSAGES = Catalogue({
@@ -88,6 +87,9 @@ MESSAGES = Catalogue({
     "payout reference {reference} was recorded for another payout": "付款参考号 {reference} 已用于另一笔付款",
     "no statement for this owner, project and period": "此所有者、项目和期间没有对账单",
     "the project had no owner when these payments were captured": "收款时该项目没有所有者",
+    "nothing is due on {period}: net {net_fen}, paid {paid_fen}": "{period} 没有应付金额：净额 {net_fen}，已付 {paid_fen}",
+    "{amount_fen} fen is more than the {due_fen} fen still due (net {net_fen}, paid {paid_fen})":
+        "{amount_fen} 分超过了仍应付的 {due_fen} 分（净额 {net_fen}，已付 {paid_fen}）",
     "{period} is not over yet; its statement may still change": "{period} 尚未结束，其对账单仍可能变化",
     "a month, YYYY-MM": "月份，格式为 YYYY-MM",
     # webhooks
@@ -97,6 +99,7 @@ MESSAGES = Catalogue({
     "a URL of 1 to {max_length} characters": "长度为 1 到 {max_length} 个字符的 URL",
     "a URL cannot contain white space or control characters": "URL 不能包含空白或控制字符",
     "not a valid URL: {reason}": "不是有效的 URL：{reason}",
+    "Invalid IPv6 URL": "无效的 IPv6 URL",
     "the URL must be https://…": "URL 必须以 https:// 开头",
     "only https:// endpoints are allowed (WEBHOOK_ALLOW_HTTP is off)":
         "只允许 https:// 端点（WEBHOOK_ALLOW_HTTP 未开启）",
