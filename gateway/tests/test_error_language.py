@@ -106,3 +106,32 @@ def test_a_services_refusal_through_the_proxy_speaks_the_asked_language(calculat
 def test_the_gateway_forwards_accept_language(gateway_env):
     echoed = create_app().test_client().get("/api/v1/scenes", headers={"Accept-Language": "zh-TW,en;q=0.5"})
     assert echoed.get_json()["headers"]["Accept-Language"] == "zh-TW,en;q=0.5"
+
+
+# --- the pages: what a page asks of a service, it asks in the page's language ---------------
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_pages_ask_the_services_in_the_pages_language(client, services, language):
+    """The operator's scene form shows the calculator's field errors, and a guest page what the
+    services answer: both ask in the page's language (the dd_lang cookie here, whatever the
+    browser's Accept-Language), so the API's messages they show are in it."""
+    from gateway.tests.pages_support import csrf_of, login, page
+
+    asked = []
+
+    def refuse_scene(req):
+        asked.append(req.headers.get("Accept-Language"))
+        return 422, {"error": {"code": "validation_error", "message": "some fields are invalid",
+                               "fields": {"slug": ["lowercase letters, digits and single hyphens only"]}}}
+
+    services["calculator"].on("POST", "/api/v1/scenes", refuse_scene)
+    client.set_cookie("dd_lang", language)
+    login(client)
+    csrf = csrf_of(page(client, "/operator/scenes"))
+    refused = client.post("/operator/scenes", headers={"Accept-Language": "de"},
+                          data={"csrf": csrf, "slug": "Bad Slug", "name": "x", "type": "hotel"})
+    assert refused.status_code == 422
+    assert asked == [language]
+    client.get("/s/forum", headers={"Accept-Language": "de"})
+    assert services["calculator"].requests[-1]["path"] == "/api/v1/scenes/forum"
+    assert services["calculator"].requests[-1]["accept_language"] == language
