@@ -106,10 +106,10 @@ def test_every_marshmallow_message_has_chinese():
     messages.add(marshmallow.Schema._default_error_messages["type"])
     validate = marshmallow.validate
     messages |= {validate.Length.message_min, validate.Length.message_max, validate.Length.message_all,
-                 validate.Length.message_equal, validate.OneOf.default_message, validate.Equal.default_message,
-                 validate.Regexp.default_message, validate.NoneOf.default_message, validate.URL.default_message,
-                 validate.Email.default_message, validate.ContainsOnly.default_message,
-                 validate.ContainsNoneOf.default_message}
+                 validate.Length.message_equal}
+    messages |= {validator.default_message for validator in (
+        validate.OneOf, validate.Equal, validate.Regexp, validate.NoneOf, validate.URL, validate.Email,
+        validate.ContainsOnly, validate.ContainsNoneOf)}
     for lower in ("greater than or equal to", "greater than"):
         for upper in ("less than or equal to", "less than"):
             messages.add(f"Must be {lower} {{min}} and {upper} {{max}}.")

@@ -10,8 +10,13 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
-from diandian_common.testing import (ACCEPT_LANGUAGE, assert_error_language, assert_errors_in_language,
-                                     free_port, migrated_sqlite_url)
+from diandian_common.testing import (
+    ACCEPT_LANGUAGE,
+    assert_error_language,
+    assert_errors_in_language,
+    free_port,
+    migrated_sqlite_url,
+)
 from gateway.app import create_app
 from gateway.security import MAX_HEADER_BYTES, MAX_URL_BYTES
 
@@ -48,9 +53,10 @@ def test_a_service_down_an_unknown_host_and_a_redirect_speak_the_asked_language(
         ("GET", "/api/v1/rankings", {"headers": {"Host": "diandian.example"}}),   # 503
         ("GET", "/api/v1/scenes", {"headers": {"Host": "evil.example"}}),         # 400 invalid_host
     ], language)
-    redirected = client.get("/", environ_overrides={"RAW_URI": "//operator//scenes", "PATH_INFO": "//operator//scenes",
-                                                    "REQUEST_URI": "//operator//scenes"},
-                            headers={"Host": "diandian.example", "Accept-Language": ACCEPT_LANGUAGE[language]})
+    doubled = "//operator//scenes"
+    redirected = client.get(
+        "/", environ_overrides={"RAW_URI": doubled, "PATH_INFO": doubled, "REQUEST_URI": doubled},
+        headers={"Host": "diandian.example", "Accept-Language": ACCEPT_LANGUAGE[language]})
     assert redirected.status_code == 308
     assert_error_language(redirected, language)
 
@@ -89,7 +95,8 @@ def calculator_behind_the_gateway(gateway_env, tmp_path):
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_services_refusal_through_the_proxy_speaks_the_asked_language(calculator_behind_the_gateway, language):
+def test_a_services_refusal_through_the_proxy_speaks_the_asked_language(calculator_behind_the_gateway,
+                                                                         language):
     unknown_airport = {"kind": "trip", "activities": [{"type": "flight", "from": "CTU", "to": "XQZ"}]}
     assert_errors_in_language(calculator_behind_the_gateway, [
         ("POST", "/api/v1/estimates", {"json": unknown_airport}),

@@ -87,7 +87,8 @@ MESSAGES = Catalogue({
     "payout reference {reference} was recorded for another payout": "付款参考号 {reference} 已用于另一笔付款",
     "no statement for this owner, project and period": "此所有者、项目和期间没有对账单",
     "the project had no owner when these payments were captured": "收款时该项目没有所有者",
-    "nothing is due on {period}: net {net_fen}, paid {paid_fen}": "{period} 没有应付金额：净额 {net_fen}，已付 {paid_fen}",
+    "nothing is due on {period}: net {net_fen}, paid {paid_fen}":
+        "{period} 没有应付金额：净额 {net_fen}，已付 {paid_fen}",
     "{amount_fen} fen is more than the {due_fen} fen still due (net {net_fen}, paid {paid_fen})":
         "{amount_fen} 分超过了仍应付的 {due_fen} 分（净额 {net_fen}，已付 {paid_fen}）",
     "{period} is not over yet; its statement may still change": "{period} 尚未结束，其对账单仍可能变化",

@@ -32,7 +32,8 @@ def refused(cert_id: str) -> list[tuple]:
         ("POST", f"/api/v1/certificates/{cert_id}/revoke", {"json": {"reason": " "}, "headers": KEY}),
         ("POST", f"/api/v1/certificates/{cert_id}/revoke", {"json": {"reason": "x" * 501, "refund": "y"},
                                                             "headers": KEY}),
-        ("POST", "/api/v1/certificates/cert_missing/revoke", {"json": {"reason": "refunded"}, "headers": KEY}),
+        ("POST", "/api/v1/certificates/cert_missing/revoke", {"json": {"reason": "refunded"},
+                                                              "headers": KEY}),
         ("DELETE", f"/api/v1/certificates/{cert_id}", {}),
     ]
 

@@ -58,10 +58,11 @@ def battery(client, project, owner, order, operator):
                        headers={**operator, **reused}).status_code == 201
     return [
         # placement and identity (an operator places for the guest it names)
-        ("POST", "/api/v1/orders", {"json": _order(pid), "headers": _key()}),              # 401 no guest, no key
+        ("POST", "/api/v1/orders", {"json": _order(pid), "headers": _key()}),          # 401 no guest, no key
         ("POST", "/api/v1/orders", {"json": _order(pid), "headers": {"X-API-Key": "wrong", **_key()}}),
-        ("POST", "/api/v1/orders", {"json": _order(pid), "headers": operator}),            # 422 no Idempotency-Key
-        ("POST", "/api/v1/orders", {"json": _order(pid), "headers": {**operator, "Idempotency-Key": "k" * 500}}),
+        ("POST", "/api/v1/orders", {"json": _order(pid), "headers": operator}),  # 422: no Idempotency-Key
+        ("POST", "/api/v1/orders", {"json": _order(pid),
+                                    "headers": {**operator, "Idempotency-Key": "k" * 500}}),
         ("POST", "/api/v1/orders", {"json": _order(pid), "headers": {**operator, **_key()}}),  # names nobody
         ("POST", "/api/v1/orders", {"json": {}, "headers": {**operator, **_key()}}),
         *[("POST", "/api/v1/orders", {"json": _placed(pid, **body), "headers": {**operator, **_key()}})
@@ -85,7 +86,7 @@ def battery(client, project, owner, order, operator):
         ("POST", f"/api/v1/orders/{oid}/payment", {"json": {"reference": "r" * 101}, **op}),
         ("POST", f"/api/v1/orders/{oid}/checkout", {"json": {"method": "barter"}, **op}),
         ("POST", f"/api/v1/orders/{oid}/checkout", {"json": {"method": "jsapi", "provider": "p" * 21}, **op}),
-        ("POST", f"/api/v1/orders/{oid}/checkout", {"json": {"method": "qr"}, **op}),      # no provider for it
+        ("POST", f"/api/v1/orders/{oid}/checkout", {"json": {"method": "qr"}, **op}),  # no provider for it
         ("POST", "/api/v1/orders/ord_nowhere/checkout", {"json": {"method": "native"}, **op}),
         ("POST", "/api/v1/payments/nowhere/webhook", {"json": {}}),
         # catalogue
@@ -107,10 +108,12 @@ def battery(client, project, owner, order, operator):
             "retired_on": (date.today() + timedelta(days=2)).isoformat()}, **op}),
         ("POST", f"/api/v1/projects/{pid}/registry-retirements", {"json": {
             "quantity_t": 1000, "registry_serial_first": "A1", "registry_serial_last": "A9",
-            "cancellation_id": "C1", "url": "https://registry.example/c1", "retired_on": "2024-01-01"}, **op}),
+            "cancellation_id": "C1", "url": "https://registry.example/c1", "retired_on": "2024-01-01"},
+            **op}),
         # settlement
         ("POST", "/api/v1/settlements/owners", {"json": {}}),
-        ("POST", "/api/v1/settlements/owners", {"json": {"name": " ", "payout_account": "", "contact": 5}, **op}),
+        ("POST", "/api/v1/settlements/owners", {"json": {"name": " ", "payout_account": "", "contact": 5},
+                                                **op}),
         ("POST", "/api/v1/settlements/owners", {"json": {"name": "Owner Co", "payout_account": "1",
                                                          "contact": "x"}, **op}),
         ("PATCH", f"/api/v1/settlements/owners/{own}", {"json": {}, **op}),
@@ -118,7 +121,8 @@ def battery(client, project, owner, order, operator):
         ("GET", "/api/v1/settlements/owners/own_nowhere", op),
         ("GET", "/api/v1/settlements?period=2024-13", op),
         ("POST", "/api/v1/settlements/payouts", {"json": {"owner_id": own, "project_id": pid, "period": "May",
-                                                          "amount_fen": 0, "reference": "", "paid_on": "x"}, **op}),
+                                                          "amount_fen": 0, "reference": "", "paid_on": "x"},
+                                                 **op}),
         ("POST", "/api/v1/settlements/payouts", {"json": {
             "owner_id": own, "project_id": pid, "period": "2024-01", "amount_fen": 1, "reference": "R1",
             "paid_on": (date.today() + timedelta(days=2)).isoformat()}, **op}),
@@ -126,13 +130,15 @@ def battery(client, project, owner, order, operator):
             "owner_id": own, "project_id": pid, "period": "2024-01", "amount_fen": 1, "reference": "R2",
             "paid_on": "2024-02-01"}, **op}),
         ("POST", "/api/v1/settlements/payouts", {"json": {
-            "owner_id": own, "project_id": "prj_nowhere", "period": "2024-01", "amount_fen": 1, "reference": "R3",
+            "owner_id": own, "project_id": "prj_nowhere", "period": "2024-01", "amount_fen": 1,
+            "reference": "R3",
             "paid_on": "2024-02-01"}, **op}),
         # webhooks
         ("POST", "/api/v1/webhooks", {"json": {"url": "https://hooks.example/x", "events": ["order.paid"]}}),
         *[("POST", "/api/v1/webhooks", {"json": {"url": url, "events": ["order.paid"]}, **op}) for url in [
             "http://hooks.example/x", "https://user:pw@hooks.example/x", "https://hooks.example/x#frag",
-            "https://127.0.0.1/x", "https://10.0.0.8/x", "https:///x", "https://hooks.example/a b", "x" * 3000]],
+            "https://127.0.0.1/x", "https://10.0.0.8/x", "https:///x", "https://hooks.example/a b",
+            "x" * 3000]],
         ("POST", "/api/v1/webhooks", {"json": {"url": "https://hooks.example/x", "events": ["order.eaten"],
                                                "scene": "Bad Slug"}, **op}),
         ("POST", "/api/v1/webhooks", {"json": {"url": "https://hooks.example/x", "events": [],
@@ -153,7 +159,8 @@ def test_the_guests_own_refusals_speak_chinese(client, operator, world):
     guest = GuestClient(client, "p-2")
     assert_errors_in_language(guest, [
         ("POST", f"/api/v1/orders/{order['id']}/payment", {}),                            # another's order
-        ("POST", "/api/v1/orders", {"json": _order(project["id"], 10**6), "headers": _key()}),  # over a guest's cap
+        ("POST", "/api/v1/orders", {"json": _order(project["id"], 10**6),
+                                    "headers": _key()}),                                  # over a guest's cap
         ("POST", "/api/v1/orders", {"json": {**_order(project["id"]), "participant": {"id": "p-9"}},
                                     "headers": _key()}),
     ], "zh")
@@ -164,7 +171,8 @@ def test_the_guests_own_refusals_speak_chinese(client, operator, world):
 
 
 LIMITS = fairness.Limits(guest_order_kg=100, unpaid_per_participant_kg=200, unpaid_per_address_kg=1000,
-                         payment_window=timedelta(minutes=30), low_inventory_payment_window=timedelta(minutes=10))
+                         payment_window=timedelta(minutes=30),
+                         low_inventory_payment_window=timedelta(minutes=10))
 
 
 def _domain_messages() -> list[str]:

@@ -20,7 +20,8 @@ REFUSED = [
     ("GET", "/api/v1/rankings/participants/" + "p" * 129, {}),
     ("GET", "/api/v1/rankings/participants/nobody/card.svg", {}),
     ("GET", "/api/v1/rankings/participants/bob/card.svg?scene_name=Forum", {}),
-    ("GET", "/api/v1/rankings/participants/bob/card.svg?lang=fr&scene=forum-2025&scene_name=" + "x" * 121, {}),
+    ("GET", "/api/v1/rankings/participants/bob/card.svg?lang=fr&scene=forum-2025&scene_name=" + "x" * 121,
+     {}),
     ("POST", "/api/v1/rankings", {}),
     ("GET", "/api/v1/rankings/nothing/here/at/all", {}),
 ]
