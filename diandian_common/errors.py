@@ -88,7 +88,7 @@ class NotFound(ApiError):
 
 def error_body(status: int, code: str, message: str, fields: dict | None = None) -> dict:
     """The error shape, its messages in the current request's language."""
-    message, fields, _language = i18n.localise(message, fields)
+    message, fields = i18n.localise(message, fields)
     error = {"code": code, "message": message}
     if fields:
         error["fields"] = fields

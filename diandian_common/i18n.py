@@ -14,7 +14,6 @@ messages in its own catalogue (``<service>/messages.py``) and hands it to
 """
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Iterable, Mapping
 
@@ -23,9 +22,6 @@ from flask import current_app, has_request_context, request
 ENGLISH, CHINESE = "en", "zh"
 LANGUAGES = (ENGLISH, CHINESE)
 EXTENSION = "diandian_error_messages"
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 def language_of(accept_language) -> str:
     """The supported language a parsed Accept-Language (werkzeug's LanguageAccept, a list of
@@ -56,22 +52,44 @@ def placeholders(template: str) -> list[str]:
     return [name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None]
 
 
-def _pattern(template: str) -> re.Pattern:
-    parts, position = [], 0
-    for found in _PLACEHOLDER.finditer(template):
-        parts.append(re.escape(template[position:found.start()].replace("{{", "{").replace("}}", "}")))
-        parts.append(f"(?P<{found.group(1)}>.+?)")
-        position = found.end()
-    parts.append(re.escape(template[position:].replace("{{", "{").replace("}}", "}")))
-    return re.compile("".join(parts), re.DOTALL)
+class _Template:
+    """One English template with parameters, matched in linear time: its first text is the
+    message's start, its last text the message's end, each text between is found at its
+    first place after the previous one, and every parameter takes at least one character.
+    (A regular expression of lazy groups would backtrack: quadratic or worse on a long hostile
+    value, such as a path or a query of 8 KB, for every template it is tried against.)"""
+
+    def __init__(self, english: str):
+        texts, names, text_so_far = [], [], ""
+        for text, name, _spec, _conversion in string.Formatter().parse(english):
+            text_so_far += text  # "{{" comes as a text of its own
+            if name is not None:
+                texts.append(text_so_far)
+                names.append(name)
+                text_so_far = ""
+        self.texts, self.names = [*texts, text_so_far], names
+
+    def match(self, message: str) -> dict[str, str] | None:
+        first, middle, last = self.texts[0], self.texts[1:-1], self.texts[-1]
+        end = len(message) - len(last)
+        if end < len(first) + len(self.names) or not message.startswith(first) or not message.endswith(last):
+            return None
+        values, position = {}, len(first)
+        for name, text in zip(self.names, [*middle, None]):
+            found = end if text is None else message.find(text, position + 1, end)
+            if found < 0 or found <= position:
+                return None
+            values[name] = message[position:found]
+            position = found + len(text or "")
+        return values
 
 
 class Catalogue:
     """English templates → Chinese templates. A template without parameters is looked up
     exactly; one with parameters matches a whole message, the most specific template (the
-    most text besides its parameters) first. The values a template
-    matched are themselves looked up as whole messages, so a status or a reason named in a
-    sentence is translated when the catalogue knows it, and kept (an id, a code) when not."""
+    most text besides its parameters) first. The values a template matched are themselves
+    looked up as whole messages, so a status or a reason named in a sentence is translated
+    when the catalogue knows it, and kept (an id, a code) when not."""
 
     def __init__(self, entries: Mapping[str, str], *more: Catalogue):
         self.entries = dict(entries)
@@ -83,8 +101,8 @@ class Catalogue:
         # The template with more text of its own is the more specific: "Length must be between
         # {min} and {max}." is tried before "Length must be {equal}.", which would match it too.
         templates = sorted((english for english in self.entries if placeholders(english)),
-                           key=lambda english: -len(_PLACEHOLDER.sub("", english)))
-        self._templates = [(_pattern(english), self.entries[english]) for english in templates]
+                           key=lambda english: -len("".join(_Template(english).texts)))
+        self._templates = [(_Template(english), self.entries[english]) for english in templates]
 
     def __add__(self, other: Catalogue) -> Catalogue:
         return Catalogue(self.entries, other)
@@ -93,11 +111,10 @@ class Catalogue:
         """The Chinese of one English message, or None when no entry matches it."""
         if message in self._exact:
             return self._exact[message]
-        for pattern, chinese in self._templates:
-            matched = pattern.fullmatch(message)
-            if matched:
-                values = {name: self._value(value) for name, value in matched.groupdict().items()}
-                return chinese.format(**values)
+        for template, chinese in self._templates:
+            matched = template.match(message)
+            if matched is not None:
+                return chinese.format(**{name: self._value(value) for name, value in matched.items()})
         return None
 
     def _value(self, value: str) -> str:
@@ -139,12 +156,12 @@ def app_catalogue() -> Catalogue:
     return current_app.extensions.get(EXTENSION, GENERIC) if has_request_context() else GENERIC
 
 
-def localise(message: str, fields=None) -> tuple[str, object, str]:
-    """(message, fields, language) of an error body in the current request's language."""
+def localise(message: str, fields=None) -> tuple[str, object]:
+    """(message, fields) of an error body in the current request's language."""
     language = request_language()
     catalogue = app_catalogue()
     return (catalogue.translate(message, language),
-            catalogue.translate_fields(fields, language) if fields else fields, language)
+            catalogue.translate_fields(fields, language) if fields else fields)
 
 
 def iter_messages(fields) -> Iterable[str]:

@@ -3,6 +3,7 @@ translates messages with their parameters (diandian_common.i18n)."""
 from __future__ import annotations
 
 import inspect
+import time
 
 import marshmallow
 import pytest
@@ -170,3 +171,25 @@ def test_a_method_not_allowed_and_a_redirect_are_translated_too():
     redirected = client.get("/things", headers={"Accept-Language": "zh"})
     assert redirected.status_code == 308
     assert_error_language(redirected, "zh")
+
+
+def test_a_long_hostile_message_is_matched_in_linear_time():
+    """A value of 1 MB full of the texts between parameters: every template is still tried
+    quickly (no backtracking), and the message comes out whole."""
+    catalogue = i18n.Catalogue({
+        "{header} {key} was used for a different request": "{header} {key} 已用于另一个请求",
+        "unknown order {after}": "未知订单 {after}"}) + i18n.GENERIC
+    hostile = "unknown order " + " was used" * 100_000 + " a b" * 100_000
+    started = time.monotonic()
+    assert catalogue.translate(hostile, "zh") == "未知订单 " + hostile[len("unknown order "):]
+    assert catalogue.translate("x " * 500_000, "zh") == "x " * 500_000
+    assert time.monotonic() - started < 2
+
+
+def test_a_template_needs_each_parameter_filled():
+    catalogue = i18n.Catalogue({"order {order_id} is {status}": "订单 {order_id} {status}",
+                                "{a} and {b}": "{a} 与 {b}"})
+    assert catalogue.lookup("order  is paid") is None
+    assert catalogue.lookup("order 1 is ") is None
+    # the first "and" splits; the rest, a value, is itself a message the catalogue knows
+    assert catalogue.lookup("x and y and z") == "x 与 y 与 z"
