@@ -234,6 +234,10 @@ GENERIC = Catalogue({
     "operator key with the {scope} scope":
         "参与者 ID 由平台分配（浏览器的 Cookie）；指定访客需要具有 {scope} 权限范围的运营方密钥",
     "the API key is not valid (unknown or revoked)": "此 API 密钥无效（未知或已吊销）",
+    # diandian_common.metrics
+    "the metrics need 'Authorization: Bearer <METRICS_TOKEN>'":
+        "指标接口需要 'Authorization: Bearer <METRICS_TOKEN>'",
+    "the metrics token is not valid": "指标令牌无效",
     # marshmallow's fields (4.x default_error_messages)
     "Missing data for required field.": "缺少必填字段。",
     "Field may not be null.": "字段不能为 null。",

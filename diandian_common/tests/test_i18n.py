@@ -193,3 +193,13 @@ def test_a_template_needs_each_parameter_filled():
     assert catalogue.lookup("order 1 is ") is None
     # the first "and" splits; the rest, a value, is itself a message the catalogue knows
     assert catalogue.lookup("x and y and z") == "x 与 y 与 z"
+
+
+def test_the_metrics_refusals_have_chinese(monkeypatch):
+    from diandian_common.metrics import _token_refusal
+    from diandian_common.testing import has_chinese
+
+    monkeypatch.setenv("METRICS_TOKEN", "scrape-secret")
+    for presented in (None, "Bearer guess"):
+        _status, _code, message = _token_refusal(presented)
+        assert has_chinese(i18n.GENERIC.translate(message, "zh")), message
