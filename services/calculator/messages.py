@@ -23,6 +23,9 @@ MESSAGES = Catalogue({
     "must differ from the departure airport": "必须与出发机场不同",
     "at most {count} activities": "最多 {count} 项活动",
     "only life estimates take a period": "只有生活估算（life）才能填写 period",
+    # schemas.py: airport search
+    "type part of an airport's code, city or name": "请输入机场代码、城市或机场名称的一部分",
+    "must not contain control characters": "不能包含控制字符",
     # organiser_schemas.py
     "required with waste_kg": "填写 waste_kg 时必填",
     "only with waste_kg": "仅在填写 waste_kg 时可填",

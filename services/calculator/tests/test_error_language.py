@@ -111,6 +111,13 @@ REFUSED = [
     # factors
     ("GET", "/api/v1/factors?version=1999.1", {}),
     ("GET", "/api/v1/factors?version=latest", {}),
+    # airport search
+    ("GET", "/api/v1/airports", {}),
+    ("GET", "/api/v1/airports?q=%20%20", {}),
+    ("GET", "/api/v1/airports?q=che%01ng", {}),
+    ("GET", "/api/v1/airports?q=" + "x" * 500, {}),
+    ("GET", "/api/v1/airports?q=chengdu&limit=0", {}),
+    ("GET", "/api/v1/airports?q=chengdu&limit=many", {}),
 ]
 
 
