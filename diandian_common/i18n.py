@@ -233,7 +233,6 @@ GENERIC = Catalogue({
     "participant ids are assigned by the platform (the browser's cookie); naming a guest needs an "
     "operator key with the {scope} scope":
         "参与者 ID 由平台分配（浏览器的 Cookie）；指定访客需要具有 {scope} 权限范围的运营方密钥",
-    "the API key is not valid (unknown or revoked)": "此 API 密钥无效（未知或已吊销）",
     # diandian_common.metrics
     "the metrics need 'Authorization: Bearer <METRICS_TOKEN>'":
         "指标接口需要 'Authorization: Bearer <METRICS_TOKEN>'",

@@ -26,6 +26,7 @@ import redis
 import requests
 
 from .auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
+from .i18n import iter_messages
 from .migrate import upgrade
 
 # The machine's PostgreSQL (trust auth). Tests only ever create and drop databases of
@@ -424,8 +425,6 @@ def has_chinese(text: str) -> bool:
 
 def error_messages(body: dict) -> list[str]:
     """``error.message`` and every message inside ``error.fields`` of an error body."""
-    from .i18n import iter_messages
-
     error = body["error"]
     return [error["message"], *iter_messages(error.get("fields"))]
 

@@ -14,6 +14,7 @@ MESSAGES = Catalogue({
     "too many requests; retry after the number of seconds in Retry-After":
         "请求过于频繁；请在 Retry-After 给出的秒数之后重试",
     # keys.py
+    "the API key is not valid (unknown or revoked)": "此 API 密钥无效（未知或已吊销）",
     "the gateway's key store is unavailable": "网关的密钥存储不可用",
     # security.py and routes.path_problem
     "the Host header is not a valid host name": "Host 请求头不是有效的主机名",
