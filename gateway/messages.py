@@ -33,6 +33,12 @@ MESSAGES = Catalogue({
     "the path has a '%' that starts no percent-encoding": "路径中的 '%' 不是有效的百分号编码",
     "the path must not percent-encode '.', '/', '\\', '?', '#', '%' or control characters":
         "路径不能对 '.'、'/'、'\\'、'?'、'#'、'%' 或控制字符进行百分号编码",
+    # share_card.py
+    "{what} is unavailable; try again shortly": "{what}暂时不可用，请稍后重试",
+    "the {service} service": "{service} 服务",
+    "no certificate has this id": "没有证书使用此 ID",
+    "this certificate has been revoked and is not shared": "此证书已被吊销，不再分享",
+    "the share card is read only: GET or HEAD": "分享卡片只读：仅支持 GET 或 HEAD",
     # event_report.py
     "the scene has more than {max_orders} orders: too many for one report":
         "该场景的订单超过 {max_orders} 笔：一份报告容纳不下",

@@ -35,6 +35,7 @@ REFUSED = [
     ("GET", "/api/v1/scenes", {"headers": {f"X-Pad-{n}": "x" * 4000
                                            for n in range(MAX_HEADER_BYTES // 4000 + 1)}}),  # 431
     ("GET", "/api/v1/scenes/forum?sleep=0.6", {}),                    # 504: the stand-in is slow
+    ("POST", "/api/v1/certificates/cert_1/card.png", {}),             # the share card is read only
 ]
 
 
@@ -47,10 +48,12 @@ def test_the_gateways_own_refusals_speak_the_asked_language(gateway_env, languag
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_service_down_an_unknown_host_and_a_redirect_speak_the_asked_language(gateway_env, language):
     gateway_env.setenv("RANKING_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    gateway_env.setenv("CERTIFICATES_URL", f"http://127.0.0.1:{free_port()}")  # nor here
     gateway_env.setenv("GATEWAY_ALLOWED_HOSTS", "diandian.example")
     client = create_app().test_client()
     assert_errors_in_language(client, [
         ("GET", "/api/v1/rankings", {"headers": {"Host": "diandian.example"}}),   # 503
+        ("GET", "/api/v1/certificates/cert_1/card.png", {"headers": {"Host": "diandian.example"}}),
         ("GET", "/api/v1/scenes", {"headers": {"Host": "evil.example"}}),         # 400 invalid_host
     ], language)
     doubled = "//operator//scenes"
