@@ -8,6 +8,11 @@ never hands to error handlers) have the same shape. A database fault that can he
 not mend, a lock timeout, a server refusing connections) is 503 ``database_unavailable``
 with ``Retry-After``: the client sends the same request again (with the same
 Idempotency-Key), never a 500.
+
+Every message is answered in the request's language (Accept-Language, zh or en: see
+:mod:`diandian_common.i18n`); ``code`` and the field names never change. Error responses say
+which language they speak (``Content-Language``) and that it depends on the request
+(``Vary: Accept-Language``).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
+from . import i18n
 from .db import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,8 @@ class NotFound(ApiError):
 
 
 def error_body(status: int, code: str, message: str, fields: dict | None = None) -> dict:
+    """The error shape, its messages in the current request's language."""
+    message, fields = i18n.localise(message, fields)
     error = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
@@ -93,6 +101,22 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
+    return says_language(response)
+
+
+def says_language(response):
+    """``Content-Language`` (unless an upstream's answer relayed by the gateway says it
+    already) and ``Vary: Accept-Language`` on an error response."""
+    response.headers.setdefault("Content-Language", i18n.request_language())
+    response.vary.add("Accept-Language")
+    return response
+
+
+def error_language_headers(response):
+    """After-request hook: every JSON answer with an error status, including those a route
+    built with :func:`error_body`, says its language."""
+    if response.status_code >= 400 and response.mimetype == "application/json":
+        says_language(response)
     return response
 
 
@@ -152,7 +176,7 @@ def routing_redirect_as_json(response):
     response.set_data(json.dumps(body, ensure_ascii=False))
     response.mimetype = "application/json"
     response.headers["Location"] = location
-    return response
+    return says_language(response)
 
 
 def database_unavailable_response(exc: Exception):
@@ -164,8 +188,12 @@ def database_unavailable_response(exc: Exception):
                           headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)})
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, messages: i18n.Catalogue | None = None) -> None:
+    """The one error handler; ``messages``: the app's own catalogue of error messages, used
+    with the generic ones (diandian_common.i18n)."""
+    i18n.install(app, messages or i18n.Catalogue({}))
     app.after_request(routing_redirect_as_json)
+    app.after_request(error_language_headers)
     for transient in TRANSIENT_ERRORS:
         app.register_error_handler(transient, database_unavailable_response)
 

@@ -26,6 +26,7 @@ import redis
 import requests
 
 from .auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
+from .i18n import iter_messages
 from .migrate import upgrade
 
 # The machine's PostgreSQL (trust auth). Tests only ever create and drop databases of
@@ -413,3 +414,63 @@ class Driver:
         if expect is not None:
             assert response.status_code in expect, response.text
         return response.json() if response.status_code == 200 else None
+
+
+# --- the language of error messages (diandian_common.i18n) ---------------------------------
+
+def has_chinese(text: str) -> bool:
+    """Whether ``text`` holds a CJK ideograph (a message translated into Chinese does)."""
+    return any("\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" for char in text)
+
+
+def error_messages(body: dict) -> list[str]:
+    """``error.message`` and every message inside ``error.fields`` of an error body."""
+    error = body["error"]
+    return [error["message"], *iter_messages(error.get("fields"))]
+
+
+def untranslated_messages(body: dict) -> list[str]:
+    """The messages of an error body with no Chinese in them: empty when all are translated."""
+    return [message for message in error_messages(body) if not has_chinese(message)]
+
+
+def assert_error_language(response, language: str) -> None:
+    """An error response (a Flask test client's or ``requests``') answered in ``language``:
+    ``zh``: every message has Chinese, naming those that have none (add them to the catalogue
+    of the service that raises them, see README "Error messages in Chinese"); ``en``: none has.
+    Both: ``Content-Language`` and ``Vary: Accept-Language``."""
+    status = getattr(response, "status_code", None)
+    assert status is not None and (status >= 400 or status == 308), status
+    body = response.json() if callable(getattr(response, "json", None)) else response.get_json()
+    if language == "zh":
+        missing = untranslated_messages(body)
+        assert not missing, f"untranslated error messages (status {status}): {missing}"
+    else:
+        translated = [message for message in error_messages(body) if has_chinese(message)]
+        assert not translated, f"messages not in English (status {status}): {translated}"
+    assert response.headers.get("Content-Language") == language, response.headers.get("Content-Language")
+    assert "accept-language" in response.headers.get("Vary", "").lower(), response.headers.get("Vary")
+
+
+ACCEPT_LANGUAGE = {"zh": "zh-CN,zh;q=0.9,en;q=0.5", "en": "en-GB,en;q=0.9"}
+
+
+def assert_errors_in_language(client, requests_: list[tuple], language: str) -> None:
+    """Send every ``(method, path, kwargs)`` of a battery of refused requests through
+    ``client`` (a Flask test client, a :class:`GuestClient` or a ``requests.Session``) with
+    Accept-Language asking for ``language``, and fail naming each request whose error is
+    not in that language (:func:`assert_error_language`). A new route adds its refusals to
+    its service's battery (tests/test_error_language.py)."""
+    failures = []
+    for method, path, kwargs in requests_:
+        kwargs = dict(kwargs)
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Accept-Language": ACCEPT_LANGUAGE[language]}
+        if hasattr(client, "open"):  # a Flask test client or a GuestClient
+            response = client.open(path, method=method, **kwargs)
+        else:
+            response = client.request(method, path, **kwargs)
+        try:
+            assert_error_language(response, language)
+        except AssertionError as exc:
+            failures.append(f"{method} {path}: {exc}")
+    assert not failures, "\n".join(failures)

@@ -24,6 +24,7 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 from . import config, deployment, health, strict_json
 from .db import Database
 from .errors import ErrorSchema, http_exception_response, register_error_handlers
+from .i18n import Catalogue
 from .logs import configure_logging, request_id_var
 from .metrics import install_flask_metrics
 from .uow import rerun_on_lost_connection
@@ -191,10 +192,13 @@ class ServiceFlask(Flask):
 
 
 def create_service_app(service: str, *, title: str, database_url: str | None = None,
-                       extra_config: dict | None = None, wiring=None) -> tuple[Flask, ServiceApi]:
+                       extra_config: dict | None = None, wiring=None,
+                       error_messages: Catalogue | None = None) -> tuple[Flask, ServiceApi]:
     """The Flask app and its flask-smorest Api. With ``wiring`` (a service's
     :class:`~diandian_common.uow.ServiceWiring`), the app and the service's tasks share one
     database: the wiring is bound to ``database_url`` and the app uses the wiring's.
+    ``error_messages``: the service's own catalogue of translated error messages
+    (diandian_common.i18n).
     In production it refuses to build with public or missing secrets (diandian_common.deployment)."""
     configure_logging(service)
     deployment.check(service)
@@ -222,7 +226,7 @@ def create_service_app(service: str, *, title: str, database_url: str | None = N
     else:
         app.extensions["db"] = Database(app.config["DATABASE_URL"])
     api = ServiceApi(app)
-    register_error_handlers(app)
+    register_error_handlers(app, error_messages)
     install_request_id(app)
     install_flask_metrics(app, service)
     # Its scheduler's heartbeat counts where the service has a beat schedule (diandian_common.health).

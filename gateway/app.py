@@ -15,6 +15,7 @@ from diandian_common.web import install_request_id
 
 from . import apidocs, cli, event_report, health, limits, pages, pages_me, participants, security, share_card
 from .keys import KeyStore, authorize_request
+from .messages import MESSAGES
 from .openapi import MergedDocument
 from .proxy import Upstreams
 from .routes import owner_of
@@ -32,7 +33,7 @@ def create_app(database_url: str | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     security.install_proxy_fix(app)
-    register_error_handlers(app)
+    register_error_handlers(app, MESSAGES)
     install_request_id(app)
     install_flask_metrics(app, "gateway")
     # Order matters: the guard reads the request before anything else looks at its path,

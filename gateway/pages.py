@@ -74,7 +74,8 @@ class ServiceReader:
         return self._call("POST", service, path, json=body, as_guest=True)
 
     def _call(self, method: str, service: str, path: str, *, as_guest: bool, **kwargs) -> Reply:
-        headers = {"X-Request-ID": g.get("request_id", "")}
+        # The page's language, so a refusal the page shows is in it (the API's messages follow it).
+        headers = {"X-Request-ID": g.get("request_id", ""), "Accept-Language": lang()}
         participant_id = participant_id_from_request(request) if as_guest else None
         if participant_id:
             headers[PARTICIPANT_ASSERTION_HEADER] = sign_participant_assertion(

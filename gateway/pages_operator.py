@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -202,7 +203,9 @@ def _in_process(method: str, path: str, operator: Operator, *, json=None, params
                 accept: str) -> TestResponse:
     """The in-process answer of this gateway to ``method path`` as ``operator``, read whole."""
     app = current_app._get_current_object()
-    headers = {API_KEY_HEADER: IN_PROCESS_KEY, "Accept": accept, "X-Request-ID": g.get("request_id", "")}
+    headers = {API_KEY_HEADER: IN_PROCESS_KEY, "Accept": accept, "X-Request-ID": g.get("request_id", ""),
+               # the operator page's language: the field errors and messages it shows follow it
+               "Accept-Language": str(get_locale() or "zh")}
     with app.app_context():
         # The in-process request runs in this application context (Flask pushes none of its
         # own for the same app), so the operator put where keys.request_operator keeps what

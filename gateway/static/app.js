@@ -8,6 +8,9 @@
 
   function api(method, path, body, headers) {
     var options = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    // The API's error messages in the page's language (a page switched by the dd_lang cookie
+    // may differ from the browser's own Accept-Language).
+    options.headers["Accept-Language"] = lang;
     Object.keys(headers || {}).forEach(function (name) { options.headers[name] = headers[name]; });
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";

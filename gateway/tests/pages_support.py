@@ -165,7 +165,8 @@ class FakeService:
         @app.route("/api/v1/<path:_rest>", methods=["GET", "POST"])
         def answer(_rest):
             self.requests.append({"method": request.method, "path": request.path,
-                                  "args": request.args.to_dict(), "json": request.get_json(silent=True)})
+                                  "args": request.args.to_dict(), "json": request.get_json(silent=True),
+                                  "accept_language": request.headers.get("Accept-Language")})
             found = self.answers.get((request.method, request.path))
             if found is None:
                 raise ApiError(404, "not_found", f"{request.path} not found")

@@ -164,6 +164,28 @@ def test_language_switch_is_remembered(phone):
     expect(page.locator("h1")).to_have_text("排行榜")
 
 
+def test_a_page_switched_to_chinese_shows_the_apis_field_errors_in_chinese(phone):
+    """An English browser on a page switched to Chinese (the dd_lang cookie): app.js asks the
+    API for the page's language, so the calculator's refusal of a field is Chinese too."""
+    guest = phone("en-US", "api-errors-zh")
+    page = guest.page
+    page.goto(f"/s/{SCENE}/form")
+    page.get_by_role("link", name="中文").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    t = TEXTS["zh-CN"]
+    page.locator("summary", has_text=t["flight"]).first.click()
+    page.get_by_label(t["from"]).fill("ZZZ")
+    page.get_by_label(t["to"]).fill("ctu")
+    page.get_by_role("button", name=t["calculate"]).click()
+    departure = page.get_by_label(t["from"])
+    expect(departure).to_have_attribute("aria-invalid", "true")
+    error_id = next(i for i in departure.get_attribute("aria-describedby").split() if i.endswith("-error"))
+    expect(page.locator(f"#{error_id}")).to_contain_text("ZZZ")
+    expect(page.locator(f"#{error_id}")).to_have_text(re.compile(r"[\u4e00-\u9fff]"))
+    guest.shot("01-field-error")
+    assert guest.errors == []
+
+
 def test_life_footprint_flow(phone):
     guest = phone("en-US", "life")
     page = guest.page
