@@ -11,6 +11,10 @@ MESSAGES = Catalogue({
     "the slug {slug} is already used by another scene": "标识 {slug} 已被另一个场景使用",
     "already taken": "已被占用",
     "unknown scene {slug}": "未知场景 {slug}",
+    # api.py, service.py: a guest's own estimates (/api/v1/my-estimates)
+    "your estimates need the guest's participant cookie (through the gateway)":
+        "查看你的估算需要访客的参与者 Cookie（经由网关）",
+    "not one of your estimates: {estimate_id}": "不是你的估算：{estimate_id}",
     # schemas.py: estimates
     "unknown IATA airport code {code}": "未知的 IATA 机场代码 {code}",
     "not an ISO 3166-1 alpha-2 country code: {code}": "不是 ISO 3166-1 两字母国家代码：{code}",

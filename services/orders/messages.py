@@ -40,6 +40,9 @@ MESSAGES = Catalogue({
     "the request raced another with the same key": "该请求与使用同一密钥的另一请求同时到达",
     "an operator placing an order for a guest names them in participant.id":
         "运营方为访客下单时，须在 participant.id 中指明访客",
+    "your orders need the guest's participant cookie (through the gateway)":
+        "查看你的订单需要访客的参与者 Cookie（经由网关）",
+    "not one of your orders: {order_id}": "不是你的订单：{order_id}",
     "placing an order needs the guest's participant cookie (through the gateway) or an operator key":
         "下单需要访客的参与者 Cookie（经由网关）或运营方密钥",
     "order {order_id} belongs to another participant": "订单 {order_id} 属于另一位参与者",
