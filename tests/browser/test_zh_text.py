@@ -14,6 +14,7 @@ from tests.browser.zh_text import english_runs
     ("来源：UK DESNZ GHG conversion factors 2025", ["conversion factors"]),
     ("地点 Chengdu, Sichuan is very nice", ["very nice"]),
     ("Hotel stay", ["Hotel stay"]),
+    ("Page Not found", ["Page Not found"]),
     ("Radiative forcing not counted", ["Radiative forcing not counted"]),
     ("价格 ¥60.00/吨 · Not enough credits left", ["Not enough credits left"]),
     ("Shared by 2 people, 1/2 each", ["Shared by 2 people, 1/2 each"]),
@@ -29,7 +30,8 @@ def test_english_sentences_are_found(text, runs):
     "Diandian", "点点 Diandian", "WeChat Pay", "Alipay", "https://www.gov.uk/government/publications/ghg",
     "pay@xj-pv.example", "英国能源安全与净零排放部（DESNZ）", "kWh", "ISO 3166", "English", "中文",
     "Scarborough 等，2023年", "Li Lei", "UK DESNZ", "复兴号CR400AF", "Longquan 龙泉山", "PDF", "No. 3",
-    "", "   ", "Global Carbon Budget 2024",
+    "", "   ", "Global Carbon Budget 2024", "成都市锦江区 Jinjiang District, Chengdu", "High-tech Zone",
+    "Longquan Mountain Urban Forest Carbon Sink", "New-Energy Bus Fleet",
 ])
 def test_names_codes_units_urls_and_numbers_are_not_sentences(text):
     assert english_runs(text) == []

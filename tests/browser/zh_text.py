@@ -4,7 +4,10 @@ sentence"). Pure: a text in, the English runs found in it out; the walk
 
 An English sentence is a run of at least two Latin words of three letters or more, in a
 stretch of text without Chinese, that is not a proper name, a code, a unit, a URL, an
-e-mail address or a number. Words in capitals (IATA, ISO, PEK, DESNZ) are codes or
+e-mail address or a number. A run whose every word of three letters or more is capitalised
+is a proper name ("Jinjiang District", "Longquan Mountain Urban Forest Carbon Sink"): the
+pages write their English in sentence case, so an English label always has a word in
+lower case. Words in capitals (IATA, ISO, PEK, DESNZ) are codes or
 acronyms; a run is broken by a Chinese character or Chinese punctuation; numbers and codes
 stand inside a run ("Shared by 2 people") but are no words of it, so "12 km" or "CO₂e"
 never make one.
@@ -28,7 +31,7 @@ CODE = re.compile(r"\b[\w-]*\d[\w-]*\b|\b[\w]+_[\w]+\b")
 NAMES = re.compile("|".join(re.escape(name) for name in sorted(PROPER_NAMES, key=len, reverse=True)))
 # What ends a run: Chinese characters and punctuation, line breaks.
 BREAK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef\n·•|]+")
-WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 # What may stand between two words of one sentence.
 JOINER = re.compile(r"^[\s,;:'\"’“”()\[\]\-–—/&.!?…%¥$€£+×÷=<>~]*$")
 
@@ -68,6 +71,6 @@ def _blank_break(match: re.Match) -> str:
 
 def _sentence(original: str, offset: int, run: list[re.Match]) -> list[str]:
     words = [word for word in run if counts(word.group())]
-    if len(words) < 2:
+    if len(words) < 2 or all(word.group()[0].isupper() for word in words):
         return []
     return [original[offset + words[0].start():offset + words[-1].end()]]
