@@ -394,7 +394,9 @@ def register(app: Flask, upstreams: Upstreams) -> None:
     def not_found(exc):
         """A mistyped address in a browser is a page in the guest's language (issue 21); API
         paths and clients that do not ask for HTML first keep the JSON error."""
-        if not request.path.startswith("/api/") and request.accept_mimetypes.best == "text/html":
+        accept = request.accept_mimetypes  # a browser's navigation prefers HTML to JSON
+        wants_page = accept.quality("text/html") > accept.quality("application/json")
+        if wants_page and not request.path.startswith("/api/"):
             return error_page(404)
         return http_exception_response(exc)
 
