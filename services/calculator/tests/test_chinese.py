@@ -98,3 +98,20 @@ def test_what_it_does_not_know_stays_as_written():
     assert chinese.note(None) is None and chinese.unit("lumens") == "lumens"
     assert chinese.factor_name("unheard.of") is None
     assert chinese.bilingual(None, "x") is None
+
+
+def test_the_api_answers_an_estimates_words_in_both_languages(client):
+    created = client.post("/api/v1/estimates", json={"kind": "life", "activities": [
+        {"type": "taxi", "distance_km": 20, "party_size": 2, "period": "week"},
+        {"type": "electricity", "kwh": 200, "period": "month"}]})
+    assert created.status_code == 201, created.get_json()
+    body = client.get(f"/api/v1/estimates/{created.get_json()['id']}").get_json()
+    taxi, electricity = body["items"]
+    assert taxi["texts"]["calculation"]["en"] == taxi["calculation"]
+    assert "人同乘出租车" in taxi["texts"]["calculation"]["zh"] and "每年 52 周" in taxi["texts"]["calculation"]["zh"]
+    assert "以英国普通出租车代替" in taxi["texts"]["note"]["zh"]
+    assert taxi["factor"]["texts"]["unit"] == {"en": "kg CO2e per vehicle-km", "zh": "kg CO2e/车公里"}
+    assert electricity["factor"]["texts"]["source"]["zh"].startswith("生态环境部")
+    assert "境内化石能源" in body["benchmark"]["factor"]["texts"]["note"]["zh"]
+    factors = {f["key"]: f for f in client.get("/api/v1/factors").get_json()["items"]}
+    assert factors["car.petrol"]["texts"]["source"]["zh"].endswith("中型汽油车")
