@@ -233,7 +233,8 @@ def with_texts(item: dict) -> dict:
 def _benchmark_with_texts(benchmark: dict | None) -> dict | None:
     if not benchmark or not benchmark.get("factor"):
         return benchmark
-    return {**benchmark, "factor": {**benchmark["factor"], "texts": chinese.factor_texts(benchmark["factor"])}}
+    factor = benchmark["factor"]
+    return {**benchmark, "factor": {**factor, "texts": chinese.factor_texts(factor)}}
 
 
 def _kg_or_none(kg: Decimal | None) -> float | None:

@@ -55,15 +55,17 @@ READ_PAGE = """() => {
     || (el.checkVisibility ? el.checkVisibility({visibilityProperty: true}) : !!el.offsetParent);
   const english = (el) => { const marked = el.closest("[lang]");
     return !!marked && marked !== document.documentElement && marked.lang.toLowerCase().startsWith("en"); };
+  const classes = (el) => typeof el.className === "string" ? el.className.trim().split(/\\s+/).join(".") : "";
   const where = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
-    + (typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\\s+/).join(".") : "");
+    + (classes(el) ? "." + classes(el) : "");
   const ownMessages = (el) => { const form = el.closest("form");
     return form ? [...form.attributes].filter(a => a.name.endsWith("-message")).map(a => a.value) : []; };
   const texts = [{text: document.title, where: "document title", api: false}];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   while (walker.nextNode()) {
     const el = walker.currentNode.parentElement, text = walker.currentNode.textContent.trim();
-    if (!el || !text || el.closest("script, style, noscript, template") || !shown(el) || english(el)) continue;
+    if (!el || !text || el.closest("script, style, noscript, template")) continue;
+    if (!shown(el) || english(el)) continue;
     const api = !!el.closest(".field-error")
       || (!!el.closest(".form-error") && !ownMessages(el).includes(text));
     texts.push({text, where: where(el), api});

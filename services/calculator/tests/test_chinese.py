@@ -54,7 +54,8 @@ ACTIVITIES = [
 
 
 @pytest.mark.parametrize("version", ["2025.1", "2025.2"])
-@pytest.mark.parametrize("kind,period", [("trip", None), ("life", "week"), ("life", "month"), ("life", "day")])
+@pytest.mark.parametrize("kind,period", [("trip", None), ("life", "week"), ("life", "month"),
+                                         ("life", "day")])
 def test_every_line_reads_in_chinese(version, kind, period):
     fs = factor_set(version)
     for activity in ACTIVITIES:
@@ -108,7 +109,8 @@ def test_the_api_answers_an_estimates_words_in_both_languages(client):
     body = client.get(f"/api/v1/estimates/{created.get_json()['id']}").get_json()
     taxi, electricity = body["items"]
     assert taxi["texts"]["calculation"]["en"] == taxi["calculation"]
-    assert "人同乘出租车" in taxi["texts"]["calculation"]["zh"] and "每年 52 周" in taxi["texts"]["calculation"]["zh"]
+    calculation = taxi["texts"]["calculation"]["zh"]
+    assert "2 人同乘出租车" in calculation and "每年 52 周" in calculation
     assert "以英国普通出租车代替" in taxi["texts"]["note"]["zh"]
     assert taxi["factor"]["texts"]["unit"] == {"en": "kg CO2e per vehicle-km", "zh": "kg CO2e/车公里"}
     assert electricity["factor"]["texts"]["source"]["zh"].startswith("生态环境部")

@@ -53,7 +53,8 @@ def get_project(uow: UnitOfWork, project_id: str) -> Project:
 
 
 def add_project(uow: UnitOfWork, *, code: str, name: str, name_en: str, type: str, location: str,
-                registry: str, location_zh: str | None = None, vintage: int, price_fen_per_tonne: int, owner_id: str | None = None,
+                registry: str, vintage: int, price_fen_per_tonne: int, owner_id: str | None = None,
+                location_zh: str | None = None,
                 fee_bps: int = 0, fee_min_fen: int = 0, low_inventory_threshold_kg: int | None = None) -> Project:
     session = uow.session
     if session.scalars(select(Project).where(Project.code == code)).first():
@@ -76,8 +77,8 @@ def update_project(uow: UnitOfWork, project_id: str, changes: dict) -> Project:
     project = lock_project(session, project_id)
     if project is None:
         raise NotFound("project", project_id)
-    for field in ("name", "name_en", "type", "location", "location_zh", "price_fen_per_tonne", "fee_bps", "fee_min_fen",
-                  "low_inventory_threshold_kg"):
+    for field in ("name", "name_en", "type", "location", "location_zh", "price_fen_per_tonne", "fee_bps",
+                  "fee_min_fen", "low_inventory_threshold_kg"):
         if field in changes:
             setattr(project, field, changes[field])
     if "owner_id" in changes:
