@@ -229,13 +229,15 @@ def factor_source(factor: Mapping) -> str:
     return f"{citation(english_citation)} — {name}" if name else citation(english_citation)
 
 
-# A line's arithmetic (domain/calculator.py writes it, organiser.py too), term by term.
+# A line's arithmetic (domain/calculator.py writes it, organiser.py too), term by term,
+# with the words earlier versions stored ("1.08 uplift", "2 passengers" before issue 19).
 _SHARED = {"the taxi": "同乘出租车", "the car": "同乘汽车", "the room": "同住房间", "the rooms": "同住房间",
            "the bill": "分摊账单", "the meals": "分摊餐费"}
 _PERIODS = {"day": "天", "week": "周", "month": "月", "year": "年"}
 _TERMS: tuple[tuple[re.Pattern, object], ...] = (
     (re.compile(r"([\d.]+) km great-circle"), r"大圆距离 \1 km"),
-    (re.compile(r"([\d.]+) distance uplift"), r"绕航系数 \1"),
+    (re.compile(r"([\d.]+) (?:distance )?uplift"), r"绕航系数 \1"),
+    (re.compile(r"\b(\d+) passengers?\b"), r"\1 名乘客"),
     (re.compile(r" \(with radiative forcing\)"), "（含辐射强迫）"),
     (re.compile(r" \(without radiative forcing\)"), "（不含辐射强迫）"),
     (re.compile(r"2 legs \(round trip\)"), "2 段（往返）"),

@@ -94,6 +94,15 @@ def test_the_arithmetic_keeps_its_numbers_and_translates_its_words():
         "5 餐 × 4.16 kg CO2e/人天 ÷ 每天 3 餐 ÷ 2 人分摊餐费 × 每年 52 周 = 1 kg CO2e")
 
 
+def test_lines_stored_by_earlier_versions_read_in_chinese_too():
+    stored = ("8302.039 km great-circle × 1.08 uplift × 0.3394 kg CO2e per passenger-km "
+              "× 2 legs (round trip) × 2 passengers = 12172.516 kg CO2e")
+    assert chinese.calculation(stored) == ("大圆距离 8302.039 km × 绕航系数 1.08 × 0.3394 kg CO2e/人公里 "
+                                           "× 2 段（往返） × 2 名乘客 = 12172.516 kg CO2e")
+    assert not english_words(chinese.calculation("100 km × 0.17474 kg CO2e per vehicle-km ÷ 2 people sharing "
+                                                 "the car = 8.737 kg CO2e"))
+
+
 def test_what_it_does_not_know_stays_as_written():
     assert chinese.note("A note nobody wrote yet.") == "A note nobody wrote yet."
     assert chinese.note(None) is None and chinese.unit("lumens") == "lumens"
