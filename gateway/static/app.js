@@ -414,9 +414,28 @@
     window.setInterval(function () {
       if (document.hidden) { return; }
       fetch(panel.dataset.url, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (response) {
+          // Sent to the login (the session ended): show that page whole, not inside the panel.
+          if (response.redirected) { window.location.reload(); return null; }
+          return response.ok ? response.text() : null;
+        })
         .then(function (html) { if (html !== null) { panel.innerHTML = html; } })
         .catch(function () { /* keep the last figures; the next tick tries again */ });
     }, seconds * 1000);
+  });
+
+  // --- projector screen: the Fullscreen API, where the browser offers it ---------------------
+  document.querySelectorAll(".js-fullscreen").forEach(function (button) {
+    var root = document.documentElement;
+    if (!document.fullscreenEnabled || !root.requestFullscreen) { return; }  // the button stays hidden
+    function label() {
+      button.textContent = document.fullscreenElement ? button.dataset.leaveLabel : button.dataset.enterLabel;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var done = document.fullscreenElement ? document.exitFullscreen() : root.requestFullscreen();
+      if (done && done.catch) { done.catch(function () { /* refused (no user gesture, a policy): stay as is */ }); }
+    });
+    document.addEventListener("fullscreenchange", label);
   });
 })();
