@@ -2,19 +2,19 @@
 a project that gives its location in one language keeps showing it; ``seed-demo`` fills the
 demo projects'.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
 
-# Plain ALTER TABLE, as in 0004 and 0010: a nullable column needs no table copy.
+# Plain ALTER TABLE, as in 0004, 0010 and 0011: a nullable column needs no table copy.
 def upgrade() -> None:
     op.add_column("projects", sa.Column("location_zh", sa.String(length=200), nullable=True))
 
