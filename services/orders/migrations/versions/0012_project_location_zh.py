@@ -14,7 +14,7 @@ branch_labels = None
 depends_on = None
 
 
-# Plain ALTER TABLE, as in 0004, 0010 and 0011: a nullable column needs no table copy.
+# Plain ALTER TABLE, as in 0004 and 0010: a nullable column needs no table copy.
 def upgrade() -> None:
     op.add_column("projects", sa.Column("location_zh", sa.String(length=200), nullable=True))
 
