@@ -24,6 +24,7 @@ from flask_babel import Babel, format_date, format_datetime, get_locale
 
 from diandian_common import config
 from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
+from diandian_common.errors import http_exception_response
 
 from . import pages_forms, pages_operator, pages_payment, pages_render as render
 from .participants import participant_id_from_request
@@ -390,6 +391,16 @@ def register(app: Flask, upstreams: Upstreams) -> None:
             response.vary.add("Accept-Language")
             response.vary.add("Cookie")
         return response
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        """A mistyped address in a browser is a page in the guest's language (issue 21); API
+        paths and clients that do not ask for HTML first keep the JSON error."""
+        accept = request.accept_mimetypes  # a browser's navigation prefers HTML to JSON
+        wants_page = accept.quality("text/html") > accept.quality("application/json")
+        if wants_page and not request.path.startswith("/api/"):
+            return error_page(404)
+        return http_exception_response(exc)
 
     app.extensions["pages_reader"] = ServiceReader(upstreams)
     app.register_blueprint(bp)

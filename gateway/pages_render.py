@@ -104,6 +104,16 @@ def project_name(project: dict | None, locale: str) -> str:
     return project.get("name") or project.get("code", "")
 
 
+def project_location(project: dict | None, locale: str) -> str:
+    """The location in the page's language: ``location_zh`` on zh pages when the project
+    gives one, else ``location`` (and the other way round on en pages)."""
+    if not project:
+        return ""
+    chinese, given = project.get("location_zh"), project.get("location")
+    first, second = (given, chinese) if locale == "en" else (chinese, given)
+    return first or second or ""
+
+
 def parse_time(value) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -134,6 +144,15 @@ def localized(text, locale: str) -> str:
     if isinstance(text, dict):
         return str(text.get(locale) or text.get("en") or text.get("zh") or "")
     return str(text or "")
+
+
+def worded(thing: dict | None, field: str, locale: str) -> str:
+    """A field the calculator words in both languages (``texts.<field>``: a line's
+    calculation and note, a factor's source, unit and note), in the page's language; the
+    plain field when the body carries no texts (a calculator from before they existed)."""
+    thing = thing or {}
+    texts = (thing.get("texts") or {}).get(field) if isinstance(thing.get("texts"), dict) else None
+    return localized(texts, locale) if texts else localized(thing.get(field), locale)
 
 
 def gases(factor: dict | None) -> str:

@@ -135,6 +135,19 @@ def test_unknown_scene_is_a_404_page_and_a_down_service_a_503_page(client, servi
     assert "The scenes are unavailable right now" in page(client, "/", lang="en", status=503)
 
 
+def test_a_mistyped_address_is_a_page_in_the_browsers_language_and_json_for_the_api(client):
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+                         "image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7"}  # Chromium's
+    response = client.get("/no-such-page", headers=browser)
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    assert "页面不存在" in response.get_data(as_text=True)
+    english = client.get("/no-such-page", headers={**browser, "Accept-Language": "en"})
+    assert "Page not found" in english.get_data(as_text=True)
+    for path, headers in (("/no-such-page", {}), ("/api/v1/no-such-thing", browser)):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
 def test_result_shows_chart_equivalents_lines_and_priced_projects(client):
     html = page(client, "/e/est-1", lang="en")
     markup = Markup(html)

@@ -48,6 +48,22 @@ def test_names_follow_the_language():
     assert render.scene_name(scene, "zh") == "论坛" and render.scene_name(scene, "en") == "Forum"
     assert render.scene_name({"slug": "forum", "name": "论坛", "name_en": None}, "en") == "论坛"
     assert render.project_name({"code": "P-1", "name": "", "name_en": ""}, "en") == "P-1"
+    project = {"location": "Chengdu, Sichuan", "location_zh": "四川省成都市"}
+    assert render.project_location(project, "zh") == "四川省成都市"
+    assert render.project_location(project, "en") == "Chengdu, Sichuan"
+    assert render.project_location({"location": "Chengdu", "location_zh": None}, "zh") == "Chengdu"
+    assert render.project_location({"location_zh": "成都"}, "en") == "成都"
+
+
+def test_the_calculators_words_follow_the_language():
+    item = {"calculation": "12 km × 0.0278 kg CO2e per passenger-km = 0.334 kg CO2e", "note": None,
+            "texts": {"calculation": {"en": "12 km × 0.0278 kg CO2e per passenger-km = 0.334 kg CO2e",
+                                      "zh": "12 km × 0.0278 kg CO2e/人公里 = 0.334 kg CO2e"}, "note": None}}
+    assert render.worded(item, "calculation", "zh") == "12 km × 0.0278 kg CO2e/人公里 = 0.334 kg CO2e"
+    assert render.worded(item, "calculation", "en") == item["calculation"]
+    assert render.worded(item, "note", "zh") == ""
+    # a body from a calculator that answered no texts: the plain field, as it came
+    assert render.worded({"unit": "kg CO2 per kWh"}, "unit", "zh") == "kg CO2 per kWh"
 
 
 def test_category_bars_longest_first_without_empty_categories(babel_app):

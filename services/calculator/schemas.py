@@ -230,6 +230,26 @@ class EstimateRequestSchema(Schema):
             raise ValidationError({"activities": errors})
 
 
+class BilingualSchema(Schema):
+    en = fields.String()
+    zh = fields.String()
+
+
+class FactorTextsSchema(Schema):
+    """A factor's words in both languages (the Chinese derived by the calculator)."""
+
+    source = fields.Nested(BilingualSchema, allow_none=True)
+    unit = fields.Nested(BilingualSchema, allow_none=True)
+    note = fields.Nested(BilingualSchema, allow_none=True)
+
+
+class ItemTextsSchema(Schema):
+    """A line's words in both languages."""
+
+    calculation = fields.Nested(BilingualSchema, allow_none=True)
+    note = fields.Nested(BilingualSchema, allow_none=True)
+
+
 class FactorRefSchema(Schema):
     key = fields.String()
     value = fields.Float()
@@ -247,6 +267,8 @@ class FactorRefSchema(Schema):
                        "equivalents); null for a parameter that is no emission (km, ratio, kWh)"})
     radiative_forcing = fields.Boolean(metadata={
         "description": "flight lines only: whether the factor includes radiative forcing"})
+    texts = fields.Nested(FactorTextsSchema, metadata={
+        "description": "source, unit and note in English and Chinese, for pages in either"})
 
 
 class ItemSchema(Schema):
@@ -269,6 +291,8 @@ class ItemSchema(Schema):
     parameters = fields.List(fields.Nested(FactorRefSchema),
                              metadata={"description": "other published values the line uses"})
     calculation = fields.String(metadata={"description": "the arithmetic, in words"})
+    texts = fields.Nested(ItemTextsSchema, metadata={
+        "description": "calculation and note in English and Chinese, for pages in either"})
     from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     distance_km = fields.Float()
@@ -310,11 +334,6 @@ class BenchmarkSchema(Schema):
     ratio = fields.Float(metadata={"description": "compared_kg ÷ the benchmark"})
     difference_kg = fields.Float(metadata={"description": "compared_kg − the benchmark"})
     factor = fields.Nested(FactorRefSchema, metadata={"description": "the benchmark's source"})
-
-
-class BilingualSchema(Schema):
-    en = fields.String()
-    zh = fields.String()
 
 
 class EstimateNotesSchema(Schema):

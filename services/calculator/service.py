@@ -21,7 +21,7 @@ from diandian_common.errors import ApiError, NotFound
 from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
-from .domain import calculator
+from .domain import calculator, chinese
 from .domain import footprint as footprints
 from .domain import scenes as rules
 from .domain.factors import Factor, FactorSet, version_key
@@ -232,15 +232,31 @@ def estimate_json(row: Estimate) -> dict:
         "participant_id": row.participant_id, "total_kg": float(grams_to_kg(row.total_g)),
         "total_kg_without_rf": (float(grams_to_kg(row.total_without_rf_g))
                                 if row.total_without_rf_g is not None else None),
-        "items": row.items,
+        "items": [with_texts(item) for item in row.items or []],
         "categories": {name: float(grams_to_kg(grams)) for name, grams in row.categories_g.items()},
         "categories_without_rf": ({name: float(grams_to_kg(grams))
                                    for name, grams in row.categories_without_rf_g.items()}
                                   if row.categories_without_rf_g is not None else None),
         "notes": {"radiative_forcing": calculator.RADIATIVE_FORCING_NOTE},
-        "benchmark": row.benchmark, "factor_set": row.factor_set_version,
+        "benchmark": _benchmark_with_texts(row.benchmark), "factor_set": row.factor_set_version,
         "created_at": as_utc(row.created_at),
     }
+
+
+def with_texts(item: dict) -> dict:
+    """A stored line with its words in both languages, derived when it is read, so lines
+    stored before the Chinese existed (and those of set 2025.1) read in Chinese too."""
+    factor = item.get("factor") or {}
+    return {**item, "texts": chinese.item_texts(item),
+            "factor": {**factor, "texts": chinese.factor_texts(factor)},
+            "parameters": [{**p, "texts": chinese.factor_texts(p)} for p in item.get("parameters") or []]}
+
+
+def _benchmark_with_texts(benchmark: dict | None) -> dict | None:
+    if not benchmark or not benchmark.get("factor"):
+        return benchmark
+    factor = benchmark["factor"]
+    return {**benchmark, "factor": {**factor, "texts": chinese.factor_texts(factor)}}
 
 
 def _kg_or_none(kg: Decimal | None) -> float | None:
@@ -292,6 +308,11 @@ def benchmark_json(benchmark: calculator.Benchmark | None) -> dict | None:
             "difference_kg": float(benchmark.difference_kg), "factor": factor_json(benchmark.factor)}
 
 
+def _described(factor: Factor) -> dict:
+    body = {**factor_json(factor), "citation": factor.citation}
+    return {**body, "texts": chinese.factor_texts(body)}
+
+
 # --- factors --------------------------------------------------------------------------
 
 def describe_factor_set(uow: UnitOfWork, factor_set: FactorSet, current_version: str) -> dict:
@@ -301,5 +322,5 @@ def describe_factor_set(uow: UnitOfWork, factor_set: FactorSet, current_version:
         "version": factor_set.version, "title": factor_set.title,
         "description": factor_set.description, "current": factor_set.version == current_version,
         "versions": sorted(set(stored_versions(uow.session)) | {current_version}, key=version_key),
-        "items": [{**factor_json(factor), "citation": factor.citation} for factor in factor_set],
+        "items": [_described(factor) for factor in factor_set],
     }

@@ -41,6 +41,13 @@ DEMO_PROJECTS = [
     ("CDCER-XJ-PV", "新津区分布式光伏项目", "Xinjin District Distributed Solar",
      "renewable_energy", "Xinjin, Chengdu, Sichuan", 2024, 5500, 800_000),
 ]
+# Their locations in Chinese, for zh pages (issue 21).
+DEMO_LOCATIONS_ZH = {
+    "CDCER-LQS-FOREST": "四川省成都市",
+    "CDCER-PJ-BIOGAS": "四川省成都市蒲江县",
+    "CDCER-CD-EBUS": "四川省成都市",
+    "CDCER-XJ-PV": "四川省成都市新津区",
+}
 
 
 # Their (fictional) owners and the platform's fee on each: (project code, company, payout
@@ -66,9 +73,14 @@ def seed_demo_projects(uow) -> int:
             continue
         project = catalogue.add_project(uow, code=code, name=name, name_en=name_en, type=type_,
                                         location=location, registry="CDCER", vintage=vintage,
-                                        price_fen_per_tonne=price)
+                                        price_fen_per_tonne=price, location_zh=DEMO_LOCATIONS_ZH[code])
         catalogue.issue_block(session, project, 1, issued)
         added += 1
+    for code, location_zh in DEMO_LOCATIONS_ZH.items():
+        # Demo projects seeded before locations had Chinese get it; an operator's is kept.
+        project = session.scalars(select(Project).where(Project.code == code)).one()
+        if project.location_zh is None:
+            project.location_zh = location_zh
     for code, company, account, contact, fee_bps, fee_min_fen in DEMO_OWNERS:
         project = session.scalars(select(Project).where(Project.code == code)).one()
         if project.owner_id is not None:
@@ -131,13 +143,15 @@ def register_projects(app: Flask) -> None:
     @click.option("--name-en", required=True, help="English name")
     @click.option("--type", "type_", required=True, help="e.g. forestry_carbon_sink")
     @click.option("--location", required=True)
+    @click.option("--location-zh", default=None, help="the location in Chinese")
     @click.option("--registry", default="CDCER", show_default=True)
     @click.option("--vintage", required=True, type=int)
     @click.option("--price-fen-per-tonne", required=True, type=int)
-    def create(code, name, name_en, type_, location, registry, vintage, price_fen_per_tonne):
+    def create(code, name, name_en, type_, location, location_zh, registry, vintage, price_fen_per_tonne):
         """Create a project (no inventory until serials are issued)."""
         data = _load(ProjectCreateSchema(), dict(code=code, name=name, name_en=name_en, type=type_,
-                                                  location=location, registry=registry, vintage=vintage,
+                                                  location=location, location_zh=location_zh,
+                                                  registry=registry, vintage=vintage,
                                                   price_fen_per_tonne=price_fen_per_tonne))
         _echo_json(_run(lambda uow: catalogue.project_view(catalogue.add_project(uow, **data))))
 

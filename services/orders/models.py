@@ -45,6 +45,8 @@ class Project(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     type: Mapped[str] = mapped_column(String(40))
     location: Mapped[str] = mapped_column(String(200))
+    # The location in Chinese for zh pages (issue 21); None: the project gave it in one language.
+    location_zh: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # "registry" is reserved by SQLAlchemy's declarative base; the column keeps the name.
     registry_name: Mapped[str] = mapped_column("registry", String(40))
     vintage: Mapped[int] = mapped_column(Integer)

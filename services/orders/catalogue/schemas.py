@@ -19,6 +19,8 @@ class ProjectSchema(Schema):
     name_en = fields.String()
     type = fields.String()
     location = fields.String()
+    location_zh = fields.String(allow_none=True, metadata={
+        "description": "the location in Chinese (null: none given; pages show location)"})
     registry = fields.String()
     vintage = fields.Integer()
     price_fen_per_tonne = fields.Integer()
@@ -71,6 +73,7 @@ class ProjectCreateSchema(Schema.from_dict(settlement_fields(True))):
     name_en = text(200, required=True)
     type = fields.String(required=True, validate=PROJECT_TYPE)
     location = text(200, required=True)
+    location_zh = text(200, allow_none=True, load_default=None)
     registry = fields.String(load_default="CDCER", validate=REGISTRY)
     vintage = fields.Integer(required=True, strict=True, validate=validate.Range(min=1990, max=2100))
     price_fen_per_tonne = fields.Integer(required=True, strict=True, validate=PRICE)
@@ -84,6 +87,7 @@ class ProjectUpdateSchema(Schema.from_dict(settlement_fields(False))):
     name_en = text(200)
     type = fields.String(validate=PROJECT_TYPE)
     location = text(200)
+    location_zh = text(200, allow_none=True)
     price_fen_per_tonne = fields.Integer(strict=True, validate=PRICE)
 
     @validates_schema

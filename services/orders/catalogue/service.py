@@ -54,12 +54,13 @@ def get_project(uow: UnitOfWork, project_id: str) -> Project:
 
 def add_project(uow: UnitOfWork, *, code: str, name: str, name_en: str, type: str, location: str,
                 registry: str, vintage: int, price_fen_per_tonne: int, owner_id: str | None = None,
+                location_zh: str | None = None,
                 fee_bps: int = 0, fee_min_fen: int = 0, low_inventory_threshold_kg: int | None = None) -> Project:
     session = uow.session
     if session.scalars(select(Project).where(Project.code == code)).first():
         raise ApiError(409, "project_code_taken", f"a project with code {code} exists")
     project = Project(id=new_id("prj"), code=code, name=name, name_en=name_en, type=type,
-                      location=location, registry_name=registry, vintage=vintage,
+                      location=location, location_zh=location_zh, registry_name=registry, vintage=vintage,
                       price_fen_per_tonne=price_fen_per_tonne, issued_kg=0, reserved_kg=0, retired_kg=0,
                       fee_bps=fee_bps, fee_min_fen=fee_min_fen, low_inventory_threshold_kg=low_inventory_threshold_kg)
     session.add(project)
@@ -76,8 +77,8 @@ def update_project(uow: UnitOfWork, project_id: str, changes: dict) -> Project:
     project = lock_project(session, project_id)
     if project is None:
         raise NotFound("project", project_id)
-    for field in ("name", "name_en", "type", "location", "price_fen_per_tonne", "fee_bps", "fee_min_fen",
-                  "low_inventory_threshold_kg"):
+    for field in ("name", "name_en", "type", "location", "location_zh", "price_fen_per_tonne", "fee_bps",
+                  "fee_min_fen", "low_inventory_threshold_kg"):
         if field in changes:
             setattr(project, field, changes[field])
     if "owner_id" in changes:
@@ -122,7 +123,8 @@ def project_view(project: Project, money: settlement.ProjectMoney | None = None)
     money = money or settlement.ProjectMoney()
     return {
         "id": project.id, "code": project.code, "name": project.name, "name_en": project.name_en,
-        "type": project.type, "location": project.location, "registry": project.registry_name,
+        "type": project.type, "location": project.location, "location_zh": project.location_zh,
+        "registry": project.registry_name,
         "vintage": project.vintage, "price_fen_per_tonne": project.price_fen_per_tonne,
         "issued_kg": project.issued_kg, "reserved_kg": project.reserved_kg,
         "retired_kg": project.retired_kg, "available_kg": project.available_kg,

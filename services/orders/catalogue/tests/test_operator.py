@@ -5,9 +5,12 @@ import json
 import uuid
 
 import pytest
+from sqlalchemy import update
 
 from diandian_common.testing import GuestClient
 from diandian_common.uow import UnitOfWork
+from orders.cli import DEMO_LOCATIONS_ZH
+from orders.models import Project
 from orders.ordering import service as ordering
 
 NEW_PROJECT = {"code": "CDCER-DJY-FOREST", "name": "都江堰森林碳汇", "name_en": "Dujiangyan Forest Sink",
@@ -270,3 +273,24 @@ def test_cli_lists_orders(cli, client):
     rest = json.loads(cli("orders", "list", "--after", ids[1], "--json").output)
     assert [o["id"] for o in rest["items"]] == [ids[2]]
     assert cli("orders", "list", "--status", "shipped").exit_code != 0
+
+
+def test_a_project_may_give_its_location_in_chinese(client, operator):
+    """Issue 21: zh pages show location_zh; a project without one (null) shows location."""
+    without = create_project(client, operator)
+    assert without["location_zh"] is None
+    project = create_project(client, operator, code="CDCER-DJY-ZH", location_zh="四川省成都市都江堰市")
+    assert client.get(f"/api/v1/projects/{project['id']}").get_json()["location_zh"] == "四川省成都市都江堰市"
+    changed = client.patch(f"/api/v1/projects/{project['id']}", headers=operator,
+                           json={"location_zh": "四川省都江堰市"}).get_json()
+    assert (changed["location_zh"], changed["location"]) == ("四川省都江堰市", "Dujiangyan, Chengdu")
+    blank = client.patch(f"/api/v1/projects/{project['id']}", headers=operator, json={"location_zh": " "})
+    assert blank.status_code == 422 and "location_zh" in blank.get_json()["error"]["fields"]
+
+
+def test_the_demo_projects_have_chinese_locations(app, client, database):
+    with UnitOfWork(database) as uow:  # a demo project seeded before locations had Chinese
+        uow.session.execute(update(Project).where(Project.code == "CDCER-XJ-PV").values(location_zh=None))
+    assert app.test_cli_runner().invoke(args=["seed-demo"]).exit_code == 0
+    projects = {p["code"]: p for p in client.get("/api/v1/projects").get_json()["items"]}
+    assert {code: projects[code]["location_zh"] for code in DEMO_LOCATIONS_ZH} == DEMO_LOCATIONS_ZH
