@@ -293,6 +293,7 @@
       var error = errorElement(input);
       if (error) { error.hidden = true; error.textContent = ""; }
       close();
+      input.dispatchEvent(new Event("change", { bubbles: true }));
       status.textContent = input.value;
     }
 
@@ -383,6 +384,36 @@
     }
     return control.value !== control.defaultValue;
   }
+
+  // What the guest filled in, kept for this tab: the airport fields say autocomplete="off"
+  // (their suggestions, not the browser's), and the browser does not restore those on Back.
+  function stateKey(form) { return "dd:form:" + window.location.pathname + ":" + form.dataset.kind; }
+
+  function saveState(form) {
+    var state = {};
+    form.querySelectorAll("[data-field][id]").forEach(function (control) {
+      state[control.id] = control.type === "checkbox" ? control.checked : control.value;
+    });
+    try { window.sessionStorage.setItem(stateKey(form), JSON.stringify(state)); } catch (e) { /* private mode */ }
+  }
+
+  function restoreState(form) {
+    var state = null;
+    try { state = JSON.parse(window.sessionStorage.getItem(stateKey(form)) || "null"); } catch (e) { state = null; }
+    if (!state) { return; }
+    Object.keys(state).forEach(function (id) {
+      var control = document.getElementById(id);
+      if (!control || !form.contains(control)) { return; }
+      if (control.type === "checkbox") { control.checked = state[id] === true; } else { control.value = state[id]; }
+    });
+  }
+
+  var navigation = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  document.querySelectorAll("form.js-estimate").forEach(function (form) {
+    if (navigation && navigation.type === "back_forward") { restoreState(form); }
+    form.addEventListener("input", function () { saveState(form); });
+    form.addEventListener("change", function () { saveState(form); });
+  });
 
   function reopenFilledSections() {
     document.querySelectorAll("form.js-estimate details.activity-toggle").forEach(function (details) {
@@ -504,6 +535,8 @@
     function celebrate(link) {
       var title = document.querySelector(".js-pay-title");
       title.textContent = title.dataset.readyTitle;
+      var stepsTitle = progress.querySelector("h2");
+      stepsTitle.textContent = stepsTitle.dataset.doneTitle;
       document.title = title.dataset.readyTitle + " · " + title.dataset.site;
       var confetti = root.querySelector(".celebration");
       confetti.hidden = false;
