@@ -13,6 +13,7 @@ OWNERS = {
     "scenes": "calculator",
     "estimates": "calculator",
     "factors": "calculator",
+    "airports": "calculator",  # the airport search (issue 21): public, GET only at the service
     "projects": "orders",
     "orders": "orders",
     "ledger": "orders",

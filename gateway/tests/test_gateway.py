@@ -34,7 +34,8 @@ def client(upstreams):
 
 @pytest.mark.parametrize("path, owner", [
     ("/api/v1/scenes", "calculator"), ("/api/v1/scenes/x/qr.png", "calculator"),
-    ("/api/v1/estimates/e1", "calculator"), ("/api/v1/projects", "orders"),
+    ("/api/v1/estimates/e1", "calculator"), ("/api/v1/airports", "calculator"),
+    ("/api/v1/projects", "orders"),
     ("/api/v1/orders/o/payment", "orders"),
     ("/api/v1/ledger", "orders"), ("/api/v1/settlements", "orders"),
     ("/api/v1/webhooks/w/deliveries", "orders"),
@@ -57,7 +58,7 @@ def test_every_public_path_has_one_owner(path, owner):
     ("GET", "/api/v1/settlements", "projects"), ("POST", "/api/v1/webhooks", "projects"),
     ("GET", "/api/v1/webhooks/w1/deliveries", "projects"),
     ("POST", "/api/v1/certificates/c1/revoke", "admin"), ("GET", "/api/v1/certificates/c1", None),
-    ("GET", "/api/v1/rankings", None),
+    ("GET", "/api/v1/rankings", None), ("GET", "/api/v1/airports", None),
 ])
 def test_operator_routes_and_their_scopes(method, path, scope):
     assert required_scope(method, path) == scope
@@ -68,6 +69,15 @@ def test_pdf_routes_are_the_rendering_ones():
     assert renders_document("/api/v1/scenes/forum/poster.pdf")
     assert not renders_document("/api/v1/certificates/c1")
     assert not renders_document("/api/v1/scenes/forum/qr.png")
+
+
+def test_the_airport_search_reaches_the_calculator_without_a_key(client):
+    response = client.get("/api/v1/airports?q=%E6%88%90%E9%83%BD&limit=3")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["service"], body["path"], body["query"]) == (
+        "calculator", "/api/v1/airports", "q=%E6%88%90%E9%83%BD&limit=3")
+    assert body["operator"] == "unauthorized"  # no operator key was sent, and none was needed
 
 
 def test_forwards_method_path_query_body_and_request_id(client):

@@ -10,10 +10,12 @@ from diandian_common.auth import acting_participant_id, operator_required
 from diandian_common.errors import NotFound
 from diandian_common.web import Blueprint
 
-from . import factor_sets, organiser, service, tasks
+from . import airports, factor_sets, organiser, service, tasks
 from .organiser_schemas import OrganiserInputsRequestSchema, OrganiserInputsSchema
 from .rendering import RenderCache
 from .schemas import (
+    AirportSchema,
+    AirportSearchQuerySchema,
     EstimateRequestSchema,
     EstimateSchema,
     FactorSetSchema,
@@ -31,6 +33,7 @@ blp = Blueprint("calculator", __name__, url_prefix="/api/v1",
                 description="Scenes, emission factors and footprint estimates")
 
 OPERATOR = {"security": [{"ApiKeyAuth": []}]}
+AIRPORTS_CACHE_CONTROL = "public, max-age=3600"
 
 
 def _binary(content_type: str, description: str) -> dict:
@@ -190,3 +193,18 @@ def list_factors(query):
         raise NotFound("factor set", version)
     with unit_of_work() as uow:
         return service.describe_factor_set(uow, factor_set, current)
+
+
+# --- airports ---------------------------------------------------------------------------
+
+@blp.route("/airports", methods=["GET"])
+@blp.arguments(AirportSearchQuerySchema, location="query")
+@blp.response(200, AirportSchema(many=True))
+def search_airports(query):
+    """Airports by IATA code, or city or airport name in English or Chinese, best matches
+    first: the exact code, then city matches, then airport-name matches, then weaker ones;
+    airports with scheduled passenger service before small fields. No database: the index
+    is built once per process."""
+    # The same query answers the same airports until the next release: a phone typing 成, 成都
+    # again need not ask twice.
+    return airports.search(query["q"], query["limit"]), 200, {"Cache-Control": AIRPORTS_CACHE_CONTROL}

@@ -8,6 +8,7 @@ from marshmallow import (Schema, ValidationError, fields, pre_load, validate,
 
 from diandian_common.web import OneOf
 
+from .domain.airports import DEFAULT_LIMIT, MAX_LIMIT, MAX_QUERY_LENGTH, has_control_characters
 from .domain.calculator import (ACTIVITY_TYPES, CABINS, CATEGORIES, DIETS, FLIGHT_BANDS, FUELS,
                                 KINDS, PERIODS_PER_YEAR, RAIL_CLASSES)
 from .domain.countries import is_country_code
@@ -439,3 +440,32 @@ class SceneCreateSchema(SceneUpdateSchema):
 
     class Meta:
         exclude = ("archived",)
+
+
+# --- airports ---------------------------------------------------------------------------
+
+def _searchable(text: str) -> None:
+    if not text.strip():
+        raise ValidationError("type part of an airport's code, city or name")
+    if has_control_characters(text):
+        raise ValidationError("must not contain control characters")
+
+
+class AirportSearchQuerySchema(Schema):
+    q = fields.String(required=True, validate=[validate.Length(max=MAX_QUERY_LENGTH), _searchable],
+                      metadata={"description": "an IATA code (CTU), or part of a city or airport name in "
+                                               "English (chengdu, heathrow, hong kong: words' starts, case "
+                                               "and accents ignored) or Chinese (成都, 天府, 臺北)"})
+    limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": f"at most this many airports (default {DEFAULT_LIMIT})"})
+
+
+class AirportSchema(Schema):
+    iata = fields.String(metadata={"description": "IATA code: what POST /estimates takes as from and to"})
+    name = fields.String(metadata={"description": "the airport's name in English"})
+    city = fields.String(metadata={"description": "the city it serves, in English"})
+    name_zh = fields.String(allow_none=True, metadata={
+        "description": "its official Chinese name, simplified characters; null when not known"})
+    city_zh = fields.String(allow_none=True, metadata={
+        "description": "the city in Chinese; null when not known"})
+    country = fields.String(metadata={"description": "ISO 3166-1 alpha-2 code (CN, HK, MO, TW, GB)"})
