@@ -25,7 +25,8 @@ from flask_babel import Babel, format_date, format_datetime, get_locale
 from diandian_common import config
 from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
 
-from . import pages_forms, pages_operator, pages_payment, pages_presets, pages_render as render
+from . import pages_forms, pages_operator, pages_payment, pages_presets
+from . import pages_render as render
 from .participants import participant_id_from_request
 from .proxy import Upstreams
 

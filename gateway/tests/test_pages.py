@@ -120,7 +120,8 @@ def test_scene_form_asks_the_scene_activities_and_names_no_participant(client):
     assert "data-participant" not in form
     activities = [a["data-activity"] for a in markup.find("fieldset")]
     # The scene's activities, those a conference guest most likely fills in first (and open).
-    assert activities[:4] == ["flight", "hotel", "rail", "meal"] and sorted(activities[:4]) == sorted(SCENE["form"])
+    assert activities[:4] == ["flight", "hotel", "rail", "meal"]
+    assert sorted(activities[:4]) == sorted(SCENE["form"])
     assert set(activities) == {"flight", "rail", "metro", "bus", "taxi", "car", "hotel", "electricity",
                                "natural_gas", "meal"}
     fields = {a["data-field"] for a in markup.find("input") + markup.find("select") if "data-field" in a}
@@ -200,7 +201,8 @@ def test_pay_page_of_another_provider_waits_for_its_confirmation(client, service
     html = page(client, "/pay/ord_tp", lang="en")
     markup = Markup(html)
     # No button to pay: only the ending's "stay on this page", hidden until the certificate is ready.
-    assert "Sandbox" not in html and [b["class"] for b in markup.find("button")] == ["button secondary js-stay"]
+    assert "Sandbox" not in html
+    assert [b["class"] for b in markup.find("button")] == ["button secondary js-stay"]
     assert "Waiting for the payment provider" in html
     assert markup.find("div", **{"data-provider": "testpay", "data-status": "pending_payment"})
     progress = next(a for a in markup.find("section") if "progress" in a.get("class", ""))

@@ -15,19 +15,21 @@ pytestmark = pytest.mark.integration
 SCENE = "cdcn-forum-2021"          # a conference in Chengdu (CN-SC): flight and hotel open, CTU filled in
 SCENIC = "dujiangyan"              # a scenic spot: car and train open
 TEXTS = {
-    "zh-CN": {"cta": "我要碳中和", "flight": "飞机", "hotel": "酒店", "from": "出发地", "to": "目的地",
+    "zh-CN": {"cta": "我要碳中和", "flight": "飞机", "from": "出发地", "to": "目的地",
               "heading": "你参加首届中国数字碳中和高峰论坛的行程", "origin": "北京",
               "destination": "成都 (CTU)", "more_night": "晚数：加一", "calculate": "计算我的碳足迹",
               "empty": "请至少填写一项活动。", "invalid": "请检查标出的字段。",
               "choose": "请从建议中选择机场，或输入机场三字码。",
               "name": "证书和排行榜上显示的名字", "organization": "单位（选填）", "continue": "去支付",
-              "demo": "测试支付", "pay": "支付", "certificate": "查看我的证书", "ready": "你的证书已生成！", "steps_done": "全部步骤已完成",
+              "demo": "测试支付", "pay": "支付", "certificate": "查看我的证书",
+              "ready": "你的证书已生成！", "steps_done": "全部步骤已完成",
               "offline": "你已离线，联网后会自动重试。",
               "rank": re.compile(r"我是第 [\d,]+ 名，共 [\d,]+ 人"),
               "leaderboard": "查看排行榜", "holder": "李雷", "me": "我",
               "together": "同行人数", "rf": "含辐射强迫", "rf_about": "航班与辐射强迫"},
-    "en-US": {"cta": "I want to be carbon neutral", "flight": "Flight", "hotel": "Hotel",
-              "from": "From", "to": "To", "heading": "Your trip to First China Digital Carbon Neutrality Forum",
+    "en-US": {"cta": "I want to be carbon neutral", "flight": "Flight",
+              "from": "From", "to": "To",
+              "heading": "Your trip to First China Digital Carbon Neutrality Forum",
               "origin": "Beijing", "destination": "Chengdu (CTU)", "more_night": "Nights: one more",
               "calculate": "Calculate my footprint", "empty": "Fill in at least one activity.",
               "invalid": "Please check the highlighted fields.",
@@ -35,7 +37,8 @@ TEXTS = {
               "name": "Name on the certificate and the leaderboard",
               "organization": "Organisation (optional)",
               "continue": "Continue to payment", "demo": "Sandbox — no money moves", "pay": "Pay",
-              "certificate": "See my certificate", "ready": "Your certificate is ready!", "steps_done": "Every step is done",
+              "certificate": "See my certificate", "ready": "Your certificate is ready!",
+              "steps_done": "Every step is done",
               "offline": "You are offline — we will retry when you are back online.",
               "rank": re.compile(r"I am No\. [\d,]+ of [\d,]+ at First China"),
               "leaderboard": "See the leaderboard", "holder": "Li Lei", "me": "me",
@@ -200,7 +203,8 @@ def test_the_trip_form_checks_keeps_and_waits_for_the_network(phone, stack, loca
     page.goto(f"/s/{SCENIC}/form")
     # A scenic spot opens car and train; its heading visits.
     expect(page.locator("details.activity-toggle[open] fieldset")).to_have_count(2)
-    expect(page.locator("details.activity-toggle[open] fieldset").first).to_have_attribute("data-activity", "car")
+    opened = page.locator("details.activity-toggle[open] fieldset")
+    expect(opened.first).to_have_attribute("data-activity", "car")
     page.get_by_role("button", name=t["calculate"]).click()
     expect(page.locator(".form-error")).to_have_text(t["empty"])
 
@@ -235,7 +239,8 @@ def test_the_trip_form_checks_keeps_and_waits_for_the_network(phone, stack, loca
     # Back: the flight section (closed on a scenic spot's form) is open again, as filled.
     page.go_back()
     page.wait_for_url(re.compile(rf"/s/{SCENIC}/form$"))
-    expect(page.locator("details.activity-toggle:has([data-activity='flight'])")).to_have_attribute("open", "")
+    flight = page.locator("details.activity-toggle:has([data-activity='flight'])")
+    expect(flight).to_have_attribute("open", "")
     expect(page.locator("#a-flight-from")).to_have_value("pek")
     assert guest.errors == []
 

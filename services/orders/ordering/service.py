@@ -97,7 +97,8 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     if estimate_id:
         pending = pending_of_estimate(session, participant, estimate_id, project.id, quantity)
         if pending is not None:
-            body = created_view(pending, providers.provider(pending.payment_provider).checkout_url(pending.id))
+            checkout_url = providers.provider(pending.payment_provider).checkout_url(pending.id)
+            body = created_view(pending, checkout_url)
             session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=pending.id,
                                           response_status=200, response_body=body,
                                           expires_at=utcnow() + idempotency_ttl()))
