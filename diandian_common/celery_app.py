@@ -43,7 +43,7 @@ from celery.signals import (
     worker_init,
 )
 from celery.worker.consumer import Consumer
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
@@ -222,7 +222,7 @@ def _park_rejected(message=None, **_kwargs):
 
 def make_celery(service: str, **overrides) -> Celery:
     app = Celery(service)
-    broker_url = config.env("CELERY_BROKER_URL", config.redis_url())
+    broker_url = config.celery_broker_url()
     if broker_url.startswith(("redis://", "rediss://")):
         app.conf.broker_transport = "diandian_common.celery_app:RedisTransport"
     # The service's own queue, under its prefixed name; its alias (the bare service name) is
@@ -330,3 +330,20 @@ def _bind_log_context(task=None, args=None, **_kwargs):
 def _unbind_log_context(**_kwargs):
     request_id_var.set(None)
     order_id_var.set(None)
+
+
+def give_back_held_messages(broker_url: str | None = None) -> int:
+    """Put every message the Redis broker holds for a consumer (its ``unacked`` set) back on its
+    queue; how many. Only for when no worker runs: ``make run``'s supervisor calls it after the
+    workers stopped and before Redis stops, so a message a worker still held when its warm
+    shutdown ran out of time (and it was killed) is delivered again at the next start instead of
+    an hour later (``visibility_timeout``). kombu's own restore does the move, atomically per
+    message."""
+    with Connection(broker_url or config.celery_broker_url()) as connection:
+        channel = connection.default_channel
+        qos = channel.qos
+        tags = channel.client.hkeys(qos.unacked_key)
+        for tag in tags:
+            qos.restore_by_tag(tag, leftmost=True)
+    return len(tags)
+

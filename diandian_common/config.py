@@ -90,6 +90,12 @@ def redis_url() -> str:
     return env("REDIS_URL", f"redis://127.0.0.1:{port('redis')}/0")
 
 
+def celery_broker_url() -> str:
+    """The broker of every Celery app and of the stack's give-back step: ``CELERY_BROKER_URL``,
+    else the platform's Redis."""
+    return env("CELERY_BROKER_URL", redis_url())
+
+
 def celery_queue(service: str) -> str:
     """The broker queue ``service``'s worker consumes: ``CELERY_QUEUE_PREFIX`` (default
     ``diandian.``) + the service's name, e.g. ``diandian.orders``. On Redis it is also the
@@ -133,6 +139,16 @@ def scheduler_stale_seconds() -> float:
     seconds = env_float("SCHEDULER_STALE_SECONDS", 3 * scheduler_heartbeat_seconds())
     if seconds <= 0:
         raise ValueError(f"SCHEDULER_STALE_SECONDS must be positive, not {seconds}")
+    return seconds
+
+
+def pipeline_audit_seconds() -> float:
+    """``PIPELINE_AUDIT_SECONDS``: how often the pipeline audits run (orders' ``audit_pipeline``,
+    certificates' ``audit_revocations``), and how long an acknowledgement may take before its
+    message is sent again."""
+    seconds = env_float("PIPELINE_AUDIT_SECONDS", 300.0)
+    if seconds < 0:
+        raise ValueError(f"PIPELINE_AUDIT_SECONDS must not be negative, not {seconds}")
     return seconds
 
 

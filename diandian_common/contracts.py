@@ -282,6 +282,35 @@ class ContributionRecordedSchema(Payload):
     order_id = Text(128, metadata={"description": "the order whose contribution ranking holds"})
 
 
+REVOCATION_RECORDERS = ("orders", "ranking")
+
+
+@dataclass(frozen=True)
+class RevocationRecorded:
+    order_id: str
+    recorded_by: str
+
+
+class RevocationRecordedSchema(Payload):
+    message_type = RevocationRecorded
+    order_id = Text(128, metadata={"description": "the order of the revoked certificate"})
+    recorded_by = fields.String(required=True, validate=validate.OneOf(REVOCATION_RECORDERS), metadata={
+        "description": "the service that applied the revocation: `orders` or `ranking`"})
+
+
+@dataclass(frozen=True)
+class RegistryShown:
+    order_id: str
+    anchored_kg: int
+
+
+class RegistryShownSchema(Payload):
+    message_type = RegistryShown
+    order_id = Id(metadata={"description": "the order whose registry notice certificates holds"})
+    anchored_kg = fields.Integer(required=True, strict=True, validate=validate.Range(min=0), metadata={
+        "description": "the kilograms anchored in the newest notice it holds for the order"})
+
+
 @dataclass(frozen=True)
 class PrerenderScene:
     slug: str
@@ -323,8 +352,10 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "certificates, when the order's certificate exists (again on every redelivery)",
              "marks the order `completed` and keeps the certificate's links"),
     Contract("orders.certificate_revoked", CertificateRevokedSchema,
-             "certificates, when an operator revokes a certificate",
-             "marks the order's certificate revoked, announces it, and refunds when asked"),
+             "certificates, when an operator revokes a certificate (and again until orders "
+             "acknowledges it)",
+             "marks the order's certificate revoked, announces it, and refunds when asked, then "
+             "sends `certificates.revocation_recorded`"),
     Contract("orders.deliver_webhook", DeliverWebhookSchema,
              "orders, when a webhook event is due for an endpoint (first try, retries, resend)",
              "makes one attempt to POST the delivery"),
@@ -344,7 +375,12 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "(`orders.retire_credits`) or `retired` (`certificates.render`)"),
     Contract("orders.audit_pipeline", EmptySchema, _BEAT,
              "sends `ranking.record` again for retired orders whose contribution ranking has not "
-             "acknowledged (`orders.contribution_recorded`)"),
+             "acknowledged (`orders.contribution_recorded`), and `certificates.show_registry` for "
+             "orders whose registry records certificates has not acknowledged (`orders.registry_shown`)"),
+    Contract("orders.registry_shown", RegistryShownSchema,
+             "certificates, after it noted an order's registry records (again on every redelivery)",
+             "notes how much of the order's registry coverage certificates holds, so the pipeline "
+             "audit stops sending it"),
     Contract("orders.contribution_recorded", ContributionRecordedSchema,
              "ranking, after it recorded the order's contribution (again on every redelivery)",
              "notes that ranking holds the order's contribution, so the pipeline audit stops asking"),
@@ -356,18 +392,26 @@ CONTRACTS: dict[str, Contract] = {c.task_name: c for c in (
              "`orders.certificate_issued`"),
     Contract("certificates.show_registry", ShowRegistrySchema,
              "orders, in the transaction that records a registry cancellation, for every order "
-             "whose serials it covers",
+             "whose serials it covers (and again until certificates acknowledges it)",
              "shows the registry records on the order's certificate (kept until the certificate is "
              "issued if it is not yet) and renders its PDF again; an older or repeated message "
-             "changes nothing"),
+             "changes nothing; then sends `orders.registry_shown`"),
     Contract("certificates.relay_outbox", EmptySchema, _BEAT, "publishes unsent outbox rows"),
+    Contract("certificates.revocation_recorded", RevocationRecordedSchema,
+             "orders and ranking, after they applied a certificate's revocation (again on every "
+             "redelivery)",
+             "notes that the service applied the revocation, so the revocation audit stops sending it"),
+    Contract("certificates.audit_revocations", EmptySchema, _BEAT,
+             "sends `orders.certificate_revoked` and `ranking.revoke` again for revoked certificates "
+             "whose revocation orders or ranking has not acknowledged (`certificates.revocation_recorded`)"),
     Contract("ranking.record", RecordContributionSchema,
              "orders, once the order's credits are retired (and again until ranking acknowledges it)",
              "counts the order's kilograms once on every board it belongs to, then sends "
              "`orders.contribution_recorded`"),
     Contract("ranking.revoke", RevokeContributionSchema,
-             "certificates, when a certificate is revoked",
-             "takes the order's kilograms off every board once"),
+             "certificates, when a certificate is revoked (and again until ranking acknowledges it)",
+             "takes the order's kilograms off every board once, then sends "
+             "`certificates.revocation_recorded`"),
     Contract("ranking.reconcile", EmptySchema, _BEAT,
              "compares the boards with the database and repairs what differs"),
     Contract("calculator.prerender_scene", PrerenderSceneSchema,

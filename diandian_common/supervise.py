@@ -13,6 +13,8 @@ and runs supervisord with it in the foreground:
   workers (Celery's warm shutdown: running tasks finish, prefetched messages go back to their
   queue) and the schedulers together, and Redis only once they are all gone, so the messages
   they give back reach it. Each is given :data:`STOP_WAIT_SECONDS`, then killed with its children.
+  Between the two, ``give-back`` puts whatever a worker still held (one killed when its warm
+  shutdown outlasted the wait) back on its queue: nothing waits an hour for the next start.
 - Each process's output reaches the terminal through ``listen`` (supervisord's event
   listener), one line at a time after the time and the process's name, as honcho printed it.
   supervisord's own log is ``$VAR_DIR/supervisor/supervisord.log``.
@@ -49,7 +51,9 @@ STOP_WAIT_SECONDS = 30
 # supervisord starts groups by ascending priority and stops them by descending priority,
 # one group after the other: everything that talks to Redis first, Redis after them.
 REDIS_PRIORITY = 100
+GIVE_BACK_PRIORITY = 500    # stopped after the stack, before Redis
 STACK_PRIORITY = 900
+GIVE_BACK = "give-back"
 STACK_GROUP = "stack"
 LISTENER = "output"
 SYSTEM_NAME = "supervisor"
@@ -87,7 +91,7 @@ def supervisord_conf(commands: dict[str, str], names: list[str], state_dir: Path
     unknown = [name for name in names if name not in commands]
     if unknown:
         raise ValueError(f"not in the Procfile: {', '.join(unknown)}")
-    width = max(len(name) for name in [*names, SYSTEM_NAME])
+    width = max(len(name) for name in [*names, SYSTEM_NAME, GIVE_BACK])
     log = state_dir / "supervisord.log"
     sections = [f"""[supervisord]
 nodaemon=true
@@ -121,6 +125,20 @@ redirect_stderr=true
 stdout_logfile=NONE
 stdout_events_enabled=true
 {environment}""")
+    if "redis" in names and any(" worker " in f" {commands[name]} " for name in names):
+        give_back = shlex.join([python, "-m", "diandian_common.supervise", GIVE_BACK])
+        sections.append(f"""[program:{GIVE_BACK}]
+command={_value(give_back)}
+directory={_value(str(ROOT))}
+priority={GIVE_BACK_PRIORITY}
+autorestart=true
+startsecs=0
+stopsignal=TERM
+stopwaitsecs={STOP_WAIT_SECONDS}
+redirect_stderr=true
+stdout_logfile=NONE
+stdout_events_enabled=true
+""")
     stack = [name for name in names if name != "redis"]
     if stack:
         sections.append(f"[group:{STACK_GROUP}]\nprograms={','.join(stack)}\npriority={STACK_PRIORITY}\n")
@@ -289,7 +307,8 @@ def _listen(events, terminal: Terminal, causes: ExitCauses, said_stopped: set[st
         event = headers["eventname"]
         if event == "SUPERVISOR_STATE_CHANGE_STOPPING":
             stopping = True
-            terminal.say("stopping: the gateway, the APIs, the workers and the schedulers, then Redis")
+            terminal.say("stopping: the gateway, the APIs, the workers and the schedulers, then Redis "
+                         "once what the workers held is back on its queue")
         elif event.startswith("PROCESS_LOG"):
             fields, data = childutils.eventdata(payload)
             terminal.output(fields["processname"], data)
@@ -334,6 +353,26 @@ def _report(terminal: Terminal, causes: ExitCauses, restarted: set[str], name: s
         terminal.say(f"stopping {name} (pid {fields['pid']})")
 
 
+def give_back_when_stopped() -> None:
+    """The ``give-back`` program: idle until supervisord stops it, which it does once every
+    worker has stopped and before Redis stops; then it puts the messages the workers still held
+    back on their queues and says how many."""
+    from .celery_app import give_back_held_messages
+
+    stopping = []
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # stopped by supervisord's TERM, in its turn
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    while not stopping:
+        signal.pause()
+    try:
+        given = give_back_held_messages()
+    except Exception as exc:   # Redis already gone: say so, the messages wait for their timeout
+        print(f"could not give back the messages the workers held: {exc}", flush=True)
+        sys.exit(1)
+    print(f"gave back {given} messages the workers still held" if given
+          else "no message was held by a worker", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m diandian_common.supervise", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,9 +382,13 @@ def main(argv: list[str] | None = None) -> None:
     listen_parser = commands.add_parser("listen", help="supervisord's event listener (see the config)")
     listen_parser.add_argument("--log", type=Path, required=True)
     listen_parser.add_argument("--width", type=int, required=True)
+    commands.add_parser(GIVE_BACK, help="after the workers stopped, put the messages they held back on "
+                                        "their queues (see the config)")
     args = parser.parse_args(argv)
     if args.command == "run":
         run(args.names)
+    elif args.command == GIVE_BACK:
+        give_back_when_stopped()
     else:
         listen(args.log, args.width)
 

@@ -16,11 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from celery import Celery
+from kombu import Connection
 from supervisor.options import ServerOptions
 
 from diandian_common import supervise
-from diandian_common.celery_app import queue_for
+from diandian_common.celery_app import give_back_held_messages, queue_for
+from diandian_common.metrics import KOMBU_UNACKED_KEY
 from tests.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,18 +183,42 @@ def test_the_supervisor_runs_each_procfile_line_as_written_and_stops_redis_after
     options = realized(supervise.supervisord_conf(commands, names, tmp_path, tmp_path / "metrics"), tmp_path)
     groups = {group.name: group for group in options.process_group_configs}
     programs = {process.name: process for group in groups.values() for process in group.process_configs}
-    assert set(programs) == {*names, supervise.LISTENER}
+    assert set(programs) == {*names, supervise.GIVE_BACK, supervise.LISTENER}
     for name in names:   # "%h" of the Celery node names arrives as written
         assert shlex.split(programs[name].command) == ["bash", "-c", f"exec {commands[name]}"]
         assert programs[name].autorestart and programs[name].killasgroup
     # supervisord stops groups one after the other, highest priority first; its listener last.
+    # Between the workers and Redis, give-back puts what a worker still held back on its queue.
     order = sorted(groups.values(), key=lambda group: group.priority, reverse=True)
     assert [{p.name for p in group.process_configs} for group in order] == [
-        set(names) - {"redis"}, {"redis"}, {supervise.LISTENER}]
+        set(names) - {"redis"}, {supervise.GIVE_BACK}, {"redis"}, {supervise.LISTENER}]
+    assert shlex.split(programs[supervise.GIVE_BACK].command)[-1] == supervise.GIVE_BACK
     metrics_dirs = {name: programs[name].environment.get("PROMETHEUS_MULTIPROC_DIR") for name in names}
     assert metrics_dirs["gateway"] == str(tmp_path / "metrics" / "gateway")
     assert metrics_dirs["orders-worker"] == str(tmp_path / "metrics" / "orders-worker")
     assert metrics_dirs["redis"] is None and metrics_dirs["orders-beat"] is None
+
+
+def test_give_back_puts_every_held_message_back_on_its_queue(redis_url, monkeypatch):
+    """What a worker killed mid-shutdown held (kombu's unacked set) is delivered again at once."""
+    monkeypatch.setenv("CELERY_BROKER_URL", redis_url)   # the root conftest's memory:// otherwise
+    broker = redis.Redis.from_url(redis_url)
+    publisher = Celery(broker=redis_url)
+    queue = queue_for("orders.relay_outbox")
+    for _ in range(3):
+        publisher.send_task("orders.relay_outbox", args=[{"v": 1}], queue=queue)
+    publisher.close()
+    # A consumer takes two and holds them, as a worker does until it is killed (a consumer that
+    # closes its connection properly gives them back itself).
+    with Connection(redis_url) as connection:
+        consumer = connection.SimpleQueue(queue)
+        held = [consumer.get(timeout=5) for _ in range(2)]
+        assert len(held) == 2 and broker.hlen(KOMBU_UNACKED_KEY) == 2 and broker.llen(queue) == 1
+        assert give_back_held_messages(redis_url) == 2
+        assert broker.hlen(KOMBU_UNACKED_KEY) == 0 and broker.llen(queue) == 3
+        assert give_back_held_messages(redis_url) == 0
+    assert broker.llen(queue) == 3
+    broker.close()
 
 
 def test_the_listener_prints_whole_lines_after_the_process_name():

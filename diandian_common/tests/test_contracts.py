@@ -35,6 +35,8 @@ AS_SENT = {
                                    "reason": "refunded", "refund": True},
     "ranking.revoke": {"order_id": "ord_7f3a9c2e"},
     "orders.contribution_recorded": {"order_id": "ord_7f3a9c2e"},
+    "orders.registry_shown": {"order_id": "ord_7f3a9c2e", "anchored_kg": 600},
+    "certificates.revocation_recorded": {"order_id": "ord_7f3a9c2e", "recorded_by": "ranking"},
     "orders.deliver_webhook": {"delivery_id": 42},
     "orders.send_refund": {"refund_id": 7},
     "calculator.prerender_scene": {"slug": "expo-2026"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from diandian_common.outbox import OutboxMixin
@@ -42,6 +42,15 @@ class Certificate(Base):
     status: Mapped[str] = mapped_column(String(16), default=STATUS_VALID)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Whether the revocation asked orders to refund the payment (sent again as asked).
+    revocation_refund: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When orders and ranking confirmed they applied the revocation (certificates.revocation_recorded);
+    # until both have, the revocation audit sends their message again, each copy waiting
+    # longer than the last (revocation_resends, revocation_not_before).
+    revocation_orders_acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revocation_ranking_acked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revocation_resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    revocation_not_before: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # The registry cancellations covering the order's serials (certificates.show_registry),
     # shown as the certificate's `registry`:

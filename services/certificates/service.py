@@ -28,12 +28,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 import pypdfium2 as pdfium
-from sqlalchemy import inspect, select, update
+from sqlalchemy import func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from diandian_common.backoff import wait_after
 from diandian_common.contracts import RegistryCoverage, RenderCertificate, ShowRegistry, build
 from diandian_common.outbox import enqueue
 from diandian_common.timestamps import as_utc, utcnow
@@ -430,10 +432,70 @@ def revoke(uow: UnitOfWork, certificate_id: str, reason: str, refund: bool = Fal
     cert.status = STATUS_REVOKED
     cert.revoked_at = utcnow()
     cert.revocation_reason = reason.strip()
-    enqueue(uow.session, OutboxMessage, RANKING_REVOKE_TASK,
-            build(RANKING_REVOKE_TASK, order_id=cert.order_id))
-    enqueue(uow.session, OutboxMessage, ORDERS_REVOKED_TASK, build(
-        ORDERS_REVOKED_TASK, order_id=cert.order_id, certificate_id=cert.id,
-        reason=cert.revocation_reason, refund=bool(refund)))
+    cert.revocation_refund = bool(refund)
+    _announce_revocation(uow, cert, orders=True, ranking=True)
     log.info("revoked certificate %s of order %s", cert.id, cert.order_id)
     return cert
+
+
+def _announce_revocation(uow: UnitOfWork, cert: Certificate, *, orders: bool, ranking: bool) -> None:
+    if ranking:
+        enqueue(uow.session, OutboxMessage, RANKING_REVOKE_TASK,
+                build(RANKING_REVOKE_TASK, order_id=cert.order_id))
+    if orders:
+        enqueue(uow.session, OutboxMessage, ORDERS_REVOKED_TASK, build(
+            ORDERS_REVOKED_TASK, order_id=cert.order_id, certificate_id=cert.id,
+            reason=cert.revocation_reason, refund=cert.revocation_refund))
+
+
+# --- the revocation audit -----------------------------------------------------------------
+#
+# Orders and ranking confirm each revocation they applied (certificates.revocation_recorded).
+# A revocation message the broker lost (an unsynced AOF tail, a failover) would otherwise leave
+# the kilograms on the boards or the order unrefunded for good: the audit sends the message of
+# whoever has not confirmed again, each copy waiting twice as long as the one before
+# (diandian_common.backoff), and both consumers apply a revocation once.
+
+ACKNOWLEDGED_BY = {"orders": Certificate.revocation_orders_acked_at,
+                   "ranking": Certificate.revocation_ranking_acked_at}
+
+
+def revocation_recorded(uow: UnitOfWork, order_id: str, recorded_by: str) -> bool:
+    """``recorded_by`` (orders or ranking) applied the revocation of the order's certificate;
+    whether this is the first time it said so."""
+    column = ACKNOWLEDGED_BY[recorded_by]
+    acknowledged = uow.session.execute(
+        update(Certificate).where(Certificate.order_id == order_id, Certificate.status == STATUS_REVOKED,
+                                  column.is_(None)).values({column: utcnow()}))
+    return bool(acknowledged.rowcount)
+
+
+@dataclass(frozen=True)
+class RevocationAudit:
+    unacknowledged: int   # revocations over the grace old that orders or ranking has not confirmed
+    resent: int           # of them, those whose messages were sent again now
+
+    @property
+    def waiting(self) -> int:
+        return self.unacknowledged - self.resent
+
+
+def audit_revocations(uow: UnitOfWork, grace: timedelta, limit: int = 500,
+                      now: datetime | None = None) -> RevocationAudit:
+    """Send ``orders.certificate_revoked`` and ``ranking.revoke`` again for revocations older
+    than ``grace`` that orders or ranking has not confirmed, at most ``limit`` per pass."""
+    now = now or utcnow()
+    unacknowledged = select(Certificate).where(
+        Certificate.status == STATUS_REVOKED, Certificate.revoked_at <= now - grace,
+        or_(Certificate.revocation_orders_acked_at.is_(None),
+            Certificate.revocation_ranking_acked_at.is_(None)))
+    found = uow.session.scalar(select(func.count()).select_from(unacknowledged.subquery())) or 0
+    due = unacknowledged.where(or_(Certificate.revocation_not_before.is_(None),
+                                   Certificate.revocation_not_before <= now))
+    certificates = uow.session.scalars(due.order_by(Certificate.revoked_at).limit(limit)).all()
+    for cert in certificates:
+        _announce_revocation(uow, cert, orders=cert.revocation_orders_acked_at is None,
+                             ranking=cert.revocation_ranking_acked_at is None)
+        cert.revocation_resends += 1
+        cert.revocation_not_before = now + wait_after(cert.revocation_resends, grace)
+    return RevocationAudit(unacknowledged=found, resent=len(certificates))

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from datetime import timedelta
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_init
+from kombu.exceptions import KombuError
 
-from diandian_common import db
-from diandian_common.contracts import load
-from diandian_common.metrics import count_storage_unavailable
+from diandian_common import config, db
+from diandian_common.celery_app import send
+from diandian_common.contracts import build, load
+from diandian_common.metrics import count_pipeline_resent, count_storage_unavailable
 
 from . import fonts, service
 from . import render as pdf_renderer
 from .storage import StorageUnavailable, storage_from_env
 from .wiring import celery, unit_of_work, wiring
 
-__all__ = ["celery", "relay_outbox", "render", "show_registry"]
+__all__ = ["audit_revocations", "celery", "relay_outbox", "render", "revocation_recorded", "show_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +89,49 @@ def show_registry(self, payload: dict) -> dict:
     message = load("certificates.show_registry", payload)
     with storage_trouble_reported(self):
         noted = service.show_registry(unit_of_work, storage_from_env(), message)
+    acknowledge_registry(message.order_id, message.registry.anchored_kg)
     return {"order_id": message.order_id, "noted": noted}
+
+
+def acknowledge_registry(order_id: str, anchored_kg: int) -> None:
+    """Tell orders the notice is held and shown (``orders.registry_shown``), every time: its
+    pipeline audit sends the notice again until it hears this. Sent directly, not through the
+    outbox: a lost acknowledgement only brings one more copy, which changes nothing."""
+    try:
+        send(wiring.celery, "orders.registry_shown",
+             build("orders.registry_shown", order_id=order_id, anchored_kg=anchored_kg))
+    except (KombuError, redis.RedisError, OSError) as exc:
+        log.warning("could not confirm the registry notice of order %s (%s); orders' pipeline audit "
+                    "will send it again", order_id, exc, extra={"order_id": order_id})
+
+
+@celery.task(name="certificates.revocation_recorded", bind=True, autoretry_for=db.TRANSIENT_ERRORS,
+             max_retries=6, retry_backoff=2, retry_backoff_max=300, retry_jitter=True)
+def revocation_recorded(self, payload: dict) -> bool:
+    """Orders or ranking applied a revocation: the revocation audit stops sending it to them."""
+    message = load("certificates.revocation_recorded", payload)
+    with unit_of_work() as uow:
+        return service.revocation_recorded(uow, message.order_id, message.recorded_by)
+
+
+@celery.task(name="certificates.audit_revocations", soft_time_limit=60, time_limit=90,
+             autoretry_for=db.TRANSIENT_ERRORS, max_retries=3, retry_backoff=2)
+def audit_revocations(payload: dict | None = None) -> dict:
+    """Send a revocation's messages again to orders or ranking where it was never confirmed."""
+    load("certificates.audit_revocations", payload)
+    grace = timedelta(seconds=config.pipeline_audit_seconds())
+    with unit_of_work() as uow:
+        report = service.audit_revocations(uow, grace)
+    count_pipeline_resent("certificates", "certificates.audit_revocations", report.resent)
+    counts = {"unacknowledged": report.unacknowledged, "resent": report.resent, "waiting": report.waiting}
+    if report.unacknowledged:
+        log.warning("revocation audit: %d revocations not confirmed by orders or ranking after %d s: "
+                    "sent again for %d, %d wait for an earlier copy", report.unacknowledged,
+                    grace.total_seconds(), report.resent, report.waiting, extra=counts)
+    else:
+        log.info("revocation audit: orders and ranking confirmed every revocation over %d s old",
+                 grace.total_seconds(), extra=counts)
+    return counts
 
 
 @celery.task(name="certificates.relay_outbox", soft_time_limit=30, time_limit=45)

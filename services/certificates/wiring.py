@@ -21,6 +21,9 @@ OUTBOX_RELAY_SECONDS = config.env_float("CERTIFICATES_OUTBOX_RELAY_SECONDS", 5.0
 celery.conf.beat_schedule = {
     "relay-outbox": {"task": "certificates.relay_outbox", "schedule": OUTBOX_RELAY_SECONDS,
                      "args": [{"v": 1}], "options": {"expires": OUTBOX_RELAY_SECONDS}},
+    # Revocations orders or ranking never confirmed are sent again (service.audit_revocations).
+    "audit-revocations": {"task": "certificates.audit_revocations",
+                          "schedule": config.pipeline_audit_seconds(), "args": [{"v": 1}]},
 }
 
 wiring = ServiceWiring("certificates", outbox_model=OutboxMessage, celery=celery)

@@ -458,3 +458,17 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     succeeded: Mapped[bool] = mapped_column(Boolean)
+
+
+class RegistryNotification(Base):
+    """What the certificates service was told of an order's registry coverage
+    (``certificates.show_registry``) and what it confirmed holding (``orders.registry_shown``):
+    the pipeline audit sends the coverage again while the confirmed kilograms are behind."""
+
+    __tablename__ = "registry_notifications"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    anchored_kg: Mapped[int] = mapped_column(BigInteger)       # the coverage sent last
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    shown_kg: Mapped[int | None] = mapped_column(BigInteger, nullable=True)   # what certificates confirmed
+

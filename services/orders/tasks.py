@@ -12,6 +12,7 @@ from .ordering.tasks import (
     contribution_recorded,
     expire_unpaid,
     purge_idempotency_keys,
+    registry_shown,
     resend_stuck,
 )
 from .payments.tasks import reconcile_payments, send_refund
@@ -20,7 +21,8 @@ from .wiring import celery, wiring
 
 __all__ = ["audit_pipeline", "celery", "certificate_issued", "certificate_revoked", "contribution_recorded",
            "deliver_webhook", "dispatch_webhooks", "expire_unpaid", "purge_idempotency_keys",
-           "reconcile_payments", "relay_outbox", "resend_stuck", "retire_credits", "send_refund"]
+           "reconcile_payments", "registry_shown", "relay_outbox", "resend_stuck", "retire_credits",
+           "send_refund"]
 
 
 @celery.task(name="orders.relay_outbox")

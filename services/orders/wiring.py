@@ -10,13 +10,6 @@ from diandian_common.uow import ServiceWiring, UnitOfWork
 
 from .models import OutboxMessage
 
-
-def pipeline_audit_seconds() -> float:
-    """``PIPELINE_AUDIT_SECONDS``: how often the pipeline audit runs, and how long an order's
-    contribution may go unacknowledged by ranking before ``ranking.record`` is sent again."""
-    return config.env_float("PIPELINE_AUDIT_SECONDS", 300.0)
-
-
 celery = make_celery("orders")
 celery.conf.beat_schedule = {
     "relay-outbox": {"task": "orders.relay_outbox",
@@ -28,7 +21,7 @@ celery.conf.beat_schedule = {
     "resend-stuck": {"task": "orders.resend_stuck",
                      "schedule": config.env_float("ORDERS_RECONCILE_SECONDS", 60.0)},
     "audit-pipeline": {"task": "orders.audit_pipeline",
-                       "schedule": pipeline_audit_seconds()},
+                       "schedule": config.pipeline_audit_seconds()},
     "purge-idempotency-keys": {"task": "orders.purge_idempotency_keys",
                                "schedule": config.env_float("ORDERS_IDEMPOTENCY_PURGE_SECONDS", 3600.0)},
     "dispatch-webhooks": {"task": "orders.dispatch_webhooks",

@@ -9,7 +9,8 @@ before the boards in Redis change (ranking/service.py says why).
 
 All three are idempotent. A payload that breaks its contract fails at once, untouched.
 ``ranking.record`` ends by acknowledging the contribution to orders
-(``orders.contribution_recorded``), which sends it again until it hears that.
+(``orders.contribution_recorded``), which sends it again until it hears that; ``ranking.revoke``
+acknowledges the revocation to certificates (``certificates.revocation_recorded``) likewise.
 Temporary failures (Redis or the database unreachable, a rebuild holding the boards) are
 retried with backoff; the reconciliation repairs whatever still slips through.
 """
@@ -76,7 +77,20 @@ def revoke(self, payload: dict) -> dict:
         raise self.retry(exc=exc, countdown=30)
     except TEMPORARY_ERRORS as exc:
         raise self.retry(exc=exc, countdown=_retry_delay(self.request.retries))
+    acknowledge_revocation(order_id)
     return asdict(outcome)
+
+
+def acknowledge_revocation(order_id: str) -> None:
+    """Tell certificates that the revocation is applied (``certificates.revocation_recorded``),
+    every time: certificates' revocation audit sends ``ranking.revoke`` again until it hears
+    this. Sent directly, like :func:`acknowledge`: a lost one only brings one more copy."""
+    try:
+        send(celery, "certificates.revocation_recorded",
+             build("certificates.revocation_recorded", order_id=order_id, recorded_by="ranking"))
+    except (KombuError, redis.RedisError, OSError) as exc:
+        log.warning("could not acknowledge the revocation of order %s (%s); certificates' revocation "
+                    "audit will send ranking.revoke again", order_id, exc, extra={"order_id": order_id})
 
 
 # A reconciliation that has to rebuild 1,000,000-member boards takes a minute or two,

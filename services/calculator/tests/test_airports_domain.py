@@ -146,7 +146,8 @@ def test_tiers_are_ordered_as_the_contract_says():
     ("北京", ["PEK", "PKX"]), ("上海", ["PVG", "SHA"]), ("香港", ["HKG"]), ("澳门", ["MFM"]),
     ("台北", ["TPE", "TSA"]),
     ("臺北", ["TPE", "TSA"]), ("天府", ["TFU"]), ("chengdu", ["CTU", "TFU"]), ("tianfu", ["TFU"]),
-    ("heathrow", ["LHR"]), ("hong kong", ["HKG"]),
+    ("heathrow", ["LHR"]), ("hong kong", ["HKG"]), ("臺灣桃園國際機場", ["TPE"]), ("廈門", ["XMN"]),
+    ("濟南", ["TNA"]), ("麗江", ["LJG"]), ("高雄", ["KHH"]), ("花蓮", ["HUN"]), ("澳門國際機場", ["MFM"]),
 ])
 def test_the_shipped_index_finds_the_issues_examples(query, first):
     found = codes(airport_index(), query)

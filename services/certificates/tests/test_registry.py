@@ -87,6 +87,15 @@ class TestAfterIssue:
         assert not (storage_dir / f"{issued.id}.png").exists()  # the preview is made anew
         assert client.get(f"/api/v1/certificates/{issued.id}").get_json()["registry"] == expected
 
+    def test_every_delivery_is_confirmed_to_orders_with_its_kilograms(self, issued, broker):
+        """Orders' pipeline audit sends the notice again until certificates confirms it holds it."""
+        broker.published("orders")   # the certificate's own announcement
+        tasks.show_registry.run(show_payload((CXL_1, 1000), (CXL_2, 500)))
+        tasks.show_registry.run(show_payload((CXL_1, 1000)))   # an older copy, late: held is more
+        assert broker.published("orders") == [
+            ("orders.registry_shown", {"v": 1, "order_id": ORDER, "anchored_kg": 1500}),
+            ("orders.registry_shown", {"v": 1, "order_id": ORDER, "anchored_kg": 1000})]
+
     def test_verification_shows_the_records_also_masked(self, issued, client):
         tasks.show_registry.run(show_payload((CXL_1, 1000)))
         for query in ("", "?mask_holder=true"):

@@ -1,11 +1,15 @@
 """Registry anchoring (issue 19): operators record the cancellations made at a project's
 registry that back the platform's retirements; orders and ledger entries show the records
 that cover their serials, and the certificates service is told (``certificates.show_registry``)
-for every order a new record covers. Which serials a record covers is ledger.domain.anchoring."""
+for every order a new record covers. Which serials a record covers is ledger.domain.anchoring.
+
+Certificates confirms each notice (``orders.registry_shown``); the pipeline audit sends the
+coverage again to orders whose confirmation is behind (:func:`resend_unconfirmed`), so a notice
+the broker lost still reaches the certificate."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -13,10 +17,19 @@ from sqlalchemy.orm import Session, selectinload
 from diandian_common.contracts import build
 from diandian_common.errors import ApiError, NotFound
 from diandian_common.outbox import enqueue
-from diandian_common.timestamps import as_utc
+from diandian_common.timestamps import as_utc, utcnow
 from diandian_common.uow import UnitOfWork
 
-from ..models import AnchoredRange, OutboxMessage, Project, RegistryRetirement, Retirement
+from ..models import (
+    AnchoredRange,
+    Order,
+    OutboxMessage,
+    Project,
+    RegistryNotification,
+    RegistryRetirement,
+    Retirement,
+)
+from ..ordering import resends
 from ..records import lock_project, new_id
 from .domain import anchoring
 from .domain.allocation import format_range
@@ -95,9 +108,59 @@ def _tell_certificates(session: Session, project_id: str, ranges: list[tuple[int
     late message changes nothing."""
     orders = covered_orders(session, project_id, ranges)
     coverage = coverage_of_orders(session, orders)
+    now = utcnow()
     for order_id in orders:
+        _notify(session, order_id, coverage[order_id], now)
+
+
+def _notify(session: Session, order_id: str, coverage: dict, now: datetime) -> None:
+    """Send the order's coverage to certificates and write down what was sent."""
+    enqueue(session, OutboxMessage, SHOW_REGISTRY_TASK,
+            build(SHOW_REGISTRY_TASK, order_id=order_id, registry=coverage))
+    notification = session.get(RegistryNotification, order_id)
+    if notification is None:
+        session.add(RegistryNotification(order_id=order_id, anchored_kg=coverage["anchored_kg"], sent_at=now))
+    else:
+        notification.anchored_kg = max(notification.anchored_kg, coverage["anchored_kg"])
+        notification.sent_at = now
+
+
+def registry_shown(uow: UnitOfWork, order_id: str, anchored_kg: int) -> bool:
+    """Certificates holds the order's notice of ``anchored_kg`` (``orders.registry_shown``);
+    whether that confirms more than before. Confirmations only grow: a late, smaller one
+    changes nothing."""
+    notification = uow.session.get(RegistryNotification, order_id, with_for_update=True)
+    if notification is None:
+        return False   # a notice sent before notifications were kept, or an unknown order
+    if notification.shown_kg is not None and notification.shown_kg >= anchored_kg:
+        return False
+    notification.shown_kg = anchored_kg
+    return True
+
+
+def resend_unconfirmed(uow: UnitOfWork, grace: timedelta, limit: int = 500,
+                       now: datetime | None = None) -> tuple[int, int]:
+    """Send ``certificates.show_registry`` again, with the order's coverage now, for orders
+    whose notice certificates has not confirmed within ``grace`` (at most ``limit``, each
+    re-send waiting longer than the last: ordering/resends.py). Returns (unconfirmed, re-sent)."""
+    session = uow.session
+    now = now or utcnow()
+    behind = (select(RegistryNotification.order_id)
+              .where(RegistryNotification.sent_at <= now - grace,
+                     (RegistryNotification.shown_kg.is_(None))
+                     | (RegistryNotification.shown_kg < RegistryNotification.anchored_kg)))
+    unconfirmed = session.scalar(select(func.count()).select_from(behind.subquery())) or 0
+    if not unconfirmed:
+        return 0, 0
+    order_ids = list(session.scalars(
+        resends.due(behind.join(Order, Order.id == RegistryNotification.order_id), SHOW_REGISTRY_TASK, now)
+        .order_by(RegistryNotification.sent_at).limit(limit)))
+    coverage = coverage_of_orders(session, order_ids)
+    for order_id in order_ids:
         enqueue(session, OutboxMessage, SHOW_REGISTRY_TASK,
                 build(SHOW_REGISTRY_TASK, order_id=order_id, registry=coverage[order_id]))
+        resends.note(session, session.get(Order, order_id), SHOW_REGISTRY_TASK, grace, now)
+    return unconfirmed, len(order_ids)
 
 
 def project_records(session: Session, project_id: str) -> dict:

@@ -1,15 +1,20 @@
-"""Tasks of ordering: the certificate's arrival and revocation, ranking's acknowledgement, expiry,
-repair (stuck orders, the pipeline audit), key purge."""
+"""Tasks of ordering: the certificate's arrival and revocation, ranking's and certificates'
+acknowledgements, expiry, repair (stuck orders, the pipeline audit), key purge."""
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
+import redis
+from kombu.exceptions import KombuError
+
 from diandian_common import config
-from diandian_common.contracts import InvalidMessage, load
+from diandian_common.celery_app import send
+from diandian_common.contracts import InvalidMessage, build, load
 from diandian_common.metrics import count_pipeline_resent
 
-from ..wiring import RETRY, celery, pipeline_audit_seconds, unit_of_work
+from ..ledger import registry
+from ..wiring import RETRY, celery, unit_of_work
 from . import service
 
 log = logging.getLogger(__name__)
@@ -41,7 +46,21 @@ def certificate_revoked(payload: dict) -> str:
         action = service.revoke_certificate(uow, order_id=message.order_id, certificate_id=message.certificate_id,
                                             reason=message.reason, refund=message.refund)
     log.info("certificate %s revoked: %s", message.certificate_id, action, extra={"order_id": message.order_id})
+    acknowledge_revocation(message.order_id)
     return action
+
+
+def acknowledge_revocation(order_id: str) -> None:
+    """Tell certificates that orders applied the revocation (every time, a repeated one
+    included): its revocation audit sends ``orders.certificate_revoked`` again until it hears
+    this. Sent directly, not through the outbox: a lost acknowledgement only brings one more
+    copy, which changes nothing."""
+    try:
+        send(celery, "certificates.revocation_recorded",
+             build("certificates.revocation_recorded", order_id=order_id, recorded_by="orders"))
+    except (KombuError, redis.RedisError, OSError) as exc:
+        log.warning("could not acknowledge the revocation of order %s (%s); certificates' revocation "
+                    "audit will send it again", order_id, exc, extra={"order_id": order_id})
 
 
 @celery.task(name="orders.expire_unpaid", **RETRY)
@@ -71,13 +90,17 @@ def resend_stuck(payload: dict | None = None) -> int:
 
 @celery.task(name="orders.audit_pipeline", **RETRY)
 def audit_pipeline(payload: dict | None = None) -> dict:
-    """Ask ranking again about the contributions it never acknowledged (service.audit_pipeline)."""
+    """Ask ranking again about the contributions it never acknowledged (service.audit_pipeline)
+    and certificates about the registry notices it never confirmed (registry.resend_unconfirmed)."""
     load("orders.audit_pipeline", payload)
-    grace = timedelta(seconds=pipeline_audit_seconds())
+    grace = timedelta(seconds=config.pipeline_audit_seconds())
     with unit_of_work() as uow:
         report = service.audit_pipeline(uow, grace)
+        registry_unconfirmed, registry_resent = registry.resend_unconfirmed(uow, grace)
     count_pipeline_resent("orders", "ranking.record", report.resent)
-    counts = {"unacknowledged": report.unacknowledged, "resent": report.resent, "waiting": report.waiting}
+    count_pipeline_resent("orders", registry.SHOW_REGISTRY_TASK, registry_resent)
+    counts = {"unacknowledged": report.unacknowledged, "resent": report.resent, "waiting": report.waiting,
+              "registry_unconfirmed": registry_unconfirmed, "registry_resent": registry_resent}
     if report.unacknowledged:
         log.warning("pipeline audit: %d retired orders without ranking's acknowledgement after %d s: "
                     "ranking.record sent again for %d, %d wait for an earlier copy",
@@ -85,6 +108,11 @@ def audit_pipeline(payload: dict | None = None) -> dict:
     else:
         log.info("pipeline audit: ranking acknowledged every order retired over %d s ago",
                  grace.total_seconds(), extra=counts)
+    if registry_unconfirmed:
+        log.warning("pipeline audit: %d orders' registry records not confirmed by certificates after %d s: "
+                    "certificates.show_registry sent again for %d, %d wait for an earlier copy",
+                    registry_unconfirmed, grace.total_seconds(), registry_resent,
+                    registry_unconfirmed - registry_resent, extra=counts)
     return counts
 
 
@@ -94,6 +122,14 @@ def contribution_recorded(payload: dict) -> bool:
     order_id = load("orders.contribution_recorded", payload).order_id
     with unit_of_work() as uow:
         return service.contribution_recorded(uow, order_id)
+
+
+@celery.task(name="orders.registry_shown", **RETRY)
+def registry_shown(payload: dict) -> bool:
+    """Certificates holds the order's registry notice: the pipeline audit stops sending it."""
+    shown = load("orders.registry_shown", payload)
+    with unit_of_work() as uow:
+        return registry.registry_shown(uow, shown.order_id, shown.anchored_kg)
 
 
 @celery.task(name="orders.purge_idempotency_keys", **RETRY)

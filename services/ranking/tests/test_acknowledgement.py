@@ -1,5 +1,6 @@
 """Ranking acknowledges every recorded contribution to orders (``orders.contribution_recorded``,
-issue 20): orders sends ``ranking.record`` again until it hears that."""
+issue 20): orders sends ``ranking.record`` again until it hears that; and every revocation to
+certificates (``certificates.revocation_recorded``), whose audit sends ``ranking.revoke`` again."""
 from __future__ import annotations
 
 import logging
@@ -50,7 +51,22 @@ def test_a_contribution_revoked_before_its_record_is_acknowledged_too(sent, now,
     monkeypatch.setattr(store, "record", real_record)
     tasks.revoke.run({"v": 1, "order_id": "o-1"})
     assert tasks.record.run(payload)["boards"] == "skipped"
-    assert sent == [acknowledgement("o-1")]
+    assert sent == [revocation_acknowledgement("o-1"), acknowledgement("o-1")]
+
+
+def revocation_acknowledgement(order_id: str) -> tuple[str, dict, str]:
+    return ("certificates.revocation_recorded", {"v": 1, "order_id": order_id, "recorded_by": "ranking"},
+            queue_for("certificates.revocation_recorded"))
+
+
+def test_a_revocation_is_acknowledged_to_certificates_every_time_it_is_delivered(sent, now):
+    """Certificates' revocation audit sends ranking.revoke again until it hears this."""
+    tasks.record.run(order("o-2", "p-1", 5, minutes_before(now, 5)))
+    sent.clear()
+    first = tasks.revoke.run({"v": 1, "order_id": "o-2"})
+    again = tasks.revoke.run({"v": 1, "order_id": "o-2"})
+    assert first["stored"] is True and again["stored"] is False
+    assert sent == [revocation_acknowledgement("o-2")] * 2
 
 
 def test_an_acknowledgement_the_broker_refuses_leaves_the_record_done(now, monkeypatch, caplog):

@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from diandian_common.contracts import load
 from diandian_common.testing import Driver, GuestClient
+from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
+from orders.ledger import registry
 from orders.ledger import service as ledger_service
 from orders.ledger.domain import chain
 from orders.models import AnchoredRange, OutboxMessage
@@ -18,6 +20,9 @@ from orders.models import AnchoredRange, OutboxMessage
 PROJECT = {"code": "CDCER-ANCHOR", "name": "锚定测试", "name_en": "Anchoring test",
            "type": "forestry_carbon_sink", "location": "Chengdu", "vintage": 2024,
            "price_fen_per_tonne": 8000}
+
+
+AUDIT_GRACE = timedelta(minutes=5)
 
 
 def record_body(**changes):
@@ -247,3 +252,49 @@ def test_missing_fields_are_422(client, operator, project):
     assert set(response.get_json()["error"]["fields"]) == {"quantity_t", "registry_serial_first",
                                                           "registry_serial_last", "cancellation_id", "url",
                                                           "retired_on"}
+
+
+# --- the pipeline audit of registry notices (issue 20) ---------------------------------------
+
+def resend_unconfirmed(database, now, limit=500):
+    with UnitOfWork(database) as uow:
+        return registry.resend_unconfirmed(uow, AUDIT_GRACE, limit=limit, now=now)
+
+
+def confirm(database, order_id, anchored_kg):
+    with UnitOfWork(database) as uow:
+        return registry.registry_shown(uow, order_id, anchored_kg)
+
+
+def test_a_notice_certificates_never_confirmed_is_sent_again_with_the_coverage_now(client, database,
+                                                                                   operator, project):
+    a, b = (retire(client, database, project["id"], kg) for kg in (600, 1000))
+    assert post_record(client, operator, project["id"]).status_code == 201   # a: 600, b: 400
+    assert resend_unconfirmed(database, utcnow()) == (0, 0)      # within the grace: not yet
+    assert confirm(database, a, 600) is True
+    assert confirm(database, a, 600) is False                    # a redelivery changes nothing
+
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE) == (1, 1)
+    again = show_registry_messages(database)[2:]
+    assert [m["order_id"] for m in again] == [b] and again[0]["registry"] == registry_of(client, b)
+    # Each copy waits longer than the one before: the grace, then twice the grace.
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE * 1.5) == (1, 0)
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE * 2 + timedelta(seconds=5)) == (1, 1)
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE * 3) == (1, 0)
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE * 4 + timedelta(seconds=10)) == (1, 1)
+
+    # A late, smaller confirmation is not enough; the full one ends the audit's interest.
+    assert confirm(database, b, 100) is True
+    assert confirm(database, b, 400) is True
+    assert resend_unconfirmed(database, utcnow() + AUDIT_GRACE * 100) == (0, 0)
+
+
+def test_a_newer_record_must_be_confirmed_again(client, database, operator, project):
+    _a, b, _c = (retire(client, database, project["id"], kg) for kg in (600, 1000, 400))
+    assert post_record(client, operator, project["id"]).status_code == 201
+    assert confirm(database, b, 400) is True
+    assert post_record(client, operator, project["id"], cancellation_id="CXL-2").status_code == 201
+    unconfirmed, resent = resend_unconfirmed(database, utcnow() + AUDIT_GRACE)
+    assert unconfirmed == 3 and resent == 3   # a never confirmed; b behind its 1000 kg now; c new
+    assert confirm(database, b, 1000) is True
+    assert confirm(database, "ord_unknown", 5) is False

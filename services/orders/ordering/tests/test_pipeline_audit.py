@@ -10,13 +10,13 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from diandian_common import backoff
 from diandian_common.contracts import InvalidMessage
 from diandian_common.testing import Driver
 from diandian_common.timestamps import utcnow
 from diandian_common.uow import UnitOfWork
 from orders import tasks
 from orders.models import Order, OutboxMessage, PipelineResend
-from orders.ordering import resends
 from orders.ordering import service as ordering
 from orders.ordering.domain import lifecycle
 from orders.ordering.tests.test_api import GUEST_ID, WANG_FANG, pay_and_retire
@@ -106,8 +106,8 @@ def test_the_audit_re_sends_each_message_after_twice_the_wait_of_the_last(client
 
 
 def test_the_wait_between_re_sends_doubles_up_to_an_hour():
-    assert [resends.wait_after(n, GRACE) for n in (1, 2, 3, 4)] == [GRACE, GRACE * 2, GRACE * 4, GRACE * 8]
-    assert resends.wait_after(40, GRACE) == resends.LONGEST_WAIT == timedelta(hours=1)
+    assert [backoff.wait_after(n, GRACE) for n in (1, 2, 3, 4)] == [GRACE, GRACE * 2, GRACE * 4, GRACE * 8]
+    assert backoff.wait_after(40, GRACE) == backoff.LONGEST_WAIT == timedelta(hours=1)
 
 
 def test_a_backlog_is_asked_about_a_batch_per_pass_oldest_first(client, database):
@@ -140,14 +140,16 @@ def test_the_audit_task_counts_and_says_what_it_re_sent(client, database, monkey
     acknowledged = pay_and_retire(client, database, kg=2)
     acknowledge(acknowledged["id"])
     with caplog.at_level(logging.INFO, logger="orders.ordering.tasks"):
-        assert tasks.audit_pipeline.run() == {"unacknowledged": 0, "resent": 0, "waiting": 0}
+        assert tasks.audit_pipeline.run() == {"unacknowledged": 0, "resent": 0, "waiting": 0,
+                                              "registry_unconfirmed": 0, "registry_resent": 0}
     assert "ranking acknowledged every order retired over 0 s ago" in caplog.text
 
     lost = pay_and_retire(client, database, kg=3)
     before = resent_total("ranking.record")
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="orders.ordering.tasks"):
-        assert tasks.audit_pipeline.run({"v": 1}) == {"unacknowledged": 1, "resent": 1, "waiting": 0}
+        assert tasks.audit_pipeline.run({"v": 1}) == {"unacknowledged": 1, "resent": 1, "waiting": 0,
+                                                      "registry_unconfirmed": 0, "registry_resent": 0}
     assert resent_total("ranking.record") == before + 1
     [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "1 retired orders without ranking's acknowledgement" in line.getMessage()
@@ -184,3 +186,24 @@ def test_outbox_and_bookkeeping_commit_together(client, database):
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(func.count()).select_from(PipelineResend)) == 0
     assert len(sent(database, order["id"], "ranking.record")) == 1
+
+
+def test_a_revocation_is_acknowledged_to_certificates_every_time_it_is_delivered(client, database,
+                                                                                 monkeypatch):
+    """Certificates' revocation audit sends orders.certificate_revoked again until it hears this;
+    a revocation orders cannot apply (unknown order) is acknowledged too: asking again changes nothing."""
+    from orders.wiring import celery
+
+    published = []
+    monkeypatch.setattr(celery, "send_task", lambda name, args=None, queue=None, **_: published.append(
+        (name, args[0], queue)))
+    order = pay_and_retire(client, database, kg=2)
+    message = {"v": 1, "order_id": order["id"], "certificate_id": "cert_1", "reason": "double counted"}
+    assert tasks.certificate_revoked.run(message) == "revoked"
+    assert tasks.certificate_revoked.run(message) == "already_revoked"
+    assert tasks.certificate_revoked.run({**message, "order_id": "ord_missing"}) == "ignored"
+    acknowledgements = [(args, queue) for name, args, queue in published
+                        if name == "certificates.revocation_recorded"]
+    assert acknowledgements == [
+        ({"v": 1, "order_id": order_id, "recorded_by": "orders"}, "diandian.certificates")
+        for order_id in (order["id"], order["id"], "ord_missing")]
