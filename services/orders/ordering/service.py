@@ -85,7 +85,16 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     lock_name(session, "unpaid-of-participant", participant["id"])
     if address_hash:
         lock_name(session, "unpaid-of-address", address_hash)
-    project = lock_project(session, project_id)
+    # A pending order of the same estimate on another project may be replaced (cancelled,
+    # releasing its kilograms: pending_of_estimate), so its project is locked too; several
+    # projects in id order, so no two orders wait on each other.
+    projects = {project_id}
+    if estimate_id:
+        projects.update(session.scalars(select(Order.project_id).where(
+            Order.participant_id == participant["id"], Order.estimate_id == estimate_id,
+            Order.status == lifecycle.PENDING_PAYMENT)))
+    locked = {pid: lock_project(session, pid) for pid in sorted(projects)}
+    project = locked[project_id]
     if project is None:
         raise ApiError(422, "validation_error", "some fields are invalid",
                        {"project_id": [f"unknown project {project_id}"]})
