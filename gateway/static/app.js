@@ -363,6 +363,12 @@
   // --- steppers: − and + beside a count (hotel nights), so two nights is one tap ------------
   document.querySelectorAll(".stepper").forEach(function (stepper) {
     var input = stepper.querySelector("input");
+    var label = document.querySelector("label[for='" + input.id + "']");
+    // The focus stays on the button: say the new count, as a spin button would.
+    var status = document.createElement("p");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    stepper.insertAdjacentElement("afterend", status);
     stepper.querySelectorAll("button.step").forEach(function (button) {
       button.hidden = false;
       button.addEventListener("click", function () {
@@ -371,6 +377,7 @@
         var value = (parseInt(input.value, 10) || 0) + Number(button.dataset.step);
         input.value = String(Math.min(max, Math.max(min, value)));
         input.dispatchEvent(new Event("input", { bubbles: true }));
+        status.textContent = (label ? label.textContent.trim() + " " : "") + formatNumber(input.value);
       });
     });
   });

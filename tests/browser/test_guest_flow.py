@@ -235,8 +235,17 @@ def test_the_trip_form_checks_keeps_and_waits_for_the_network(phone, stack, loca
     guest.shot("02-offline")
     guest.context.set_offline(False)
     page.wait_for_url(re.compile(r"/e/[0-9a-f-]+$"))
+    # The order too: offline said as such, placed once back online (with the same key).
+    page.get_by_label(t["name"]).fill(f"{t['holder']} offline")
+    guest.context.set_offline(True)
+    page.get_by_role("button", name=t["continue"]).click()
+    expect(page.locator("form.js-order .form-error")).to_have_text(t["offline"])
+    guest.context.set_offline(False)
+    page.wait_for_url(re.compile(r"/pay/ord_"))
 
     # Back: the flight section (closed on a scenic spot's form) is open again, as filled.
+    page.go_back()
+    page.wait_for_url(re.compile(r"/e/[0-9a-f-]+$"))
     page.go_back()
     page.wait_for_url(re.compile(rf"/s/{SCENIC}/form$"))
     flight = page.locator("details.activity-toggle:has([data-activity='flight'])")
