@@ -154,12 +154,16 @@ class ProjectSnapshotSchema(Payload):
 class SceneSnapshot:
     slug: str
     name: str
+    name_en: str | None = None
 
 
 class SceneSnapshotSchema(Payload):
     message_type = SceneSnapshot
     slug = fields.String(required=True, validate=validate.Length(1, 100))
     name = fields.String(required=True, validate=validate.Length(1, 300))
+    # Optional: messages sent before issue 21 have no English name (the certificate then prints the one).
+    name_en = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=300),
+                            metadata={"description": "the scene's English name, when it has one"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from diandian_common.logs import configure_logging
 from diandian_common.metrics import install_flask_metrics
 from diandian_common.web import install_request_id
 
-from . import apidocs, cli, event_report, health, limits, pages, participants, security
+from . import apidocs, cli, event_report, health, limits, pages, participants, security, share_card
 from .keys import KeyStore, authorize_request
 from .openapi import MergedDocument
 from .proxy import Upstreams
@@ -64,6 +64,7 @@ def create_app(database_url: str | None = None) -> Flask:
         return jsonify(body), (200 if ok else 503)
 
     event_report.register(app)  # before the proxy: a more specific rule than /api/v1/<path>
+    share_card.register(app)    # likewise; every other /api/v1/certificates path is proxied
     app.register_blueprint(apidocs.blp)
     pages.register(app, upstreams)
     app.after_request(participants.set_cookie)

@@ -32,6 +32,8 @@ from .event_report import OPENAPI_PATH as EVENT_REPORT_PATH
 from .participants import COOKIE_NAME, JOINING_WRITES
 from .proxy import Upstreams
 from .routes import owner_of, required_scope
+from .share_card import OPENAPI_OPERATION as SHARE_CARD_OPERATION
+from .share_card import OPENAPI_PATH as SHARE_CARD_PATH
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,9 @@ def merge(documents: dict[str, dict], public_base_url: str, unavailable=()) -> d
     if "calculator" in documents:
         # The gateway's own route, composed from the calculator's and the orders' answers.
         paths[EVENT_REPORT_PATH] = {"get": copy.deepcopy(EVENT_REPORT_OPERATION)}
+    if "certificates" in documents:
+        # The gateway's own route, composed from the certificates', calculator's and ranking's answers.
+        paths[SHARE_CARD_PATH] = {"get": copy.deepcopy(SHARE_CARD_OPERATION)}
     has_error_schema = "Error" in components.get("schemas", {})
     for path, item in paths.items():
         for method in HTTP_METHODS:

@@ -302,13 +302,14 @@ def certificate(certificate_id):
         order = reader().get("orders", f"/api/v1/orders/{segment(cert['order_id'])}", as_guest=True)
         participant = (order.body or {}).get("participant") or {} if order.ok else {}
     scene_slug = (cert.get("scene") or {}).get("slug")
+    card_path = f"/api/v1/certificates/{segment(cert['id'])}/card.png"  # gateway/share_card.py
     return render_template(
         "certificate.html", cert=cert, scene=scene_of(scene_slug) or cert.get("scene"),
         participant_id=participant.get("id"), rank=standing(participant.get("id"), scene_slug),
         global_rank=standing(participant.get("id"), None),
         verify_qr=render.qr_svg(cert["verify_url"]) if cert.get("verify_url") else None,
         page_url=public_url(url_for("pages.certificate", certificate_id=cert["id"])),
-        preview_url=public_url(f"/api/v1/certificates/{segment(cert['id'])}/preview.png"))
+        card_path=card_path, card_url=public_url(card_path))
 
 
 @bp.get("/rankings")

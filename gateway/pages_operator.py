@@ -1,6 +1,7 @@
 """Operator pages: scenes (QR codes, posters, a create form), a live dashboard per scene with
-the organiser's inputs and the event report, projects and their inventory. Behind a login
-with an operator API key.
+the organiser's inputs and the event report, the organiser's projector screen of a scene (its
+live figures, the top of its board and the QR code to join, full-screen), projects and their
+inventory. Behind a login with an operator API key.
 
 The key is checked once, at the login, and never kept: the browser gets an opaque random
 session token (an httponly cookie limited to ``/operator``, SameSite=Strict, Secure over
@@ -32,8 +33,9 @@ from diandian_common import config
 from diandian_common.auth import API_KEY_HEADER, Operator
 from diandian_common.db import Database
 
-from . import pages_render as render
 from . import event_report
+from . import pages_figures as figures
+from . import pages_render as render
 from .event_report import MEDIA_TYPES as REPORT_FORMATS
 from .keys import hash_key
 from .models import ApiKey, OperatorSession
@@ -55,6 +57,10 @@ PROVINCES = tuple(f"CN-{code}" for code in (
     "JX", "LN", "MO", "NM", "NX", "QH", "SC", "SD", "SH", "SN", "SX", "TJ", "TW", "XJ", "XZ", "YN", "ZJ"))
 MAX_FORM_NUMBER = 20  # characters: more is no quantity anyone types
 DASHBOARD_REFRESH_SECONDS = 10
+DASHBOARD_BOARD_SIZE = 10
+PROJECTOR_BOARD_SIZE = 8   # two columns of four rows: readable from the back of a room
+# The projector screen's backgrounds: dark for a dim hall (the default), light for a bright one.
+PROJECTOR_THEMES = ("dark", "light")
 DEFAULT_SESSION_TTL = "8h"
 TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Stands in the in-process request's X-API-Key header, which the scope check asks for;
@@ -233,6 +239,12 @@ def scene_payload(form) -> dict:
     return {name: form.get(name, "").strip() for name in SCENE_FIELDS if form.get(name, "").strip()}
 
 
+def projector_theme(value: str | None) -> str:
+    """The asked theme when it is one, else the default (a stray value is no error: the screen
+    still shows)."""
+    return value if value in PROJECTOR_THEMES else PROJECTOR_THEMES[0]
+
+
 def form_number(text: str):
     """A typed quantity as JSON: whole numbers as integers, decimals as floats; anything else
     goes as typed, for the API to refuse on its field (so the page shows the API's message)."""
@@ -367,38 +379,62 @@ def register(app: Flask) -> None:
         return scenes_page(status if status >= 400 else 502, errors, payload,
                            message or (_l("The scene could not be created.") if not errors else None))
 
-    def dashboard_data(slug: str) -> dict | None:
+    def scene_figures(slug: str, board_size: int) -> dict | int:
+        """The scene and the live figures the dashboard and the projector screen both show,
+        or the status of the page when the scene cannot be read: 404 for a slug that names
+        no scene (or could name none), 503 when the calculator does not answer."""
         scene = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}")
         if not scene.ok:
-            return None
+            return 404 if 400 <= scene.status < 500 else 503
         footprint = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}/footprint")
         people = reader().get("ranking", "/api/v1/rankings",
-                              {"board": "individual", "scene": slug, "limit": 10})
-        organizations = reader().get("ranking", "/api/v1/rankings",
-                                     {"board": "organization", "scene": slug, "limit": 5})
+                              {"board": "individual", "scene": slug, "limit": board_size})
         orders, truncated, orders_status = neutralised_orders(g.operator.operator, slug)
         events = [(when, float(o.get("quantity_kg") or 0)) for o in orders
                   if (when := render.parse_time((o.get("retirement") or {}).get("retired_at")))]
         estimated = float((footprint.body or {}).get("total_kg") or 0) if footprint.ok else None
         neutralised = sum(quantity for _, quantity in events)
-        organiser = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}/organiser-inputs")
         return {
             "scene": scene.body, "footprint": footprint.body if footprint.ok else None,
-            "organiser": organiser.body if organiser.ok else None,
             "people": people.body if people.ok else None,
-            "organizations": organizations.body if organizations.ok else None,
             "orders_count": len(orders), "orders_truncated": truncated, "orders_status": orders_status,
             "neutralised_kg": neutralised, "estimated_kg": estimated,
-            "share": (neutralised / estimated) if estimated else None,
-            "chart": render.cumulative_chart(events, estimated),
+            "coverage": figures.coverage(neutralised, estimated), "events": events,
             "refreshed_at": datetime.now(UTC),
         }
+
+    def dashboard_data(slug: str) -> dict | int:
+        data = scene_figures(slug, DASHBOARD_BOARD_SIZE)
+        if isinstance(data, int):
+            return data
+        organizations = reader().get("ranking", "/api/v1/rankings",
+                                     {"board": "organization", "scene": slug, "limit": 5})
+        organiser = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}/organiser-inputs")
+        chart = render.cumulative_chart(data.pop("events"), data["estimated_kg"])
+        return {**data, "organiser": organiser.body if organiser.ok else None,
+                "organizations": organizations.body if organizations.ok else None, "chart": chart}
+
+    def projector_data(slug: str) -> dict | int:
+        data = scene_figures(slug, PROJECTOR_BOARD_SIZE)
+        if isinstance(data, int):
+            return data
+        del data["events"]
+        # The neutralised kilograms choose the unit; the estimate beside them is said in the same.
+        unit = figures.unit_for(data["neutralised_kg"])
+        board = (data["people"] or {}).get("items") or []
+        board_unit = figures.unit_for(*(item.get("kg") for item in board))
+        return {**data, "unit": unit, "neutralised_text": figures.amount(data["neutralised_kg"], unit),
+                "board": [{"rank": item.get("rank"), "display_name": item.get("display_name"),
+                           "amount": f"{figures.amount(item.get('kg'), board_unit)} {board_unit}"}
+                          for item in board],
+                "estimated_text": figures.amount(data["estimated_kg"], unit)
+                if data["estimated_kg"] is not None else None}
 
     def dashboard_page(slug: str, status: int = 200, errors: dict | None = None, values: dict | None = None,
                        message=None):
         data = dashboard_data(slug)
-        if data is None:
-            return render_template("error.html", status=404), 404
+        if isinstance(data, int):
+            return render_template("error.html", status=data), data
         return render_template("operator/dashboard.html", csrf=g.operator.csrf,
                                refresh_seconds=DASHBOARD_REFRESH_SECONDS, errors=errors or {},
                                values=values if values is not None else organiser_values(data["organiser"],
@@ -463,9 +499,30 @@ def register(app: Flask) -> None:
     @operator_page
     def operator_dashboard_panel(slug):
         data = dashboard_data(slug)
-        if data is None:
-            return render_template("error.html", status=404), 404
+        if isinstance(data, int):
+            return render_template("error.html", status=data), data
         return render_template("operator/dashboard_panel.html", **data), 200, {"Cache-Control": "no-store"}
+
+    @app.get("/operator/scenes/<slug>/projector")
+    @operator_page
+    def operator_projector(slug):
+        """The organiser's screen for a projector: the live figures, the top of the board and
+        the QR code to join, filling the screen; ``?theme=light`` for a bright room."""
+        data = projector_data(slug)
+        if isinstance(data, int):
+            return render_template("error.html", status=data), data
+        theme = projector_theme(request.args.get("theme"))
+        return render_template("operator/projector.html", csrf=g.operator.csrf, theme=theme,
+                               other_theme=PROJECTOR_THEMES[1 - PROJECTOR_THEMES.index(theme)],
+                               refresh_seconds=DASHBOARD_REFRESH_SECONDS, **data)
+
+    @app.get("/operator/scenes/<slug>/projector/panel")
+    @operator_page
+    def operator_projector_panel(slug):
+        data = projector_data(slug)
+        if isinstance(data, int):
+            return render_template("error.html", status=data), data
+        return render_template("operator/projector_panel.html", **data), 200, {"Cache-Control": "no-store"}
 
     @app.get("/operator/projects")
     @operator_page

@@ -238,6 +238,7 @@ def test_answers_about_real_orders_match_the_document(hostile, schema):
         "/api/v1/certificates/{certificate_id}": {"certificate_id": certificate["id"]},
         "/api/v1/certificates/{certificate_id}/pdf": {"certificate_id": certificate["id"]},
         "/api/v1/certificates/{certificate_id}/preview.png": {"certificate_id": certificate["id"]},
+        "/api/v1/certificates/{certificate_id}/card.png": {"certificate_id": certificate["id"]},
         "/api/v1/certificates/verify/{code}": {"code": code},
         "/api/v1/scenes/{slug}": {"slug": SCENE},
         "/api/v1/scenes/{slug}/footprint": {"slug": SCENE},

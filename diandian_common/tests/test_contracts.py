@@ -22,7 +22,8 @@ AS_SENT = {
         "order_id": "ord_7f3a9c2e", "holder": "张三丰", "organization": None, "quantity_kg": 12,
         "project": {"id": "prj_longquan", "code": "CDCER-0042", "name": "成都龙泉山林业碳汇项目",
                     "name_en": "Longquan Forestry", "registry": "CDCER", "vintage": 2023},
-        "serial_range": "CDCER-0042-2023:000001001-000001012", "scene": {"slug": "expo-2026", "name": "博览会"},
+        "serial_range": "CDCER-0042-2023:000001001-000001012",
+        "scene": {"slug": "expo-2026", "name": "博览会", "name_en": "Expo"},
         "issued_at": RETIRED_AT, "ledger_hash": "9f2c" * 16},
     "ranking.record": {
         "order_id": "ord_7f3a9c2e", "participant_id": "p_1", "display_name": "张三丰", "organization": None,
@@ -57,6 +58,13 @@ def test_what_producers_send_today_builds_unchanged_and_loads_typed(task_name):
     assert payload == {"v": 1, **AS_SENT[task_name]}
     message = load(task_name, payload)
     assert isinstance(message, CONTRACTS[task_name].schema.message_type)
+
+
+def test_a_render_message_sent_before_the_scenes_english_name_still_loads():
+    before = {**AS_SENT["certificates.render"], "v": 1, "scene": {"slug": "expo-2026", "name": "博览会"}}
+    scene = load("certificates.render", before).scene
+    assert (scene.slug, scene.name, scene.name_en) == ("expo-2026", "博览会", None)
+    assert load("certificates.render", {**AS_SENT["certificates.render"], "v": 1}).scene.name_en == "Expo"
 
 
 def test_load_gives_typed_fields():

@@ -697,6 +697,74 @@
     });
   });
 
+  // --- the certificate's share card (issue 21) -----------------------------------------------
+  // The phone's share sheet with the card image where the browser can share files, else the
+  // link and title, else (WeChat's browser has no Web Share API) the card full-screen with
+  // the long-press hint. The image is fetched on load: a share must start within the tap.
+  document.querySelectorAll(".js-share-card").forEach(function (button) {
+    var viewer = document.querySelector(".card-viewer");
+    var status = document.querySelector(".share-status");
+    var field = document.getElementById("share-url");
+    var cardFile = null;
+
+    function say(message) { if (status) { status.textContent = message; } }
+
+    function openViewer() {
+      if (!viewer) { return false; }
+      viewer.hidden = false;
+      var close = viewer.querySelector(".js-card-viewer-close");
+      if (close) { close.focus(); }
+      return true;
+    }
+
+    function copyLink() {
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(button.dataset.url).then(function () { say(button.dataset.copiedMessage); },
+          function () { say(button.dataset.copyFailedMessage); });
+        return;
+      }
+      if (field) { field.focus(); field.select(); }
+      var copied = false;
+      try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+      say(copied ? button.dataset.copiedMessage : button.dataset.copyFailedMessage);
+    }
+
+    if (button.dataset.card && navigator.canShare && window.File) {
+      fetch(button.dataset.card, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.blob() : null; })
+        .then(function (blob) {
+          if (!blob) { return; }
+          var file = new File([blob], button.dataset.cardName || "diandian.png", { type: "image/png" });
+          if (navigator.canShare({ files: [file] })) { cardFile = file; }
+        })
+        .catch(function () { /* the link is shared instead */ });
+    }
+
+    if (viewer) {
+      viewer.querySelector(".js-card-viewer-close").addEventListener("click", function () {
+        viewer.hidden = true;
+        button.focus();
+      });
+      viewer.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") { viewer.hidden = true; button.focus(); }
+      });
+    }
+
+    button.addEventListener("click", function () {
+      var data = { title: button.dataset.title, text: button.dataset.text, url: button.dataset.url };
+      var failed = function (error) {
+        if (!error || error.name !== "AbortError") { if (!openViewer()) { copyLink(); } }
+      };
+      if (cardFile) {
+        navigator.share({ files: [cardFile], title: data.title, text: data.text }).catch(failed);
+      } else if (navigator.share) {
+        navigator.share(data).catch(failed);
+      } else if (!openViewer()) {
+        copyLink();
+      }
+    });
+  });
+
   // --- a rank that is still being counted -------------------------------------------------
   document.querySelectorAll(".js-rank-wait").forEach(function (element) {
     var tries = 0;
@@ -723,9 +791,28 @@
     window.setInterval(function () {
       if (document.hidden) { return; }
       fetch(panel.dataset.url, { credentials: "same-origin", headers: { Accept: "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (response) {
+          // Sent to the login (the session ended): show that page whole, not inside the panel.
+          if (response.redirected) { window.location.reload(); return null; }
+          return response.ok ? response.text() : null;
+        })
         .then(function (html) { if (html !== null) { panel.innerHTML = html; } })
         .catch(function () { /* keep the last figures; the next tick tries again */ });
     }, seconds * 1000);
+  });
+
+  // --- projector screen: the Fullscreen API, where the browser offers it ---------------------
+  document.querySelectorAll(".js-fullscreen").forEach(function (button) {
+    var root = document.documentElement;
+    if (!document.fullscreenEnabled || !root.requestFullscreen) { return; }  // the button stays hidden
+    function label() {
+      button.textContent = document.fullscreenElement ? button.dataset.leaveLabel : button.dataset.enterLabel;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var done = document.fullscreenElement ? document.exitFullscreen() : root.requestFullscreen();
+      if (done && done.catch) { done.catch(function () { /* refused (no user gesture, a policy): stay as is */ }); }
+    });
+    document.addEventListener("fullscreenchange", label);
   });
 })();

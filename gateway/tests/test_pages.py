@@ -215,11 +215,17 @@ def test_pay_page_of_another_provider_waits_for_its_confirmation(client, service
 def test_certificate_page_shares_well_and_verifies(client):
     html = page(client, "/c/cert_1", lang="en")
     markup = Markup(html)
-    assert markup.meta("og:image") == f"{PUBLIC}/api/v1/certificates/cert_1/preview.png"
+    # The share card (gateway/share_card.py) is the page's main image and its og:image.
+    assert markup.meta("og:image") == f"{PUBLIC}/api/v1/certificates/cert_1/card.png"
+    assert (markup.meta("og:image:width"), markup.meta("og:image:height")) == ("1080", "1920")
+    assert markup.meta("og:type") == "website" and markup.meta("og:description")
+    image = next(a for a in markup.find("img") if a.get("class") == "share-card-image")
+    assert image["src"] == "/api/v1/certificates/cert_1/card.png"
+    assert "Long-press the image to save or send it" in html
     assert markup.meta("og:url") == f"{PUBLIC}/c/cert_1"
     assert "Carbon Neutral Certificate of Honour" in markup.meta("og:title")
     assert markup.find("a", href="/api/v1/certificates/cert_1/pdf")
-    share = markup.find("button", type="button")[0]
+    share = next(b for b in markup.find("button", type="button") if "js-share-card" in b.get("class", ""))
     assert share["data-url"] == f"{PUBLIC}/c/cert_1"
     assert "I am No. 2 of 3,456 at Green Forum" in share["data-text"]
     assert "I am No. 2 of 3,456 at Green Forum" in html
@@ -229,8 +235,20 @@ def test_certificate_page_shares_well_and_verifies(client):
     assert card.startswith(f"/api/v1/rankings/participants/{ME}/card.svg?")
     assert parse_qs(urlsplit(card).query) == {"lang": ["en"], "period": ["all"], "scene": ["forum"],
                                               "scene_name": ["Green Forum"]}
+    assert share["data-card"] == "/api/v1/certificates/cert_1/card.png"
     zh = page(client, "/c/cert_1")
     assert "在绿色论坛 &lt;i&gt;2025&lt;/i&gt;，我是第 2 名，共 3,456 人" in zh
+    assert "长按图片保存或发送给朋友" in zh
+
+
+def test_a_revoked_certificate_page_offers_no_share_card(client, services):
+    services["certificates"].on("GET", "/api/v1/certificates/cert_1", (200, {
+        **CERTIFICATE, "status": "revoked", "revoked_at": "2025-09-08T00:00:00+00:00"}))
+    markup = Markup(page(client, "/c/cert_1", lang="en"))
+    assert not [a for t, a in markup.elements if t == "meta" and a.get("property") == "og:image"]
+    assert not [a for a in markup.find("img") if a.get("class") == "share-card-image"]
+    share = next(b for b in markup.find("button", type="button") if "js-share-card" in b.get("class", ""))
+    assert "data-card" not in share and share["data-url"] == f"{PUBLIC}/c/cert_1"
 
 
 def test_certificate_qr_code_decodes_to_the_verify_url(client):

@@ -22,9 +22,8 @@ import fcntl
 import hashlib
 import logging
 import os
-import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,15 +32,17 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 from diandian_common import config
+from diandian_common.fontconfig import CJK_FAMILIES, SCALABLE_FORMATS, FontSource, cjk_font
+from diandian_common.fontconfig import installed as _installed
+from diandian_common.fontconfig import query as _fontconfig
 
 log = logging.getLogger(__name__)
 
 # The family the stylesheet asks for first; declared with @font-face when the subset exists.
 COMMON_FAMILY = "Diandian CJK Common"
-# Full CJK fonts to cut down, in the stylesheet's order of preference.
-CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC")
-# Font formats WeasyPrint can embed and fontTools can cut down (not bitmap fonts).
-SCALABLE_FORMATS = ("TrueType", "CFF")
+# The full CJK fonts to cut down (CJK_FAMILIES, in the stylesheet's order of preference) and
+# how fontconfig finds them are diandian_common.fontconfig's: the gateway's share card draws
+# with the same font.
 
 # Latin, Latin-1, Latin Extended-A/B, general punctuation, currency and letterlike symbols,
 # CJK punctuation, full-width forms.
@@ -62,46 +63,6 @@ def common_characters() -> frozenset[int]:
     return frozenset(characters)
 
 
-@dataclass(frozen=True)
-class FontSource:
-    path: Path
-    index: int = 0  # the face inside a .ttc collection
-    family: str = field(default="", compare=False)  # as fontconfig names it, for logs and reports
-
-
-def _fontconfig(command: str, *args: str) -> list[list[str]] | None:
-    """Tab-separated rows from ``fc-list``/``fc-match``; None when fontconfig's tools are missing."""
-    try:
-        listed = subprocess.run([command, *args], capture_output=True, text=True, timeout=20,
-                                check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [line.split("\t") for line in listed.splitlines() if line]
-
-
-def _installed(family: str, style: str = ":style=Regular") -> FontSource | None:
-    rows = _fontconfig("fc-list", "--format", r"%{file}\t%{index}\t%{fontformat}\n", family + style)
-    for path, index, font_format in sorted(rows or []):
-        if path and index.isdigit() and font_format in SCALABLE_FORMATS:
-            return FontSource(Path(path), int(index), family)
-    return None
-
-
-def _preferred_chinese_font() -> FontSource | None:
-    """The Chinese font fontconfig ranks first for simplified Chinese, whatever its family."""
-    rows = _fontconfig("fc-match", "--sort", "--format",
-                       r"%{family[0]}\t%{file}\t%{index}\t%{fontformat}\t%{lang}\n",
-                       ":lang=zh-cn:style=Regular")
-    for row in rows or []:
-        if len(row) != 5:
-            continue
-        family, path, index, font_format, langs = row
-        if font_format in SCALABLE_FORMATS and index.isdigit() and any(
-                lang.startswith("zh") for lang in langs.split("|")):
-            return FontSource(Path(path), int(index), family)
-    return None
-
-
 def source_font() -> FontSource | None:
     """The full CJK font to cut down, or None (subsetting off, or no Chinese font at all)."""
     configured = config.env("CERTIFICATES_CJK_FONT")
@@ -110,10 +71,7 @@ def source_font() -> FontSource | None:
             return None
         path, _, index = configured.partition("#")
         return FontSource(Path(path), int(index) if index.isdigit() else 0)
-    for family in CJK_FAMILIES:
-        if (found := _installed(family)) is not None:
-            return found
-    return _preferred_chinese_font()
+    return cjk_font()
 
 
 def _cache_name(source: FontSource) -> str:

@@ -19,6 +19,8 @@ class ProjectSchema(Schema):
 class SceneSchema(Schema):
     slug = fields.String()
     name = fields.String()
+    name_en = fields.String(allow_none=True, metadata={
+        "description": "the scene's English name; absent on certificates issued before it was recorded"})
 
 
 class CertificateRegistryRecordSchema(Schema):

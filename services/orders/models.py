@@ -116,6 +116,7 @@ class Order(Base):
     organization: Mapped[str | None] = mapped_column(String(200), nullable=True)
     scene_slug: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     scene_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    scene_name_en: Mapped[str | None] = mapped_column(String(200), nullable=True)  # for the certificate
     estimate_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     payment_provider: Mapped[str] = mapped_column(String(20))
     payment_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)

@@ -26,7 +26,8 @@ TEXTS = {
               "offline": "你已离线，联网后会自动重试。",
               "rank": re.compile(r"我是第 [\d,]+ 名，共 [\d,]+ 人"),
               "leaderboard": "查看排行榜", "holder": "李雷", "me": "我",
-              "together": "同行人数", "rf": "含辐射强迫", "rf_about": "航班与辐射强迫"},
+              "together": "同行人数", "rf": "含辐射强迫", "rf_about": "航班与辐射强迫",
+              "long_press": "长按图片保存或发送给朋友"},
     "en-US": {"cta": "I want to be carbon neutral", "flight": "Flight",
               "from": "From", "to": "To",
               "heading": "Your trip to First China Digital Carbon Neutrality Forum",
@@ -43,7 +44,8 @@ TEXTS = {
               "rank": re.compile(r"I am No\. [\d,]+ of [\d,]+ at First China"),
               "leaderboard": "See the leaderboard", "holder": "Li Lei", "me": "me",
               "together": "Travelling together", "rf": "With radiative forcing",
-              "rf_about": "Flights and radiative forcing"},
+              "rf_about": "Flights and radiative forcing",
+              "long_press": "Long-press the image to save or send it"},
 }
 GOAL_TAPS, GOAL_TYPED = 8, 2
 MEASURED: dict[str, tuple[int, int]] = {}
@@ -159,20 +161,32 @@ def test_guest_goes_from_the_scene_to_a_certificate_and_a_rank(phone, stack, loc
 
     pay_and_open_certificate(guest, t)
     expect(page.locator("h1")).to_have_text(holder)
-    assert page.locator("meta[property='og:image']").get_attribute("content").endswith("/preview.png")
+    og_image = page.locator("meta[property='og:image']").get_attribute("content")
+    card_url = re.compile(rf"{re.escape(stack.url)}/api/v1/certificates/cert_[^/]+/card\.png")
+    assert card_url.fullmatch(og_image), og_image
     pdf = page.get_by_role("link", name=re.compile("PDF"))
     assert pdf.get_attribute("href").endswith("/pdf")
     verify_url = page.locator(".verify a").get_attribute("href")
     assert verify_url.startswith(f"{stack.url}/v/")
     expect(page.locator(".rank-card .rank-sentence").first).to_have_text(t["rank"])
-    expect(page.locator("img.preview")).to_have_js_property("complete", True)
-    assert page.locator("img.preview").evaluate("img => img.naturalWidth") > 0
+    # Certificate -> share card (portrait PNG): the page's main image, for long-press saving.
+    card = page.locator("img.share-card-image")
+    card.scroll_into_view_if_needed()
+    expect(card).to_have_js_property("complete", True)
+    assert card.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [1080, 1920]
+    assert og_image.endswith(card.get_attribute("src"))
+    expect(page.locator(".share-card figcaption")).to_have_text(t["long_press"])
     guest.shot("07-certificate")
 
-    # Sharing falls back to copying the link when the Web Share API is missing.
-    page.evaluate("delete Navigator.prototype.share")
+    # Without the Web Share API (WeChat's browser) Share opens the card full-screen with the hint.
+    page.evaluate("delete Navigator.prototype.share; delete Navigator.prototype.canShare")
     page.get_by_role("button", name=re.compile("分享|Share")).click()
-    expect(page.locator(".share-status")).not_to_be_empty()
+    viewer = page.locator(".card-viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator("p")).to_have_text(t["long_press"])
+    guest.shot("07-share-card")
+    viewer.get_by_role("button").click()
+    expect(viewer).to_be_hidden()
 
     page.get_by_role("link", name=t["leaderboard"]).click()
     page.wait_for_url(re.compile(rf"/rankings\?scene={SCENE}"))

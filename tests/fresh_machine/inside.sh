@@ -49,4 +49,9 @@ else
   grep -q "^SKIPPED .*set-up cannot install them" /tmp/pytest.log \
     || { say "FAILED: the glyph test did not say why it was skipped"; exit 1; }
 fi
+# The share card (gateway/share_card.py) draws with the CJK font the certificate finds.
+.venv/bin/pytest -q -p no:cacheprovider gateway/tests/test_share_card.py -k "font or drawing" \
+  -o addopts="--import-mode=importlib -rA" 2>&1 | tee /tmp/pytest-card.log
+grep -q "^PASSED .*::test_the_card_draws_its_chinese_with_the_cjk_font_the_certificate_finds" /tmp/pytest-card.log \
+  || { say "FAILED: the share card has no Chinese font"; exit 1; }
 say "passed: $(tail -n 1 /tmp/pytest.log)"

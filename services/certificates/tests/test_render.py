@@ -356,3 +356,69 @@ class TestFetcher:
         assert requests == []
         refused = [url for url in fetched if not url.startswith(ASSETS_DIR.as_uri())]
         assert f"{base}/pixel.png" in refused and "file:///etc/passwd" in refused
+
+
+# --- A certificate people frame (issue 21): both languages, a link, metadata, tags, no overlap ---
+
+SCENE_BOTH = {"slug": "green-expo-2026", "name": "2026 成都国际绿色博览会",
+              "name_en": "Chengdu International Green Expo 2026"}
+
+
+@pytest.fixture(scope="module")
+def framed_pdf() -> bytes:
+    return render_certificate(content(scene=SCENE_BOTH), SHANGHAI)
+
+
+def char_boxes(pdf: bytes, needle: str) -> list[tuple[float, float, float, float]]:
+    """The boxes (left, bottom, right, top, in points) of each character of ``needle``'s first
+    occurrence on the first page."""
+    page = pdfium.PdfDocument(pdf)[0]
+    text = page.get_textpage()
+    whole = text.get_text_range()
+    start = whole.find(needle)
+    assert start >= 0, f"{needle!r} not in the page's text"
+    return [text.get_charbox(i) for i in range(start, start + len(needle))]
+
+
+class TestFramedCertificate:
+    def test_both_names_of_the_scene(self, framed_pdf):
+        text = squeezed(pdf_text(framed_pdf))
+        assert squeezed(SCENE_BOTH["name"]) in text and squeezed(SCENE_BOTH["name_en"]) in text
+
+    def test_a_scene_without_an_english_name_prints_the_one_it_has(self):
+        text = squeezed(pdf_text(render_certificate(content(), SHANGHAI)))
+        assert squeezed("2026 成都国际绿色博览会") in text
+
+    def test_metadata_title_author_subject_language(self, framed_pdf):
+        reader = pypdf.PdfReader(io.BytesIO(framed_pdf))
+        assert reader.metadata.title.startswith("碳中和荣誉证书 Carbon Neutral Certificate of Honour")
+        assert "DD-20261125-7KQ3M9XA" in reader.metadata.title
+        assert reader.metadata.author == "Diandian"
+        assert "张三丰 Zhang Sanfeng" in reader.metadata.subject and "CO2e" in reader.metadata.subject
+        assert reader.trailer["/Root"]["/Lang"] == "zh-Hans"
+
+    def test_tagged_for_screen_readers(self, framed_pdf):
+        root = pypdf.PdfReader(io.BytesIO(framed_pdf)).trailer["/Root"]
+        assert "/StructTreeRoot" in root
+        assert root["/MarkInfo"]["/Marked"] == True  # noqa: E712 - a pypdf BooleanObject
+        # PDF/UA asks viewers to show the title, not the file name.
+        assert root["/ViewerPreferences"]["/DisplayDocTitle"] == True  # noqa: E712
+
+    def test_the_verify_url_is_a_link(self, framed_pdf):
+        page = pypdf.PdfReader(io.BytesIO(framed_pdf)).pages[0]
+        uris = [annotation.get_object()["/A"]["/URI"] for annotation in page.get("/Annots", [])
+                if annotation.get_object()["/Subtype"] == "/Link" and "/A" in annotation.get_object()]
+        assert VERIFY_URL in uris
+
+    @pytest.mark.parametrize("serials", [
+        "CDCER-0042-2023:000001001-000013345",
+        ", ".join(f"CDCER-0042-2023:{n:09d}-{n + 9:09d}" for n in range(0, 120, 10))])
+    def test_the_serial_range_label_keeps_clear_of_its_value(self, serials):
+        pdf = render_certificate(content(serial_range=serials, scene=SCENE_BOTH), SHANGHAI)
+        label = char_boxes(pdf, "Serial range")
+        value = char_boxes(pdf, serials[:12])
+        label_right = max(box[2] for box in label)
+        value_left = min(box[0] for box in value)
+        # The label ends inside its own column: the two cells' padding (2 mm each) at least lies
+        # between them. Before issue 21 "Serial range" ran past its column, 2 mm from the value.
+        assert value_left - label_right >= 4 * 72 / 25.4, (label_right, value_left)

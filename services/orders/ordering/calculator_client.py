@@ -40,11 +40,12 @@ def _get(path: str) -> dict | None:
 
 
 def scene(slug: str) -> dict | None:
-    """``{"slug", "name"}`` of a scene, or None when the calculator does not know it."""
+    """``{"slug", "name", "name_en"}`` of a scene, or None when the calculator does not know it."""
     body = _get(f"/api/v1/scenes/{requests.utils.quote(slug, safe='')}")
     if body is None:
         return None
-    return {"slug": body["slug"], "name": body.get("name") or body["slug"]}
+    return {"slug": body["slug"], "name": body.get("name") or body["slug"],
+            "name_en": body.get("name_en") or None}
 
 
 def estimate(estimate_id: str) -> dict | None:

@@ -134,6 +134,7 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
         organization=participant.get("organization"),
         mask_name=bool(participant.get("mask_name", False)),
         scene_slug=scene["slug"] if scene else None, scene_name=scene["name"] if scene else None,
+        scene_name_en=(scene.get("name_en") or None) if scene else None,
         estimate_id=estimate_id, payment_provider=provider.name,
         created_at=utcnow(), expires_at=utcnow() + window,
     )

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from diandian_common import contracts
 from diandian_common.db import DatabaseUnavailable
 from diandian_common.testing import GuestClient
 from diandian_common.timestamps import utcnow
@@ -34,6 +35,20 @@ def test_retire_credits_twice_retires_once(client, database, driver):
         assert count(session, OutboxMessage, OutboxMessage.task_name == "ranking.record") == 1
         project = session.get(Project, session.get(Order, order["id"]).project_id)
         assert (project.reserved_kg, project.retired_kg) == (0, 6)
+
+
+def test_the_certificate_is_asked_for_with_both_names_of_the_scene(client, database, driver):
+    order = driver.place_and_pay_order(kg=6, participant=GUEST)
+    with UnitOfWork(database) as uow:  # as placed for a scene (the calculator's names, issue 21)
+        placed = uow.session.get(Order, order["id"])
+        placed.scene_slug, placed.scene_name, placed.scene_name_en = "expo", "绿色博览会", "Green Expo"
+    tasks.retire_credits.run({"v": 1, "order_id": order["id"]})
+    with UnitOfWork(database) as uow:
+        message = uow.session.scalars(select(OutboxMessage).where(
+            OutboxMessage.task_name == "certificates.render")).one()
+        payload = message.payload
+    assert payload["scene"] == {"slug": "expo", "name": "绿色博览会", "name_en": "Green Expo"}
+    assert contracts.load("certificates.render", payload).scene.name_en == "Green Expo"
 
 
 def test_certificate_issued_twice_completes_once(client, database, driver):
