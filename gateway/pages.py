@@ -26,7 +26,8 @@ from diandian_common import config
 from diandian_common.auth import PARTICIPANT_ASSERTION_HEADER, Guest, sign_participant_assertion
 from diandian_common.errors import http_exception_response
 
-from . import pages_forms, pages_operator, pages_payment, pages_render as render
+from . import pages_forms, pages_operator, pages_payment, pages_presets
+from . import pages_render as render
 from .participants import participant_id_from_request
 from .proxy import Upstreams
 
@@ -227,9 +228,14 @@ def scene_form(slug):
     reply = reader().get("calculator", f"/api/v1/scenes/{segment(slug)}")
     if not reply.ok:
         return unavailable(reply)
-    asked = [t for t in reply.body.get("form", []) if t in pages_forms.ACTIVITY_INPUTS]
+    scene = reply.body
+    asked = pages_presets.section_order(
+        scene.get("type"), [t for t in scene.get("form", []) if t in pages_forms.ACTIVITY_INPUTS])
     more = [t for t in pages_forms.ACTIVITY_INPUTS if t not in asked]
-    return render_template("trip_form.html", scene=reply.body, asked=asked, more=more)
+    return render_template("trip_form.html", scene=scene, asked=asked, more=more,
+                           opened=pages_presets.open_sections(scene.get("type"), asked),
+                           heading=pages_presets.heading_kind(scene.get("type")),
+                           inputs=pages_forms.trip_inputs(scene, lang()))
 
 
 @bp.get("/footprint")

@@ -4,9 +4,11 @@ life-footprint page asks for a year of daily life. Templates render these specs,
 ``POST /api/v1/estimates`` (each input names its API field and how to read it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask_babel import get_locale, lazy_gettext as _l
+
+from . import pages_presets
 
 # The API's limits (services/calculator/schemas.py), repeated so the browser can say so first.
 MAX_DISTANCE_KM = 50_000
@@ -16,8 +18,10 @@ MAX_PARTY_SIZE = 500
 @dataclass(frozen=True)
 class Input:
     """One form control. ``kind`` says how app.js reads it: ``number`` (float), ``int``,
-    ``bool`` (a checkbox, or a hidden "true"), ``text``, ``upper`` (text, upper-cased), or
-    ``select``. A ``primary`` input being filled is what includes the activity."""
+    ``bool`` (a checkbox, or a hidden "true"), ``text``, ``upper`` (text, upper-cased),
+    ``airport`` (a city, airport name or code, with suggestions; sends the IATA code) or
+    ``select``. A ``primary`` input being filled is what includes the activity; ``stepper``
+    adds − and + buttons (app.js) to an ``int``."""
 
     name: str
     label: object
@@ -35,6 +39,7 @@ class Input:
     hidden: bool = False
     # Repeat the activity this many times (flights per year): read, never sent.
     repeat: bool = False
+    stepper: bool = False
 
     @property
     def inputmode(self) -> str | None:
@@ -94,7 +99,11 @@ def province() -> Input:
                  hint=_l("Grids differ: hydropower-rich Sichuan's emits far less per kWh than the average"))
 
 
-AIRPORT = dict(kind="upper", pattern="[A-Za-z]{3}", maxlength=3)
+# A city or an airport's name (Chinese or English) or its code: app.js suggests airports
+# (GET /api/v1/airports?q=) and sends the chosen one's IATA code; a code typed alone is sent
+# as it is. No pattern: "成都 (CTU)", what a chosen suggestion shows, must be valid.
+AIRPORT = dict(kind="airport", maxlength=100)
+COUNTRY = dict(kind="upper", pattern="[A-Za-z]{2}", maxlength=2)
 
 CABINS = (("economy", _l("Economy")), ("premium_economy", _l("Premium economy")),
           ("business", _l("Business")), ("first", _l("First")))
@@ -106,8 +115,10 @@ RAIL_CLASSES = (("high_speed", _l("High-speed")), ("conventional", _l("Conventio
 # docs/contract.md §5 (POST /api/v1/estimates), one list of inputs per activity type.
 ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
     "flight": (
-        Input("from", _l("From (airport code)"), primary=True, hint=_l("e.g. PEK"), **AIRPORT),
-        Input("to", _l("To (airport code)"), primary=True, hint=_l("e.g. CTU"), **AIRPORT),
+        # Only "from" includes the flight: "to" may be filled in from the scene already.
+        Input("from", _l("From"), primary=True, hint=_l("City, airport or code, e.g. 北京, Beijing or PEK"),
+              **AIRPORT),
+        Input("to", _l("To"), hint=_l("City, airport or code"), **AIRPORT),
         distance(hint=_l("Or, instead of the airports, the distance flown one way")),
         Input("cabin", _l("Cabin"), "select", options=CABINS, default="economy"),
         Input("round_trip", _l("Round trip"), "bool", default=True),
@@ -120,10 +131,10 @@ ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
     "car": (distance(), Input("fuel", _l("Fuel"), "select", options=FUELS, default="petrol"),
             party_size(_l("People in the car"))),
     "hotel": (
-        Input("nights", _l("Nights"), "int", True, min=1, max=365, step="1"),
+        # 0 nights (the − button) leaves the hotel out, as a closed section does.
+        Input("nights", _l("Nights"), "int", True, default=1, min=0, max=365, step="1", stepper=True),
         Input("rooms", _l("Rooms"), "int", default=1, min=1, max=500, step="1"),
-        Input("country", _l("Country (ISO code)"), default="CN", hint=_l("e.g. CN, JP, US"),
-              **{**AIRPORT, "pattern": "[A-Za-z]{2}", "maxlength": 2}),
+        Input("country", _l("Country (ISO code)"), default="CN", hint=_l("e.g. CN, JP, US"), **COUNTRY),
         party_size(_l("People sharing the rooms")),
     ),
     "electricity": (Input("kwh", _l("Electricity"), "number", True, min=0, step="any", unit=_l("kWh")),
@@ -132,6 +143,16 @@ ACTIVITY_INPUTS: dict[str, tuple[Input, ...]] = {
     "meal": (Input("count", _l("Meals"), "int", True, min=1, max=100_000, step="1"),
              Input("diet", _l("Diet"), "select", options=DIETS, default="meat")),
 }
+
+
+def trip_inputs(scene: dict, locale: str) -> dict[str, tuple[Input, ...]]:
+    """The activity inputs of a scene's trip form, with the scene's defaults: the hotel
+    nights its dates suggest and the destination airport of its place."""
+    defaults = {("hotel", "nights"): pages_presets.proposed_nights(scene),
+                ("flight", "to"): pages_presets.destination_airport(scene, locale)}
+    return {activity: tuple(replace(i, default=defaults[activity, i.name]) if defaults.get((activity, i.name))
+                            is not None else i for i in inputs)
+            for activity, inputs in ACTIVITY_INPUTS.items()}
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,23 @@ def number(value, max_decimals: int = 2) -> str:
     return format_decimal(rounded, format="#,##0." + "#" * max_decimals if max_decimals else "#,##0")
 
 
-def kg(value) -> str:
-    """A quantity of CO2e for people: kg below a tonne, t from 1,000 kg (as the certificate)."""
+def kg(value, unit: str | None = None) -> str:
+    """A quantity of CO2e for people in ``unit`` (``kg`` or ``t``, a view's: see
+    ``view_unit``); without one, kg below a tonne and t from 1,000 kg (as the certificate)."""
     value = float(value or 0)
-    if abs(value) >= 1000:
+    if unit is None:
+        unit = view_unit(value)
+    if unit == "t":
         return f"{number(value / 1000, 2)} t"
     return f"{number(value, 2 if abs(value) < 100 else 1)} kg"
+
+
+def view_unit(*values) -> str:
+    """The one unit a view shows its quantities in, chosen by its main figure (or the
+    largest of them): t from 1,000 kg, else kg. A view mixing "534 kg" and "1.2 t" makes
+    the guest convert."""
+    largest = max((abs(float(v or 0)) for v in values), default=0)
+    return "t" if largest >= 1000 else "kg"
 
 
 def money(fen: int | None) -> str:

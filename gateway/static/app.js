@@ -23,6 +23,23 @@
     });
   }
 
+  // A request that never reached us: the phone is offline (or its network dropped), as
+  // opposed to a server that answered with an error. Said as such, and retried once online.
+  function isOffline(error) {
+    return navigator.onLine === false || error instanceof TypeError;
+  }
+
+  // ``retry`` once when the phone is back online; one retry per ``owner`` however often
+  // it failed meanwhile (a form sent twice would make two estimates).
+  function whenOnline(owner, retry) {
+    if (owner.dataset.waitingOnline) { return; }
+    owner.dataset.waitingOnline = "true";
+    window.addEventListener("online", function () {
+      delete owner.dataset.waitingOnline;
+      retry();
+    }, { once: true });
+  }
+
   function randomKey() {
     // Not crypto.randomUUID: that needs a secure context, and venues often serve plain http.
     var bytes = new Uint8Array(16);
@@ -102,13 +119,30 @@
     if (kind === "int") { return parseInt(raw, 10); }
     if (kind === "bool") { return raw === "true"; }
     if (kind === "upper") { return raw.toUpperCase(); }
+    if (kind === "airport") { return airportCode(raw) || raw; }
     return raw;
+  }
+
+  // An airport field holds a typed code ("ctu") or a chosen suggestion ("成都双流国际机场 (CTU)").
+  function airportCode(raw) {
+    var match = /^([A-Za-z]{3})$/.exec(raw) || /\(([A-Za-z]{3})\)$/.exec(raw);
+    return match ? match[1].toUpperCase() : null;
+  }
+
+  // A section counts when it is open: a closed one was left out on purpose, even with the
+  // defaults (one hotel night, the destination airport) it was given.
+  function isOpen(element) {
+    for (var details = element.closest("details"); details; details = details.parentElement.closest("details")) {
+      if (!details.open) { return false; }
+    }
+    return true;
   }
 
   function readActivities(form) {
     var activities = [];
     var sources = [];
     form.querySelectorAll("fieldset[data-activity]").forEach(function (fieldset) {
+      if (!isOpen(fieldset)) { return; }
       var inputs = fieldset.querySelectorAll("[data-field]");
       var filled = Array.prototype.some.call(inputs, function (input) {
         var value = input.hasAttribute("data-primary") ? readValue(input) : null;
@@ -159,6 +193,15 @@
         showFormError(form, form.dataset.emptyMessage);
         return;
       }
+      var unresolved = Array.prototype.filter.call(form.querySelectorAll("input[data-kind='airport']"), function (input) {
+        return isOpen(input) && input.value.trim() !== "" && !airportCode(input.value.trim());
+      });
+      if (unresolved.length) {
+        unresolved.forEach(function (input) { markInvalid(input, input.dataset.chooseMessage); });
+        showFormError(form, form.dataset.invalidMessage);
+        focusFirstInvalid(form);
+        return;
+      }
       // No participant id: the gateway knows the guest by their cookie.
       var body = { kind: form.dataset.kind, activities: read.activities };
       if (form.dataset.scene) { body.scene = form.dataset.scene; }
@@ -177,12 +220,221 @@
         } else {
           showFormError(form, form.dataset.failedMessage);
         }
-      }, function () {
+      }, function (error) {
         busy(button, false);
-        showFormError(form, form.dataset.failedMessage);
+        if (isOffline(error)) {
+          showFormError(form, form.dataset.offlineMessage);
+          whenOnline(form, function () { form.requestSubmit(); });
+        } else {
+          showFormError(form, form.dataset.failedMessage);
+        }
       });
     });
   });
+
+  // --- airport picker: an ARIA 1.2 combobox with a listbox of suggestions -----------------
+  var zhPage = /^zh/i.test(lang);
+
+  function airportLabel(airport) {
+    var name = zhPage ? (airport.name_zh || airport.name) : (airport.name || airport.name_zh);
+    return name + " (" + airport.iata + ")";
+  }
+
+  function airportPlace(airport) {
+    var city = zhPage ? (airport.city_zh || airport.city) : (airport.city || airport.city_zh);
+    return [city, airport.country].filter(Boolean).join(" · ");
+  }
+
+  document.querySelectorAll("input[data-kind='airport']").forEach(function (input) {
+    var list = document.createElement("ul");
+    var status = document.createElement("p");
+    var label = document.querySelector("label[for='" + input.id + "']");
+    var results = [];
+    var active = -1;
+    var timer = null;
+    var asked = 0;
+    list.id = input.id + "-listbox";
+    list.className = "suggestions";
+    list.setAttribute("role", "listbox");
+    list.setAttribute("aria-label", label ? label.textContent.trim() : input.id);
+    list.hidden = true;
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    input.insertAdjacentElement("afterend", list);
+    list.insertAdjacentElement("afterend", status);
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    input.setAttribute("aria-controls", list.id);
+
+    function close() {
+      list.hidden = true;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+      active = -1;
+    }
+
+    function highlight(index) {
+      active = index;
+      list.querySelectorAll("[role='option']").forEach(function (option, i) {
+        option.setAttribute("aria-selected", i === index ? "true" : "false");
+      });
+      if (index >= 0) {
+        var option = document.getElementById(list.id + "-" + index);
+        input.setAttribute("aria-activedescendant", option.id);
+        option.scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+
+    function choose(index) {
+      var airport = results[index];
+      if (!airport) { return; }
+      input.value = airportLabel(airport);
+      input.removeAttribute("aria-invalid");
+      var error = errorElement(input);
+      if (error) { error.hidden = true; error.textContent = ""; }
+      close();
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      status.textContent = input.value;
+    }
+
+    function show(airports) {
+      results = airports;
+      list.textContent = "";
+      airports.forEach(function (airport, index) {
+        var option = document.createElement("li");
+        var place = document.createElement("span");
+        option.id = list.id + "-" + index;
+        option.setAttribute("role", "option");
+        option.setAttribute("aria-selected", "false");
+        option.textContent = airportLabel(airport);
+        place.className = "place";
+        place.textContent = airportPlace(airport);
+        option.appendChild(place);
+        // Keep the focus in the field (a tap would blur it before the click).
+        option.addEventListener("mousedown", function (event) { event.preventDefault(); });
+        option.addEventListener("click", function () { choose(index); });
+        list.appendChild(option);
+      });
+      active = -1;
+      list.hidden = airports.length === 0;
+      input.setAttribute("aria-expanded", airports.length ? "true" : "false");
+      status.textContent = airports.length ?
+        input.dataset.countMessage.replace("{count}", formatNumber(airports.length)) : input.dataset.noneMessage;
+    }
+
+    function search() {
+      var query = input.value.trim();
+      // One Chinese character names a city ("成"); Latin needs two letters to mean something.
+      if (airportCode(query) && /\(/.test(query)) { close(); return; }
+      if (query.length < 2 && !/[^\x00-\x7f]/.test(query)) { close(); results = []; return; }
+      var mine = ++asked;
+      api("GET", "/api/v1/airports?q=" + encodeURIComponent(query)).then(function (reply) {
+        if (mine !== asked || document.activeElement !== input) { return; }  // a newer search, or gone
+        show(reply.status === 200 && Array.isArray(reply.body) ? reply.body.slice(0, 8) : []);
+      }, function () {
+        if (mine === asked) { close(); }  // a typed code still works without suggestions
+      });
+    }
+
+    input.addEventListener("input", function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(search, 200);
+    });
+    input.addEventListener("keydown", function (event) {
+      var open = !list.hidden && results.length > 0;
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        if (!open && results.length) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
+        if (results.length) { highlight((active + 1) % results.length); }
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        if (open) { highlight(active <= 0 ? results.length - 1 : active - 1); }
+      } else if (event.key === "Enter" && open && active >= 0) {
+        event.preventDefault();  // choosing, not sending the form
+        choose(active);
+      } else if (event.key === "Escape" && open) {
+        event.preventDefault();
+        close();
+      }
+    });
+    input.addEventListener("blur", function () { window.setTimeout(close, 150); });
+  });
+
+  // --- steppers: − and + beside a count (hotel nights), so two nights is one tap ------------
+  document.querySelectorAll(".stepper").forEach(function (stepper) {
+    var input = stepper.querySelector("input");
+    var label = document.querySelector("label[for='" + input.id + "']");
+    // The focus stays on the button: say the new count, as a spin button would.
+    var status = document.createElement("p");
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    stepper.insertAdjacentElement("afterend", status);
+    stepper.querySelectorAll("button.step").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var min = input.min === "" ? -Infinity : Number(input.min);
+        var max = input.max === "" ? Infinity : Number(input.max);
+        var value = (parseInt(input.value, 10) || 0) + Number(button.dataset.step);
+        input.value = String(Math.min(max, Math.max(min, value)));
+        input.dispatchEvent(new Event("input", { bubbles: true }));
+        status.textContent = (label ? label.textContent.trim() + " " : "") + formatNumber(input.value);
+      });
+    });
+  });
+
+  // --- sections keep what was filled in: after Back, the browser restores the values, not
+  // which sections were open; open those holding anything other than what the page gave.
+  function changed(control) {
+    if (control.type === "checkbox") { return control.checked !== control.defaultChecked; }
+    if (control.tagName === "SELECT") {
+      return Array.prototype.some.call(control.options, function (o) { return o.selected !== o.defaultSelected; });
+    }
+    return control.value !== control.defaultValue;
+  }
+
+  // What the guest filled in, kept for this tab: the airport fields say autocomplete="off"
+  // (their suggestions, not the browser's), and the browser does not restore those on Back.
+  function stateKey(form) { return "dd:form:" + window.location.pathname + ":" + form.dataset.kind; }
+
+  function saveState(form) {
+    var state = {};
+    form.querySelectorAll("[data-field][id]").forEach(function (control) {
+      state[control.id] = control.type === "checkbox" ? control.checked : control.value;
+    });
+    try { window.sessionStorage.setItem(stateKey(form), JSON.stringify(state)); } catch (e) { /* private mode */ }
+  }
+
+  function restoreState(form) {
+    var state = null;
+    try { state = JSON.parse(window.sessionStorage.getItem(stateKey(form)) || "null"); } catch (e) { state = null; }
+    if (!state) { return; }
+    Object.keys(state).forEach(function (id) {
+      var control = document.getElementById(id);
+      if (!control || !form.contains(control)) { return; }
+      if (control.type === "checkbox") { control.checked = state[id] === true; } else { control.value = state[id]; }
+    });
+  }
+
+  var navigation = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+  document.querySelectorAll("form.js-estimate").forEach(function (form) {
+    if (navigation && navigation.type === "back_forward") { restoreState(form); }
+    form.addEventListener("input", function () { saveState(form); });
+    form.addEventListener("change", function () { saveState(form); });
+  });
+
+  function reopenFilledSections() {
+    document.querySelectorAll("form.js-estimate details.activity-toggle").forEach(function (details) {
+      var filled = Array.prototype.some.call(details.querySelectorAll("[data-field]"), changed);
+      for (var open = filled ? details : null; open; open = open.parentElement.closest("details")) {
+        open.open = true;
+      }
+    });
+  }
+  reopenFilledSections();
+  window.addEventListener("pageshow", reopenFilledSections);
 
   // --- order form -----------------------------------------------------------------------
   function remembered(input) {
@@ -197,6 +449,13 @@
     var attempt = { body: null, key: null };
     form.querySelectorAll("[data-remember]").forEach(function (input) {
       if (!input.value) { input.value = remembered(input); }
+    });
+    // The line under the button names the chosen project and its price.
+    var chosen = form.querySelector(".js-chosen-project");
+    form.querySelectorAll("input[name='project_id']").forEach(function (radio) {
+      radio.addEventListener("change", function () {
+        if (chosen && radio.checked) { chosen.textContent = radio.dataset.summary; }
+      });
     });
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -235,9 +494,15 @@
         } else {
           showFormError(form, form.dataset.failedMessage);
         }
-      }, function () {
+      }, function (error) {
         busy(button, false);
-        showFormError(form, form.dataset.failedMessage);
+        if (isOffline(error)) {
+          // The same attempt (and key) when back online: the order may have been placed.
+          showFormError(form, form.dataset.offlineMessage);
+          whenOnline(form, function () { form.requestSubmit(); });
+        } else {
+          showFormError(form, form.dataset.failedMessage);
+        }
       });
     });
   });
@@ -270,14 +535,50 @@
         link.href = link.dataset.hrefTemplate.replace("CERT", encodeURIComponent(order.certificate.id));
         var wasHidden = box.hidden;
         box.hidden = false;
-        if (wasHidden) { link.focus(); }
+        if (wasHidden) { celebrate(link); }
       }
     }
+
+    // The ending: the heading and the title say the certificate is ready, a short
+    // celebration (none with reduced motion: app.css), an announcement, the focus on the
+    // way to it, and after a few seconds the certificate itself, unless the guest stays.
+    function celebrate(link) {
+      var title = document.querySelector(".js-pay-title");
+      title.textContent = title.dataset.readyTitle;
+      var stepsTitle = progress.querySelector("h2");
+      stepsTitle.textContent = stepsTitle.dataset.doneTitle;
+      document.title = title.dataset.readyTitle + " · " + title.dataset.site;
+      var confetti = root.querySelector(".celebration");
+      confetti.hidden = false;
+      progress.classList.add("ready");
+      root.querySelector(".js-announce").textContent = root.dataset.readyMessage;
+      link.focus();
+      var moving = root.querySelector(".moving");
+      var countdown = moving.querySelector(".js-countdown");
+      var seconds = 5;
+      function tick() {
+        countdown.textContent = moving.dataset.template.replace("{seconds}", formatNumber(seconds));
+        if (seconds === 0) { window.location.assign(link.href); return; }
+        seconds -= 1;
+        moveTimer = window.setTimeout(tick, 1000);
+      }
+      moving.hidden = false;
+      tick();
+      moving.querySelector(".js-stay").addEventListener("click", function () {
+        window.clearTimeout(moveTimer);
+        moving.hidden = true;
+        link.focus();
+      });
+    }
+    var moveTimer = null;
 
     function poll() {
       api("GET", "/api/v1/orders/" + encodeURIComponent(orderId)).then(function (reply) {
         var order = reply.body || {};
         if (reply.status === 200) { render(order); }
+        if (root.querySelector(".slow").textContent === root.dataset.offlineMessage) {
+          root.querySelector(".slow").hidden = true;  // answered: online again
+        }
         if (order.status === "completed") { return; }
         if (order.status === "cancelled" || order.status === "failed") {
           var stopped = root.querySelector(".slow");
@@ -292,7 +593,13 @@
           note.hidden = false;
         }
         timer = window.setTimeout(poll, waited < 30000 ? 1000 : 4000);
-      }, function () {
+      }, function (error) {
+        if (isOffline(error)) {
+          var note = root.querySelector(".slow");
+          note.textContent = root.dataset.offlineMessage;
+          note.hidden = false;
+          whenOnline(root, function () { window.clearTimeout(timer); poll(); });
+        }
         timer = window.setTimeout(poll, 3000);
       });
     }
@@ -318,10 +625,12 @@
           var message = reply.body && reply.body.error && reply.body.error.message;
           error.textContent = root.dataset.failedMessage + (message ? " (" + message + ")" : "");
           error.hidden = false;
-        }, function () {
+        }, function (failure) {
           busy(button, false);
-          error.textContent = root.dataset.failedMessage;
+          // Offline: said so, and paid when back (paying twice changes nothing).
+          error.textContent = isOffline(failure) ? root.dataset.offlineMessage : root.dataset.failedMessage;
           error.hidden = false;
+          if (isOffline(failure)) { whenOnline(button, function () { button.click(); }); }
         });
       });
     }
@@ -359,7 +668,7 @@
     // Sandbox orders wait for the button; another provider confirms by its own webhook.
     if (["paid", "retired"].indexOf(root.dataset.status) >= 0 ||
         (root.dataset.status === "pending_payment" && root.dataset.provider !== "sandbox")) { poll(); }
-    window.addEventListener("pagehide", function () { window.clearTimeout(timer); });
+    window.addEventListener("pagehide", function () { window.clearTimeout(timer); window.clearTimeout(moveTimer); });
   });
 
   // --- sharing ----------------------------------------------------------------------------

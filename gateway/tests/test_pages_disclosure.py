@@ -97,7 +97,8 @@ def test_a_2025_1_estimate_says_rf_is_counted_without_a_figure_without_it(client
 
 def test_each_line_shows_its_gases_and_the_total_names_the_co2_only_lines(client):
     zh = text_of(page(client, "/e/est-life"))
-    assert "用电 · 1.5 t CO₂ " in zh and "天然气 · 600 kg CO₂ " in zh and "汽车 · 900 kg CO₂e" in zh
+    # One unit on the page, the total's (issue 21): 600 kg is 0.6 t beside a 4.2 t total.
+    assert "用电 · 1.5 t CO₂ " in zh and "天然气 · 0.6 t CO₂ " in zh and "汽车 · 0.9 t CO₂e" in zh
     assert "4.2 t CO₂e 每年" in zh
     assert "用电和天然气：按其公布的排放因子只计二氧化碳（CO₂）" in zh
     en = text_of(page(client, "/e/est-life", lang="en"))

@@ -54,6 +54,9 @@ class Orders(MethodView):
 
     @blp.arguments(OrderCreateSchema)
     @blp.response(201, OrderCreatedSchema)
+    @blp.alt_response(200, schema=OrderCreatedSchema,
+                      description="the participant's pending order of the same estimate, asking the same "
+                                  "project and kilograms (placed before with another key): that order")
     @blp.alt_response(409, description="insufficient_credits, idempotency_conflict, or unpaid_limit (the "
                                        "participant or the address holds too many kilograms unpaid)")
     @blp.alt_response(503, description="payment_unavailable or calculator_unavailable")
@@ -63,7 +66,12 @@ class Orders(MethodView):
         """Place an order (reserves the kilograms until it is paid or expires).
 
         The participant is the guest of the browser's cookie; ``participant.id`` is accepted
-        only from an operator key with the ``guests`` scope (namespaced by the key)."""
+        only from an operator key with the ``guests`` scope (namespaced by the key).
+
+        One estimate holds kilograms once per participant: an order for an estimate whose
+        pending order (unpaid, in its window) asks the same project is that order (200, its
+        holder's name as now given); asking another project, or past its window, the pending
+        one is cancelled, its kilograms released, and a new order placed (201)."""
         key = idempotency.key_from_request()
         caller = identity.current_caller()
         data = {**data, "participant": identity.ordering_participant(caller, data["participant"])}

@@ -22,12 +22,13 @@ from ..models import IdempotencyRecord, Order, PaymentCheckout
 from ..payments import providers, refunds
 from ..payments.domain import reconcile as reconcile_rules
 from ..payments.port import reconcile_timing
-from ..records import lock_name, lock_order, lock_project, new_id
+from ..records import for_update, lock_name, lock_order, lock_project, new_id
 from ..webhooks import service as webhooks
 from ..webhooks.domain import rules as webhook_rules
 from . import lifecycle as moves
 from . import resends
 from .domain import fairness, lifecycle, pricing
+from .domain import idempotency as idempotency_rules
 from .views import created_view, order_view
 
 log = logging.getLogger(__name__)
@@ -71,9 +72,11 @@ def find_idempotent(session: Session, key: str) -> IdempotencyRecord | None:
 
 def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str, requested_kg,
                  participant: dict, scene: dict | None, estimate_id: str | None,
-                 by_operator: bool = False, address_hash: str | None = None) -> dict:
-    """Reserve the kilograms and create a ``pending_payment`` order; returns the 201 body.
+                 by_operator: bool = False, address_hash: str | None = None) -> tuple[dict, int]:
+    """Reserve the kilograms and create a ``pending_payment`` order; returns its body and 201.
 
+    An order for an estimate the participant already has a payable pending order of, asking
+    the same, is that order (200): see ``pending_of_estimate``.
     ``by_operator``: an operator key placed it (no per-order guest cap); ``address_hash``:
     the keyed hash of the guest's address, for the per-address cap on unpaid kilograms."""
     session = uow.session
@@ -82,7 +85,16 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     lock_name(session, "unpaid-of-participant", participant["id"])
     if address_hash:
         lock_name(session, "unpaid-of-address", address_hash)
-    project = lock_project(session, project_id)
+    # A pending order of the same estimate on another project may be replaced (cancelled,
+    # releasing its kilograms: pending_of_estimate), so its project is locked too; several
+    # projects in id order, so no two orders wait on each other.
+    projects = {project_id}
+    if estimate_id:
+        projects.update(session.scalars(select(Order.project_id).where(
+            Order.participant_id == participant["id"], Order.estimate_id == estimate_id,
+            Order.status == lifecycle.PENDING_PAYMENT)))
+    locked = {pid: lock_project(session, pid) for pid in sorted(projects)}
+    project = locked[project_id]
     if project is None:
         raise ApiError(422, "validation_error", "some fields are invalid",
                        {"project_id": [f"unknown project {project_id}"]})
@@ -91,6 +103,15 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     except ValueError:
         raise ApiError(422, "validation_error", "some fields are invalid",
                        {"quantity_kg": ["must be greater than 0"]}) from None
+    if estimate_id:
+        pending = pending_of_estimate(session, participant, estimate_id, project.id, quantity)
+        if pending is not None:
+            checkout_url = providers.provider(pending.payment_provider).checkout_url(pending.id)
+            body = created_view(pending, checkout_url)
+            session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=pending.id,
+                                          response_status=200, response_body=body,
+                                          expires_at=utcnow() + idempotency_ttl()))
+            return body, 200
     limits = fairness_limits()
     refusal = fairness.check_order(
         limits, quantity_kg=quantity, by_operator=by_operator,
@@ -125,7 +146,34 @@ def create_order(uow: UnitOfWork, *, key: str, fingerprint: str, project_id: str
     session.add(IdempotencyRecord(key=key, request_hash=fingerprint, order_id=order.id,
                                   response_status=201, response_body=body,
                                   expires_at=utcnow() + idempotency_ttl()))
-    return body
+    return body, 201
+
+
+def pending_of_estimate(session: Session, participant: dict, estimate_id: str, project_id: str,
+                        quantity_kg: int) -> Order | None:
+    """The participant's pending order of this estimate, when a new order asking the same
+    should be it (domain/idempotency.same_estimate_decision), its holder's name as now given;
+    a pending one asking otherwise is cancelled first, releasing its kilograms, so one
+    estimate never holds kilograms twice. The caller holds the participant's lock
+    (``unpaid-of-participant``), so two submissions at once find one another's order."""
+    now = utcnow()
+    found = session.scalars(for_update(session, select(Order).where(
+        Order.participant_id == participant["id"], Order.estimate_id == estimate_id,
+        Order.status == lifecycle.PENDING_PAYMENT).order_by(Order.created_at))).all()
+    reused = None
+    for order in found:
+        decision = idempotency_rules.same_estimate_decision(
+            order.project_id, order.quantity_kg, as_utc(order.expires_at) <= now, project_id, quantity_kg)
+        if decision == "reuse" and reused is None:
+            reused = order
+        else:
+            cancel(session, order, "replaced by a new order of the same estimate")
+    if reused is not None:
+        # Nothing is paid or issued yet: the certificate will carry the name as last given.
+        reused.display_name = participant["display_name"]
+        reused.organization = participant.get("organization")
+        reused.mask_name = bool(participant.get("mask_name", False))
+    return reused
 
 
 def purge_idempotency_keys(uow: UnitOfWork, now: datetime | None = None) -> int:

@@ -40,3 +40,18 @@ class TestIdempotency:
         assert idempotency.replay_decision(None, fp) == "new"
         assert idempotency.replay_decision(fp, fp) == "replay"
         assert idempotency.replay_decision(fp, idempotency.request_fingerprint({"a": 2})) == "conflict"
+
+
+class TestSameEstimate:
+    """A second order for the estimate of a pending one (back from the pay page, submit again)."""
+
+    def test_a_payable_order_asking_the_same_is_reused(self):
+        assert idempotency.same_estimate_decision("p1", 12, False, "p1", 12) == "reuse"
+
+    @pytest.mark.parametrize("pending, asked", [
+        (("p1", 12, False), ("p2", 12)),   # another project
+        (("p1", 12, False), ("p1", 13)),   # another quantity
+        (("p1", 12, True), ("p1", 12)),    # its payment window is over
+    ])
+    def test_anything_else_replaces_it(self, pending, asked):
+        assert idempotency.same_estimate_decision(*pending, *asked) == "replace"
