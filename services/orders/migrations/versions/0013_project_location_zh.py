@@ -20,5 +20,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("location_zh")
+    op.drop_column("projects", "location_zh")
