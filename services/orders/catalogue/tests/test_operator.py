@@ -191,7 +191,8 @@ def test_orders_list_by_scene(client, operator, database):
     with UnitOfWork(database) as uow:
         body, _status = ordering.create_order(uow, key="k-scene", fingerprint="f", project_id=project["id"],
                                                requested_kg=3, participant={"id": "p", "display_name": "P"},
-                                               scene={"slug": "cdcn-forum-2021", "name": "Forum"}, estimate_id=None)
+                                               scene={"slug": "cdcn-forum-2021", "name": "Forum"},
+                                               estimate_id=None)
     buy(client, project["id"], 1)
     page = client.get("/api/v1/orders?scene=cdcn-forum-2021", headers=operator).get_json()
     assert [o["id"] for o in page["items"]] == [body["id"]]
