@@ -4,14 +4,14 @@ and for link previews (og:image).
 
 The gateway composes it, as it composes the event report: the certificate's public view
 from the certificates service, the scene's names (Chinese and English) from the calculator,
-and the number of people on the scene's board from the ranking service, all over HTTP.
+and the holder's rank on the scene's board (the whole platform's for a certificate without a
+scene) from the ranking service, all over HTTP.
 
-Whose rank: none. The certificate's public view carries no participant id, and the order
-names its participant only to that participant's own browser. A card anyone holding the
-link may fetch (and a crawler caches) cannot depend on who asks, and reading the holder's
-participant with operator rights would let anyone with a certificate link find the holder on
-the public leaderboard. So the card shows how many people are carbon neutral on the scene's
-board (the whole platform's for a certificate without a scene), which is public already.
+Whose rank: the holder's, found by the certificate's order (``/api/v1/rankings/orders/<id>``),
+which answers a rank and the board's size and never the participant's id or name. The card
+shows nothing the public board does not: the board lists the same person under the same name
+(masked there too when the holder chose so). Until ranking has recorded the order (or when it
+is revoked there), the card says how many people are carbon neutral on the board instead.
 
 The holder's name is the certificates service's: a holder who chose to appear masked is
 shown masked, as every public verification shows them.
@@ -108,6 +108,7 @@ class CardContent:
     project_en: str
     neutralisers: int       # people on the scene's board (or the platform's), 0 when none yet
     verify_url: str
+    rank: int = 0           # the holder's place on that board, 0 while ranking has not recorded it
 
     @property
     def has_scene(self) -> bool:
@@ -119,9 +120,10 @@ class CardContent:
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def compose(cert: dict, scene: dict | None, neutralisers: int, holder: str) -> CardContent:
-    """The card of a certificate's public view, its scene (the calculator's, or None) and the
-    count of its board. ``holder`` is the name as shown in public (masked if so chosen)."""
+def compose(cert: dict, scene: dict | None, neutralisers: int, holder: str, rank: int = 0) -> CardContent:
+    """The card of a certificate's public view, its scene (the calculator's, or None), the
+    count of its board and the holder's rank on it (0: unknown). ``holder`` is the name as
+    shown in public (masked if so chosen)."""
     project = cert.get("project") or {}
     cert_scene = cert.get("scene") or {}
     scene = scene or {}
@@ -135,14 +137,23 @@ def compose(cert: dict, scene: dict | None, neutralisers: int, holder: str) -> C
         quantity_kg=max(0, int(cert.get("quantity_kg") or 0)),
         scene_zh=scene_zh, scene_en="" if scene_en == scene_zh else scene_en,
         project_zh=project_zh, project_en="" if project_en == project_zh else project_en,
-        neutralisers=max(0, int(neutralisers)), verify_url=str(cert.get("verify_url") or ""))
+        neutralisers=max(0, int(neutralisers)), verify_url=str(cert.get("verify_url") or ""),
+        rank=max(0, int(rank)))
 
 
 def neutralisers_sentences(content: CardContent) -> tuple[str, str] | None:
-    """(zh, en): how many are carbon neutral on the scene's board, or the platform's."""
+    """(zh, en): the holder's rank among those carbon neutral on the scene's board (or the
+    platform's), or how many they are while the rank is not known."""
     n = content.neutralisers
     if n <= 0:
         return None
+    if 0 < content.rank <= n:
+        rank, total = thousands(content.rank), thousands(n)
+        if content.has_scene:
+            return (f"本场第 {rank} 名 · 共 {total} 人完成碳中和",
+                    f"No. {rank} of {total} carbon neutral at this event")
+        return (f"点点第 {rank} 名 · 共 {total} 人完成碳中和",
+                f"No. {rank} of {total} carbon neutral on Diandian")
     people = "1 person is" if n == 1 else f"{thousands(n)} people are"
     if content.has_scene:
         return f"本场已有 {thousands(n)} 人完成碳中和", f"{people} carbon neutral at this event"
@@ -477,7 +488,14 @@ def content_for(certificate_id: str) -> CardContent:
     params = {"board": "individual", "period": "all", "limit": 1, **({"scene": slug} if slug else {})}
     board = _read("ranking", "/api/v1/rankings", params)
     total = int((board.body or {}).get("total") or 0) if board.ok else 0
-    return compose(cert, scene, total, holder)
+    rank = 0
+    if cert.get("order_id"):
+        standing = _read("ranking", f"/api/v1/rankings/orders/{segment(cert['order_id'])}",
+                         {"scene": slug} if slug else None)
+        if standing.ok:   # 404: not on the board yet (or revoked there): the count alone
+            rank = int(standing.body.get("rank") or 0)
+            total = int(standing.body.get("total") or total)
+    return compose(cert, scene, total, holder, rank)
 
 
 def card_response(certificate_id: str) -> Response:
@@ -518,9 +536,10 @@ OPENAPI_OPERATION = {
     "description": (
         "Composed by the gateway from the certificate's public view, its scene and the scene's board: "
         "the holder (masked when the holder chose so), the kilograms neutralised, the scene's and the "
-        "project's names in Chinese and English, how many people are carbon neutral on the scene's "
-        "board (the platform's without a scene; no participant's rank, which the public certificate "
-        "does not reveal), and the QR code of `verify_url`. Public; `ETag` is the hash of what the card "
+        "project's names in Chinese and English, the holder's rank among those carbon neutral on the "
+        "scene's board (the platform's without a scene; read by the certificate's order, so no "
+        "participant id is ever shown; the board's size alone until ranking has recorded the order), "
+        "and the QR code of `verify_url`. Public; `ETag` is the hash of what the card "
         "shows (`If-None-Match` answers 304); `Cache-Control: public, max-age=300`."),
     "parameters": [{"name": "certificate_id", "in": "path", "required": True, "schema": {"type": "string"}}],
     "responses": {

@@ -111,6 +111,16 @@ class TestCompose:
             "点点上已有 1 人完成碳中和", "1 person is carbon neutral on Diandian")
         assert neutralisers_sentences(content(neutralisers=0)) is None
 
+    def test_the_holders_rank_when_ranking_knows_it(self):
+        assert neutralisers_sentences(content(neutralisers=3456, rank=12)) == (
+            "本场第 12 名 · 共 3,456 人完成碳中和", "No. 12 of 3,456 carbon neutral at this event")
+        assert neutralisers_sentences(content(scene_zh="", scene_en="", neutralisers=2, rank=1)) == (
+            "点点第 1 名 · 共 2 人完成碳中和", "No. 1 of 2 carbon neutral on Diandian")
+        # A rank beyond the count (a board read between two writes) is not printed.
+        assert neutralisers_sentences(content(neutralisers=3, rank=4))[0] == "本场已有 3 人完成碳中和"
+        assert compose(CERTIFICATE, SCENE, 10, "x", rank=3).rank == 3
+        assert content(rank=1).digest() != content(rank=2).digest()
+
     def test_the_digest_changes_with_what_is_shown(self):
         assert content().digest() == content().digest()
         assert content().digest() != content(quantity_kg=535).digest()
@@ -250,6 +260,18 @@ def test_a_new_count_is_a_new_card(client, services):
     first = client.get(CARD).headers["ETag"]
     services["ranking"].on("GET", "/api/v1/rankings", (200, {"items": [], "total": 3457}))
     assert client.get(CARD).headers["ETag"] != first
+
+
+def test_the_holders_rank_is_read_by_the_certificates_order_never_by_participant(client, services):
+    unranked = client.get(CARD).headers["ETag"]   # the fake ranking does not know the order: the count
+    services["ranking"].on("GET", "/api/v1/rankings/orders/ord_done",
+                           (200, {"order_id": "ord_done", "scene": "forum", "period": "all", "rank": 2,
+                                  "total": 3456}))
+    response = client.get(CARD)
+    assert response.status_code == 200 and response.headers["ETag"] != unranked
+    asked = [r for r in services["ranking"].requests if r["path"] == "/api/v1/rankings/orders/ord_done"]
+    assert asked and asked[-1]["args"]["scene"] == "forum"
+    assert not [r for r in services["ranking"].requests if "/participants/" in r["path"]]
 
 
 def test_a_holder_who_chose_to_be_masked_is_masked(client, services):

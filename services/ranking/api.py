@@ -21,6 +21,7 @@ from .schemas import (
     CardQuery,
     MyStandings,
     MyStandingsQuery,
+    OrderStanding,
     ParticipantQuery,
     ParticipantStanding,
 )
@@ -92,6 +93,29 @@ def participant_standing(query, participant_id):
                     "rank": own["rank"], "kg": own["kg"], "total": found.total,
                     "display_name": own["display_name"],
                     "neighbours": [_item(e, Kind.INDIVIDUAL) for e in found.neighbours]})
+
+
+@blp.get("/rankings/orders/<string:order_id>")
+@blp.arguments(PARTICIPANT_QUERY, location="query")
+@blp.response(200, OrderStanding)
+def order_standing(query, order_id):
+    """The rank of the guest who placed the order (its contribution recorded, not revoked) on
+    the individual board: the rank a certificate's share card prints. 404 when the order's
+    contribution is not on the board (not recorded yet, revoked, or unknown)."""
+    if len(order_id) > MAX_ID_LENGTH:
+        raise ApiError(422, "validation_error", "some fields are invalid",
+                       fields={"order_id": [f"Longer than maximum length {MAX_ID_LENGTH}."]})
+    with unit_of_work() as uow:
+        participant_id = service.participant_of_order(uow, order_id)
+    board = _board(Kind.INDIVIDUAL, query["scene"], query["period"])
+    try:
+        found = participant_id and store.standing(store.reader(), board, participant_id, around=0)
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from exc
+    if not found:   # the refusal never names the participant
+        raise ApiError(404, "not_found", f"order {order_id} has no contribution on the boards")
+    return jsonify({"order_id": order_id, "scene": query["scene"], "period": query["period"],
+                    "rank": found.entry.rank, "total": found.total})
 
 
 @blp.get("/my-standings")

@@ -71,6 +71,16 @@ class ParticipantStanding(Schema):
                              metadata={"description": "up to two above and two below"})
 
 
+class OrderStanding(Schema):
+    """Where the guest who placed an order stands: what a certificate's share card prints. No
+    participant id or name: the board itself shows those, as its participant chose."""
+    order_id = fields.String(required=True)
+    scene = fields.String(required=True, allow_none=True, metadata={"description": "null: the global board"})
+    period = fields.String(required=True, validate=validate.OneOf([p.value for p in Period]))
+    rank = fields.Integer(required=True, metadata={"description": "1 is the top"})
+    total = fields.Integer(required=True, metadata={"description": "participants on the board"})
+
+
 # The scenes of a guest's own standings (GET /api/v1/my-standings), most recent first.
 MAX_MY_SCENES = 50
 

@@ -169,6 +169,12 @@ def apply_row(unit_of_work: UnitsOfWork, client: redis.Redis, row: ContributionR
     return _apply_revoke(unit_of_work, client, row, now)
 
 
+def participant_of_order(uow: UnitOfWork, order_id: str) -> str | None:
+    """Who placed ``order_id``, if its contribution is recorded and not revoked."""
+    row = _row(uow.session, order_id)
+    return row.participant_id if row is not None and row.revoked_at is None else None
+
+
 def participant_scenes(uow: UnitOfWork, participant_id: str, limit: int) -> tuple[list[str], bool]:
     """The scenes ``participant_id`` has unrevoked contributions on, most recent first (at
     most ``limit``), and whether there are more."""
