@@ -21,11 +21,11 @@ from diandian_common.metrics import dead_letter_queue
 from diandian_common.testing import free_port
 from diandian_common.tests.metrics_support import parse, value
 from tests.outcomes import SCENE, assert_exactly_once, outcome
-from tests.stack import ProcessStack, require_redis_server
+from tests.stack import UNLIMITED_RATES, ProcessStack, require_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-BROKER_ENV = {"ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1"}
+BROKER_ENV = {**UNLIMITED_RATES, "ORDERS_OUTBOX_RELAY_SECONDS": "1", "CERTIFICATES_OUTBOX_RELAY_SECONDS": "1"}
 # How long a worker may take to reach the entries at the head of its idle queue.
 PARKED_WITHIN_S = 60
 
@@ -56,6 +56,10 @@ def stack(tmp_path_factory):
     require_redis_server()
     with MeteredStack(tmp_path_factory.mktemp("faults-broker"), BROKER_ENV) as running:
         yield running
+
+
+# The burst that goes through every step once the entries are parked (issue 20: 200 orders).
+BURST = 200
 
 
 def poison_for(service: str) -> list[bytes]:
@@ -91,7 +95,7 @@ def test_entries_no_task_can_run_are_parked_and_the_pipeline_runs_on(stack):
     # The workers take the next messages: an order goes through every step.
     project = driver.project("CDCER-CD-EBUS")
     participant = f"fault-poison-{uuid.uuid4().hex[:6]}"
-    orders = driver.place_orders(project["id"], 3, scene=SCENE,
+    orders = driver.place_orders(project["id"], BURST, scene=SCENE,
                                  participant=lambda i: {"id": participant, "display_name": f"毒 Poison {i}"})
     placed = {order_id: order["quantity_kg"] for order_id, order in orders.items()}
     driver.pay_all(placed)

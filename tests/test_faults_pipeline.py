@@ -48,7 +48,7 @@ PIPELINE_ENV = {
     "PIPELINE_AUDIT_SECONDS": "5",
     "ORDERS_STUCK_AFTER_SECONDS": "10", "ORDERS_RECONCILE_SECONDS": "5",
 }
-BURST = 20
+BURST = 200
 # A few audit passes, each re-sent copy waiting twice as long as the one before it (the
 # copies sent while the worker was frozen were deleted too), and the burst's work.
 REPAIR_TIMEOUT_S = 240

@@ -14,8 +14,11 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,7 +28,8 @@ from celery import Celery
 
 from diandian_common.celery_app import queue_for
 from diandian_common.metrics import KOMBU_UNACKED_KEY
-from tests.stack import Stack, session_members
+from tests.outcomes import SCENE, assert_exactly_once, outcome
+from tests.stack import UNLIMITED_RATES, Stack, session_members
 from tests.stack_processes import read_procfile
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -37,7 +41,8 @@ GUNICORN_OPTS = "--workers 2 --worker-class gthread --threads 4 --timeout 30 --g
 
 @pytest.fixture(scope="module")
 def supervised(tmp_path_factory):
-    stack = Stack(tmp_path_factory.mktemp("supervised"), extra_env={"GUNICORN_OPTS": GUNICORN_OPTS})
+    stack = Stack(tmp_path_factory.mktemp("supervised"), extra_env={"GUNICORN_OPTS": GUNICORN_OPTS,
+                                                                     **UNLIMITED_RATES})
     try:
         stack.start()
         wait_for_line(stack, UP_LINE)   # every worker answered a ping
@@ -83,18 +88,46 @@ def test_a_killed_worker_main_process_is_restarted_and_the_stack_keeps_serving(s
     names = started(supervised)
     assert {"redis", "gateway", "orders", "orders-worker", "orders-beat"} <= set(names), names
     before = {name: supervised.pid(name) for name in names}
+    driver = supervised.driver
+    project = driver.project("CDCER-CD-EBUS")
+    participant = f"fault-killed-worker-{uuid.uuid4().hex[:6]}"
 
-    old, new = kill_and_wait_for_restart(supervised, "orders-worker")
+    # A 200-order burst placed and paid while the orders worker's main process is killed: the
+    # orders placed, the payments taken and the retirements that worker holds survive its death.
+    orders_before = order_count(supervised)
+    with ThreadPoolExecutor(1) as background:
+        burst = background.submit(lambda: place_and_pay(driver, project, participant))
+        wait_for(lambda: burst.done() or order_count(supervised) >= orders_before + BURST // 4,
+                 "the burst did not start", supervised, timeout=120)
+        old, new = kill_and_wait_for_restart(supervised, "orders-worker")
+        placed = burst.result(timeout=600)   # every request answered 201/202: no 5xx
 
     assert supervised.process.poll() is None, "the supervisor exited"
     assert old != new
     others = {name: supervised.pid(name) for name in names if name != "orders-worker"}
     assert others == {name: pid for name, pid in before.items() if name != "orders-worker"}, \
         "a process other than the one killed was restarted"
-    # The restarted worker takes the order's payment through the whole pipeline.
-    placed = supervised.driver.place_and_pay_order(kg=3)
-    order = supervised.driver.wait_completed(placed["id"], timeout=120)
-    assert order["retirement"]["serial_ranges"] and order["certificate"]["pdf_url"]
+    result = outcome(driver, supervised.var_dir, "orders worker killed", placed, project["id"], timeout=300)
+    assert_exactly_once(driver, result, placed, {participant: sum(placed.values())})
+
+
+BURST = 200
+
+
+def place_and_pay(driver, project: dict, participant: str) -> dict[str, int]:
+    """The burst: BURST orders by one participant in the seeded scene, placed then paid from
+    eight threads; order id → kg."""
+    orders = driver.place_orders(project["id"], BURST, lambda i: {"id": participant,
+                                                                 "display_name": f"重启 Restart {i}"},
+                                 scene=SCENE)
+    driver.pay_all(orders)
+    return {order_id: order["quantity_kg"] for order_id, order in orders.items()}
+
+
+def order_count(stack: Stack) -> int:
+    """How many orders the stack holds, in the orders service's own database."""
+    with sqlite3.connect(f"file:{stack.var_dir / 'orders.db'}?mode=ro", uri=True, timeout=5) as db:
+        return db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
 
 
 def test_a_killed_redis_is_restarted_and_the_stack_keeps_serving(supervised):

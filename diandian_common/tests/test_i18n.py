@@ -52,7 +52,7 @@ CATALOGUE = i18n.Catalogue({
 
 
 @pytest.mark.parametrize("english, chinese", [
-    ("unknown IATA airport code 'XXX'", "未知的 IATA 机场代码 'XXX'"),
+    ("unknown IATA airport code 'QQQ'", "未知的 IATA 机场代码 'QQQ'"),
     ("Longer than maximum length 64.", "超过最大长度 64。"),
     ("Length must be between 1 and 48.", "长度必须在 1 到 48 之间。"),
     ("Length must be 3.", "长度必须为 3。"),
