@@ -4,7 +4,7 @@ fills in as the destination. Pure functions of the scene's JSON (no Flask, no re
 the form is quick for the common guest and still lets anyone change everything."""
 from __future__ import annotations
 
-from datetime import date
+from .pages_render import parse_date
 
 # Which sections a guest of each type of scene most likely fills in: a conference guest
 # flew in and stayed at a hotel; a scenic spot's came by car or train for the day; a
@@ -41,19 +41,10 @@ def heading_kind(scene_type: str | None) -> str:
     return "attend" if scene_type in ATTENDED else "visit"
 
 
-def _date(value) -> date | None:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10]) if value else None
-    except ValueError:
-        return None
-
-
 def proposed_nights(scene: dict) -> int:
     """Hotel nights to start from: the nights between an event's first and last day, else
     one (a stepper's tap away from two); at most two weeks, whatever the dates say."""
-    starts, ends = _date(scene.get("starts_on")), _date(scene.get("ends_on"))
+    starts, ends = parse_date(scene.get("starts_on")), parse_date(scene.get("ends_on"))
     if starts and ends and ends > starts:
         return min((ends - starts).days, MAX_PROPOSED_NIGHTS)
     return 1

@@ -136,13 +136,8 @@ def list_orders(session: Session, *, status: str | None = None, project: str | N
             raise ApiError(422, "validation_error", "some fields are invalid", {"after": [f"unknown order {after}"]})
         query = query.where(or_(Order.created_at > anchor.created_at,
                                 and_(Order.created_at == anchor.created_at, Order.id > anchor.id)))
-    rows = session.scalars(query.limit(limit + 1)).all()
-    page = rows[:limit]
-    hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
-                                  .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
-    anchors = registry.coverage_by_order(session, [r for o in page for r in o.retirements])
-    return {"items": [order_view(session, o, hashes, anchors) for o in page],
-            "next_after": page[-1].id if len(rows) > limit else None}
+    items, last = _page(session, query, limit)
+    return {"items": items, "next_after": last}
 
 
 def participant_orders(session: Session, participant_id: str, *, limit: int = 20,
@@ -159,10 +154,16 @@ def participant_orders(session: Session, participant_id: str, *, limit: int = 20
                            {"before": [f"not one of your orders: {before}"]})
         query = query.where(or_(Order.created_at < anchor.created_at,
                                 and_(Order.created_at == anchor.created_at, Order.id < anchor.id)))
+    items, last = _page(session, query, limit)
+    return {"items": items, "next_before": last}
+
+
+def _page(session: Session, query, limit: int) -> tuple[list[dict], str | None]:
+    """One page of ``query``'s orders as views (their ledger hashes and registry records read
+    for the page at once), and the id to continue from when there are more."""
     rows = session.scalars(query.limit(limit + 1)).all()
     page = rows[:limit]
     hashes = dict(session.execute(select(LedgerEntry.order_id, LedgerEntry.hash)
                                   .where(LedgerEntry.order_id.in_([o.id for o in page]))).all())
     anchors = registry.coverage_by_order(session, [r for o in page for r in o.retirements])
-    return {"items": [order_view(session, o, hashes, anchors) for o in page],
-            "next_before": page[-1].id if len(rows) > limit else None}
+    return [order_view(session, o, hashes, anchors) for o in page], page[-1].id if len(rows) > limit else None
