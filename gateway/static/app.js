@@ -671,35 +671,6 @@
     window.addEventListener("pagehide", function () { window.clearTimeout(timer); window.clearTimeout(moveTimer); });
   });
 
-  // --- sharing ----------------------------------------------------------------------------
-  document.querySelectorAll(".js-share").forEach(function (button) {
-    var status = document.querySelector(".share-status");
-    var field = document.getElementById("share-url");
-
-    function say(message) { if (status) { status.textContent = message; } }
-
-    function copyFallback() {
-      field.focus();
-      field.select();
-      var copied = false;
-      try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
-      say(copied ? button.dataset.copiedMessage : button.dataset.copyFailedMessage);
-    }
-
-    button.addEventListener("click", function () {
-      var data = { title: button.dataset.title, text: button.dataset.text, url: button.dataset.url };
-      if (navigator.share) {
-        navigator.share(data).catch(function (error) {
-          if (!error || error.name !== "AbortError") { copyFallback(); }
-        });
-      } else if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(data.url).then(function () { say(button.dataset.copiedMessage); }, copyFallback);
-      } else {
-        copyFallback();
-      }
-    });
-  });
-
   // --- the certificate's share card (issue 21) -----------------------------------------------
   // The phone's share sheet with the card image where the browser can share files, else the
   // link and title, else (WeChat's browser has no Web Share API) the card full-screen with
