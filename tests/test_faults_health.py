@@ -32,7 +32,8 @@ HEALTH_ENV = {**FAULT_ENV, "SCHEDULER_HEARTBEAT_SECONDS": "1", "SCHEDULER_STALE_
 # The issue's bound: visible on /healthz and in the logs within a minute.
 VISIBLE_WITHIN_S = 60
 SCHEDULERS = {"orders-beat", "certificates-beat", "ranking-beat"}
-STORAGE_ORDERS = 5
+STORAGE_ORDERS = 200   # issue 20: every fault under a 200-order burst
+FROZEN_BURST = 200
 RENDERED = "rendered the PDF of certificate "
 PUT_OFF = "certificates.render put off: certificate storage "
 
@@ -112,9 +113,18 @@ def test_a_frozen_scheduler_is_named_by_healthz_and_in_the_log_then_recovers(sta
                      if r["level"] == "WARNING" and "orders health: scheduler failing" in r["message"]],
             timeout=VISIBLE_WITHIN_S, interval=0.5, what="the orders API's warning about its scheduler")
         assert "orders-beat's last heartbeat is" in warned[0]["message"]
+
+        # Guests go on paying meanwhile: a 200-order burst placed and paid while the scheduler
+        # stays frozen (the outbox is relayed after each commit, not only by the scheduler).
+        project = driver.project("CDCER-CD-EBUS")
+        participant = f"fault-frozen-beat-{uuid.uuid4().hex[:6]}"
+        placed = place_burst(driver, project, participant, count=FROZEN_BURST)
+        driver.pay_all(placed)
+        result = outcome(driver, stack.var_dir, "scheduler frozen", placed, project["id"], timeout=300)
     finally:
         stack.kill("orders-beat", signal.SIGCONT)
 
+    assert_exactly_once(driver, result, placed, {participant: sum(placed.values())})
     body = healthy(driver)
     assert body["schedulers"]["orders-beat"]["status"] == "ok"
     assert_all_running(stack)
